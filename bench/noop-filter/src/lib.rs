@@ -1,0 +1,48 @@
+//! Benchmark baseline filters (see `docs/benchmarks.md`).
+//!
+//! Default build: a root context and an HTTP context that do nothing, so a benchmark measures
+//! the fixed cost of running any Rust proxy-wasm filter in Envoy. With the `read-auth` feature
+//! the HTTP context reads the `authorization` request header once per request, the least a
+//! token-checking filter must do.
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Warn);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(NoopRoot) });
+}}
+
+struct NoopRoot;
+
+impl Context for NoopRoot {}
+
+impl RootContext for NoopRoot {
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(NoopHttp))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct NoopHttp;
+
+impl Context for NoopHttp {}
+
+impl HttpContext for NoopHttp {
+    #[cfg(feature = "read-auth")]
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // One host call, as a real filter would make; black_box keeps the read from being
+        // optimized away.
+        let auth = self.get_http_request_header("authorization");
+        std::hint::black_box(&auth);
+        Action::Continue
+    }
+
+    #[cfg(not(feature = "read-auth"))]
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+}

@@ -1,0 +1,92 @@
+//! Per-worker caches of verified and rejected credentials. A hit is one hash lookup and no
+//! allocation; both are bounded and emptied when a new snapshot arrives.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use policy::{Identity, TokenError};
+
+/// What a cached credential resolved to.
+pub enum Cached {
+    Valid(Rc<Identity>),
+    Invalid(TokenError),
+}
+
+struct Entry {
+    outcome: Cached,
+    /// Unix seconds after which the entry must not be used.
+    until: u64,
+}
+
+/// A bounded map from the credential (the whole token, so there are no collisions) to its
+/// outcome. When full, expired entries go first, then an arbitrary eighth (random eviction:
+/// `HashMap` iteration order is randomly seeded).
+pub struct CredentialCache {
+    valid: HashMap<Box<str>, Entry>,
+    invalid: HashMap<Box<str>, Entry>,
+    valid_capacity: usize,
+    invalid_capacity: usize,
+    invalid_seconds: u64,
+    snapshot_version: u64,
+}
+
+impl CredentialCache {
+    pub fn new(valid_capacity: usize, invalid_capacity: usize, invalid_seconds: u64, snapshot_version: u64) -> Self {
+        CredentialCache {
+            valid: HashMap::new(),
+            invalid: HashMap::new(),
+            valid_capacity,
+            invalid_capacity,
+            invalid_seconds,
+            snapshot_version,
+        }
+    }
+
+    pub fn snapshot_version(&self) -> u64 {
+        self.snapshot_version
+    }
+
+    pub fn get(&self, credential: &str, now: u64) -> Option<&Cached> {
+        let entry = self.valid.get(credential).or_else(|| self.invalid.get(credential))?;
+        (now <= entry.until).then_some(&entry.outcome)
+    }
+
+    pub fn insert_valid(&mut self, credential: &str, identity: Rc<Identity>, now: u64) {
+        let until = identity.expires_at.unwrap_or(u64::MAX);
+        if self.valid_capacity == 0 || until < now {
+            return;
+        }
+        make_room(&mut self.valid, self.valid_capacity, now);
+        self.valid.insert(credential.into(), Entry { outcome: Cached::Valid(identity), until });
+    }
+
+    pub fn insert_invalid(&mut self, credential: &str, error: TokenError, now: u64) {
+        if self.invalid_capacity == 0 || self.invalid_seconds == 0 {
+            return;
+        }
+        make_room(&mut self.invalid, self.invalid_capacity, now);
+        let until = now.saturating_add(self.invalid_seconds);
+        self.invalid.insert(credential.into(), Entry { outcome: Cached::Invalid(error), until });
+    }
+
+    pub fn len(&self) -> (usize, usize) {
+        (self.valid.len(), self.invalid.len())
+    }
+}
+
+fn make_room(map: &mut HashMap<Box<str>, Entry>, capacity: usize, now: u64) {
+    if map.len() < capacity {
+        return;
+    }
+    map.retain(|_, e| e.until >= now);
+    if map.len() >= capacity {
+        let excess = map.len() + 1 - capacity;
+        let evict: Vec<Box<str>> = map.keys().take(excess.max(capacity / 8)).cloned().collect();
+        for key in evict {
+            map.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

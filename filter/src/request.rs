@@ -1,0 +1,284 @@
+//! One HTTP request through the filter, following DESIGN.md's request path.
+
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+
+use policy::{looks_like_jwt, parse_body, Identity, Policy, Route, ServerId, TokenError};
+
+use crate::cache::Cached;
+use crate::response::{self, Reply};
+use crate::Shared;
+
+/// Identity headers clients must never be able to set themselves.
+const RESERVED_PREFIX: &str = "x-portcullis-";
+
+enum State {
+    /// Headers not seen yet, or the request was passed on or answered.
+    Idle,
+    /// A `POST` whose JSON-RPC body must be checked before anything goes upstream.
+    AwaitBody { server: ServerId, identity: Rc<Identity> },
+}
+
+pub struct Request {
+    shared: Option<Rc<Shared>>,
+    state: State,
+}
+
+impl Request {
+    pub fn new(shared: Option<Rc<Shared>>) -> Self {
+        Request { shared, state: State::Idle }
+    }
+
+    fn now(&self) -> u64 {
+        self.get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn reply(&mut self, shared: Option<&Shared>, reply: Reply) -> Action {
+        if let Some(shared) = shared {
+            shared.metrics.denied(reply.reason);
+        }
+        let mut headers = vec![("content-type", "application/json"), ("cache-control", "no-store")];
+        if let Some(challenge) = reply.www_authenticate.as_deref() {
+            headers.push(("www-authenticate", challenge));
+        }
+        self.send_http_response(reply.status, headers, Some(reply.body.as_bytes()));
+        self.state = State::Idle;
+        Action::Pause
+    }
+
+    /// Resolves a credential through the cache, verifying it on a miss.
+    fn authenticate(&self, shared: &Shared, credential: Credential<'_>, now: u64) -> Result<Rc<Identity>, TokenError> {
+        let token = credential.text();
+        {
+            let mut cache = shared.cache.borrow_mut();
+            if cache.snapshot_version() != shared.policy.version {
+                let s = &shared.policy.settings;
+                *cache = crate::cache::CredentialCache::new(
+                    s.token_cache_entries,
+                    s.negative_cache_entries,
+                    s.negative_cache_seconds,
+                    shared.policy.version,
+                );
+            }
+            match cache.get(token, now) {
+                Some(Cached::Valid(identity)) => {
+                    shared.metrics.cache(true);
+                    return Ok(identity.clone());
+                }
+                Some(Cached::Invalid(error)) => {
+                    shared.metrics.cache(true);
+                    return Err(error.clone());
+                }
+                None => shared.metrics.cache(false),
+            }
+        }
+        let started = self.get_current_time();
+        let outcome = match credential {
+            Credential::Bearer(t) if looks_like_jwt(t) => shared.policy.verify_jwt(t, now),
+            Credential::Bearer(key) | Credential::ApiKey(key) => shared.policy.verify_api_key(key, now),
+        };
+        if let Ok(elapsed) = self.get_current_time().duration_since(started) {
+            shared.metrics.verify_time(elapsed.as_micros() as u64);
+        }
+        let mut cache = shared.cache.borrow_mut();
+        match outcome {
+            Ok(identity) => {
+                let identity = Rc::new(identity);
+                cache.insert_valid(token, identity.clone(), now);
+                Ok(identity)
+            }
+            Err(error) => {
+                // Time-dependent refusals may turn valid; do not remember them.
+                if !matches!(error, TokenError::NotYetValid | TokenError::IssuedInFuture) {
+                    cache.insert_invalid(token, error.clone(), now);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn forward_identity(&self, policy: &Policy, identity: &Identity, strip: &[String]) {
+        let settings = &policy.settings;
+        for name in strip {
+            self.set_http_request_header(name, None);
+        }
+        self.set_http_request_header(&settings.user_header, Some(&identity.headers.user));
+        self.set_http_request_header(&settings.groups_header, Some(&identity.headers.groups));
+        self.set_http_request_header(&settings.scopes_header, Some(&identity.headers.scopes));
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Credential<'a> {
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+impl<'a> Credential<'a> {
+    fn text(self) -> &'a str {
+        match self {
+            Credential::Bearer(t) | Credential::ApiKey(t) => t,
+        }
+    }
+}
+
+/// The request headers a decision needs, from one host call.
+#[derive(Default)]
+struct Seen<'a> {
+    path: Option<&'a str>,
+    method: Option<&'a str>,
+    authorization: Option<&'a str>,
+    authorization_count: usize,
+    api_key: Option<&'a str>,
+    origin: Option<&'a str>,
+    content_length: Option<&'a str>,
+    /// Headers to remove before forwarding: credentials and client-sent identity headers.
+    strip: Vec<String>,
+}
+
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ')).then_some(token)
+}
+
+impl Context for Request {}
+
+impl HttpContext for Request {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            return self.reply(
+                None,
+                response::plain(503, "temporarily_unavailable", "no policy is loaded; refusing all requests", "no_policy"),
+            );
+        };
+        let policy = &*shared.policy;
+        let settings = &policy.settings;
+        let headers = self.get_http_request_headers();
+        let mut seen = Seen::default();
+        for (name, value) in &headers {
+            match name.as_str() {
+                ":path" => seen.path = Some(value),
+                ":method" => seen.method = Some(value),
+                "authorization" => {
+                    seen.authorization = Some(value);
+                    seen.authorization_count += 1;
+                    seen.strip.push(name.clone());
+                }
+                "origin" => seen.origin = Some(value),
+                "content-length" => seen.content_length = Some(value),
+                n if n == settings.api_key_header => {
+                    seen.api_key = Some(value);
+                    seen.strip.push(name.clone());
+                }
+                n if n.starts_with(RESERVED_PREFIX)
+                    || n == settings.user_header
+                    || n == settings.groups_header
+                    || n == settings.scopes_header =>
+                {
+                    seen.strip.push(name.clone())
+                }
+                _ => {}
+            }
+        }
+
+        let server_id = match policy.route(seen.path.unwrap_or_default()) {
+            Err(e) => return self.reply(Some(&shared), response::plain(400, "invalid_request", &e.to_string(), "bad_path")),
+            Ok(Route::WellKnown) => return Action::Continue,
+            Ok(Route::Unknown) => {
+                return self.reply(
+                    Some(&shared),
+                    response::plain(404, "not_found", "no MCP server is registered at this path", "unknown_server"),
+                )
+            }
+            Ok(Route::Server(id)) => id,
+        };
+        let server = &policy.servers[server_id];
+
+        if let Some(origin) = seen.origin {
+            if !settings.allowed_origins.iter().any(|o| o == origin) {
+                return self.reply(
+                    Some(&shared),
+                    response::plain(403, "forbidden_origin", "requests from this Origin are not allowed", "origin_not_allowed"),
+                );
+            }
+        }
+
+        let credential = match (seen.authorization, seen.api_key) {
+            _ if seen.authorization_count > 1 => return self.reply(Some(&shared), response::not_bearer(server)),
+            (Some(value), _) => match bearer_token(value) {
+                Some(token) => Credential::Bearer(token),
+                None => return self.reply(Some(&shared), response::not_bearer(server)),
+            },
+            (None, Some(key)) => Credential::ApiKey(key.trim()),
+            (None, None) => return self.reply(Some(&shared), response::missing_credentials(server)),
+        };
+        let now = self.now();
+        let identity = match self.authenticate(&shared, credential, now) {
+            Ok(identity) => identity,
+            Err(error) => return self.reply(Some(&shared), response::invalid_token(server, &error)),
+        };
+        if let Err(error) = policy.check_audience(&identity, server_id) {
+            return self.reply(Some(&shared), response::invalid_token(server, &error));
+        }
+        if let Err(deny) = policy.authorize_server(&identity, server_id) {
+            return self.reply(Some(&shared), response::forbidden(policy, server, &deny));
+        }
+
+        if seen.method == Some("POST") {
+            if end_of_stream {
+                return self.reply(
+                    Some(&shared),
+                    response::malformed_jsonrpc(&policy::RpcError::NotJson("empty body".into())),
+                );
+            }
+            let declared = seen.content_length.and_then(|v| v.trim().parse::<usize>().ok());
+            if declared.is_some_and(|n| n > settings.max_body_bytes) {
+                return self.reply(Some(&shared), response::body_too_large(settings.max_body_bytes));
+            }
+            self.forward_identity(policy, &identity, &seen.strip);
+            self.state = State::AwaitBody { server: server_id, identity };
+            return Action::Pause;
+        }
+
+        self.forward_identity(policy, &identity, &seen.strip);
+        shared.metrics.allowed();
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let State::AwaitBody { server, .. } = &self.state else {
+            return Action::Continue;
+        };
+        let server = *server;
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        let policy = &*shared.policy;
+        if body_size > policy.settings.max_body_bytes {
+            return self.reply(Some(&shared), response::body_too_large(policy.settings.max_body_bytes));
+        }
+        if !end_of_stream {
+            // Buffer until the whole body is here.
+            return Action::Pause;
+        }
+        let State::AwaitBody { identity, .. } = std::mem::replace(&mut self.state, State::Idle) else {
+            return Action::Continue;
+        };
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        let messages = match parse_body(&body) {
+            Ok(messages) => messages,
+            Err(error) => return self.reply(Some(&shared), response::malformed_jsonrpc(&error)),
+        };
+        if let Err(deny) = policy.authorize_messages(&identity, server, &messages) {
+            return self.reply(Some(&shared), response::forbidden(policy, &policy.servers[server], &deny));
+        }
+        shared.metrics.allowed();
+        Action::Continue
+    }
+}

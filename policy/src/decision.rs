@@ -1,0 +1,215 @@
+//! The authorization decision for (identity, server, request): routing, server access, and
+//! JSON-RPC method and tool grants. Access comes from the identity's scopes, never from the
+//! scope a client asked for.
+
+use crate::compiled::{Policy, ServerId};
+use crate::identity::Identity;
+use crate::jsonrpc::RpcMessage;
+use crate::token::TokenError;
+
+/// Where a request path leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// OAuth discovery documents: passed through without authentication.
+    WellKnown,
+    Server(ServerId),
+    /// No registered server has this path.
+    Unknown,
+}
+
+/// A path that could mean something else after normalisation; refused (400) rather than
+/// guessed at, since the upstream might resolve it differently than we matched it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("request path is not in normal form (dot segments, encoded separators or empty segments)")]
+pub struct PathError;
+
+/// Why an authenticated request is refused (answered with 403 `insufficient_scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// The credential carries no groups at all (a missing groups claim, typically).
+    NoGroups,
+    /// Groups are present but none maps to a scope.
+    NoMappedScopes,
+    /// No held scope grants anything on this server.
+    NoServerAccess,
+    MethodNotAllowed,
+    ToolNotAllowed,
+}
+
+impl DenyReason {
+    pub fn reason(self) -> &'static str {
+        match self {
+            DenyReason::NoGroups => "no_groups",
+            DenyReason::NoMappedScopes => "no_mapped_scopes",
+            DenyReason::NoServerAccess => "no_server_access",
+            DenyReason::MethodNotAllowed => "method_not_allowed",
+            DenyReason::ToolNotAllowed => "tool_not_allowed",
+        }
+    }
+}
+
+/// A refusal with what is needed to explain it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deny {
+    pub reason: DenyReason,
+    pub server: ServerId,
+    pub method: Option<String>,
+    pub tool: Option<String>,
+    /// Scopes any of which would allow the request (space-separated in `scope="…"`).
+    pub allowing_scopes: Vec<String>,
+}
+
+impl Deny {
+    /// The `error_description` for the client.
+    pub fn description(&self, policy: &Policy) -> String {
+        let server = policy.servers.get(self.server).map_or("?", |s| s.name.as_str());
+        match (self.reason, &self.method, &self.tool) {
+            (DenyReason::NoGroups, _, _) => {
+                "the token carries no groups; access comes from group membership".into()
+            }
+            (DenyReason::NoMappedScopes, _, _) => {
+                "none of your groups is mapped to a registry scope".into()
+            }
+            (DenyReason::NoServerAccess, _, _) => format!("no access to server {server:?}"),
+            (DenyReason::ToolNotAllowed, _, Some(tool)) => {
+                format!("tool {tool:?} is not granted on server {server:?}")
+            }
+            (_, Some(method), _) => format!("method {method:?} is not granted on server {server:?}"),
+            _ => format!("not allowed on server {server:?}"),
+        }
+    }
+}
+
+fn is_dot_or_encoded(segment: &str) -> bool {
+    if segment == "." || segment == ".." {
+        return true;
+    }
+    let lower = segment.to_ascii_lowercase();
+    lower.contains("%2e") || lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\')
+}
+
+impl Policy {
+    /// Matches a request path (query ignored) to a server by longest prefix, on segment
+    /// boundaries. `/.well-known/…` and `<server prefix>/.well-known/…` are discovery.
+    pub fn route(&self, path: &str) -> Result<Route, PathError> {
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        if !path.starts_with('/') {
+            return Err(PathError);
+        }
+        let mut segments = path[1..].split('/').peekable();
+        while let Some(segment) = segments.next() {
+            // One empty segment is allowed only as a trailing slash.
+            if (segment.is_empty() && segments.peek().is_some()) || is_dot_or_encoded(segment) {
+                return Err(PathError);
+            }
+        }
+        if path.starts_with("/.well-known/") {
+            return Ok(Route::WellKnown);
+        }
+        for &id in self.routes.iter() {
+            let prefix = self.servers[id].path_prefix.as_str();
+            if let Some(rest) = path.strip_prefix(prefix) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    if rest.starts_with("/.well-known/") {
+                        return Ok(Route::WellKnown);
+                    }
+                    return Ok(Route::Server(id));
+                }
+            }
+        }
+        Ok(Route::Unknown)
+    }
+
+    /// The credential must have been issued for this server (RFC 8707 audience).
+    pub fn check_audience(&self, identity: &Identity, server: ServerId) -> Result<(), TokenError> {
+        if identity.audience_servers.contains(server) {
+            Ok(())
+        } else {
+            Err(TokenError::WrongAudience)
+        }
+    }
+
+    fn holds_any_grant(&self, identity: &Identity, server: ServerId) -> bool {
+        self.server_grants[server]
+            .iter()
+            .any(|g| identity.scopes.contains(g.scope))
+    }
+
+    fn scopes_allowing(&self, server: ServerId, method: Option<&str>, tool: Option<&str>) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for grant in self.server_grants[server].iter() {
+            let fits = match method {
+                None => true,
+                Some(m) => {
+                    (grant.methods.matches(m) || self.settings.base_methods.matches(m))
+                        && tool.is_none_or(|t| grant.tools.matches(t))
+                }
+            };
+            let name = &self.scope_names[grant.scope];
+            if fits && !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
+    /// Server-level access: every request (GET, DELETE, POST) needs at least one grant here.
+    pub fn authorize_server(&self, identity: &Identity, server: ServerId) -> Result<(), Deny> {
+        if self.holds_any_grant(identity, server) {
+            return Ok(());
+        }
+        let reason = if identity.groups.is_empty() && identity.scopes.is_empty() {
+            DenyReason::NoGroups
+        } else if identity.scopes.is_empty() {
+            DenyReason::NoMappedScopes
+        } else {
+            DenyReason::NoServerAccess
+        };
+        Err(Deny {
+            reason,
+            server,
+            method: None,
+            tool: None,
+            allowing_scopes: self.scopes_allowing(server, None, None),
+        })
+    }
+
+    /// One JSON-RPC message. Call after [`Policy::authorize_server`] succeeded.
+    pub fn authorize_message(&self, identity: &Identity, server: ServerId, message: &RpcMessage<'_>) -> Result<(), Deny> {
+        let (method, tool) = match message {
+            RpcMessage::Response => return Ok(()),
+            RpcMessage::Call { method, tool } => (method.as_ref(), tool.as_deref()),
+        };
+        if tool.is_none() && self.settings.base_methods.matches(method) {
+            return Ok(());
+        }
+        let mut method_granted = false;
+        for grant in self.server_grants[server].iter() {
+            if !identity.scopes.contains(grant.scope) || !grant.methods.matches(method) {
+                continue;
+            }
+            method_granted = true;
+            if tool.is_none_or(|t| grant.tools.matches(t)) {
+                return Ok(());
+            }
+        }
+        Err(Deny {
+            reason: if method_granted {
+                DenyReason::ToolNotAllowed
+            } else {
+                DenyReason::MethodNotAllowed
+            },
+            server,
+            method: Some(method.to_owned()),
+            tool: tool.map(str::to_owned),
+            allowing_scopes: self.scopes_allowing(server, Some(method), tool),
+        })
+    }
+
+    /// Every message of a body must be allowed; the first refusal decides.
+    pub fn authorize_messages(&self, identity: &Identity, server: ServerId, messages: &[RpcMessage<'_>]) -> Result<(), Deny> {
+        messages
+            .iter()
+            .try_for_each(|m| self.authorize_message(identity, server, m))
+    }
+}

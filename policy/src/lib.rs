@@ -1,0 +1,24 @@
+//! Portcullis policy core: snapshot types, token verification and authorization decisions.
+//! No I/O: the same code decides in the Envoy filter, the control plane and the browser.
+
+mod claims;
+mod compiled;
+mod decision;
+mod identity;
+mod idset;
+pub mod jsonrpc;
+pub mod keys;
+mod patterns;
+pub mod snapshot;
+mod token;
+
+pub use compiled::{Issuer, Policy, ScopeId, Server, ServerId, Settings, SnapshotError};
+pub use decision::{Deny, DenyReason, PathError, Route};
+pub use identity::{header_safe, Identity, IdentityHeaders};
+pub use idset::IdSet;
+pub use jsonrpc::{parse_body, RpcError, RpcMessage};
+pub use patterns::{Pattern, Patterns};
+pub use token::{looks_like_jwt, Segment, TokenError};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! Policy snapshot v1: the wire format the control plane produces and every filter consumes.
+//!
+//! These types mirror the JSON one to one and are only the *input*: [`crate::Policy::from_json`]
+//! validates them and compiles them into ready-to-use lookups. Every struct refuses unknown
+//! fields so a typo in an operator's snapshot is an error that names the field, never a silent
+//! default. `docs/policy.md` documents each field.
+
+use serde::Deserialize;
+
+use crate::keys::Jwks;
+
+/// The whole snapshot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// Format marker; must be `1`.
+    pub format: u32,
+    /// Monotonically increasing version assigned by whoever produced the snapshot.
+    pub version: u64,
+    #[serde(default)]
+    pub issuers: Vec<IssuerSpec>,
+    #[serde(default)]
+    pub servers: Vec<ServerSpec>,
+    #[serde(default)]
+    pub group_mappings: Vec<GroupMappingSpec>,
+    #[serde(default)]
+    pub scopes: Vec<ScopeSpec>,
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeySpec>,
+    #[serde(default)]
+    pub settings: SettingsSpec,
+}
+
+/// A token issuer the filter trusts, with the keys to check its signatures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSpec {
+    /// Exact `iss` claim value.
+    pub issuer: String,
+    /// Signing keys (a JWKS document). `kty: "oct"` keys are only accepted when `algorithms`
+    /// lists an HMAC algorithm.
+    pub jwks: Jwks,
+    /// Accepted `alg` values, e.g. `["RS256"]`. Never `none`.
+    pub algorithms: Vec<String>,
+    /// Accepted `aud` values (any one must match).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Also accept tokens whose `aud` contains the canonical `resource` URL of the server being
+    /// called (RFC 8707; what the broker issues).
+    #[serde(default)]
+    pub audience_is_resource: bool,
+    /// For IdPs that put no `aud` in access tokens (Cognito): accepted `client_id`/`azp` values.
+    /// Only consulted when the token carries no `aud` claim.
+    #[serde(default)]
+    pub client_ids: Vec<String>,
+    /// Dot-separated path of the groups claim: `groups`, `cognito:groups`, `realm_access.roles`.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Claim used as the user's display name; `sub` when absent from the token.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// Required value of the `token_use` claim (Cognito: `access`), when set.
+    #[serde(default)]
+    pub token_use: Option<String>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+}
+
+/// A registered MCP server as the filter sees it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// Registry name; what scope grants refer to.
+    pub name: String,
+    /// Request path prefix, e.g. `/everything`. Matched on path-segment boundaries.
+    pub path_prefix: String,
+    /// Canonical URL clients connect to (RFC 8707 resource; no trailing slash).
+    pub resource: String,
+    /// URL of this server's protected-resource metadata, sent in `WWW-Authenticate`.
+    pub resource_metadata: String,
+    /// Scopes advertised in the `scope` parameter of a 401 challenge.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+}
+
+/// Members of `group` get every scope in `scopes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMappingSpec {
+    pub group: String,
+    pub scopes: Vec<String>,
+}
+
+/// A registry scope and what it grants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSpec {
+    pub name: String,
+    #[serde(default)]
+    pub grants: Vec<GrantSpec>,
+}
+
+/// Access to one server (or `*`), restricted to some JSON-RPC methods and tools.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantSpec {
+    /// Server name, or `*` for every server.
+    pub server: String,
+    /// JSON-RPC methods: exact names, `prefix/*`, or `*`. Empty allows none beyond the base
+    /// protocol methods in `settings.base_methods`.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Tools allowed in `tools/call`: exact names, `prefix*`, or `*`.
+    #[serde(default)]
+    pub tools: Vec<String>,
+}
+
+/// A static credential (API key or gateway token), stored as its SHA-256.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySpec {
+    /// Label for logs and audit; never the key.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the key.
+    pub sha256: String,
+    /// Identity the key stands for.
+    pub subject: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Scopes granted directly, in addition to those mapped from `groups`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Unix time after which the key is refused.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+}
+
+/// Knobs for the filter; every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SettingsSpec {
+    /// Largest JSON-RPC body inspected; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Longest bearer token accepted before any parsing.
+    pub max_token_bytes: usize,
+    /// Header carrying an API key (besides `Authorization: Bearer`).
+    pub api_key_header: String,
+    /// Trusted identity headers set for the upstream.
+    pub user_header: String,
+    pub groups_header: String,
+    pub scopes_header: String,
+    /// Lifecycle methods every identity with access to a server may call.
+    pub base_methods: Vec<String>,
+    /// Browser origins allowed to call; a request with another `Origin` is refused.
+    /// Empty: any request carrying an `Origin` header is refused.
+    pub allowed_origins: Vec<String>,
+    /// Verified-token cache size per worker.
+    pub token_cache_entries: usize,
+    /// Rejected-token cache size per worker, and how long a rejection is remembered.
+    pub negative_cache_entries: usize,
+    pub negative_cache_seconds: u64,
+}
+
+impl Default for SettingsSpec {
+    fn default() -> Self {
+        SettingsSpec {
+            max_body_bytes: 1024 * 1024,
+            max_token_bytes: 16 * 1024,
+            api_key_header: "x-api-key".into(),
+            user_header: "x-portcullis-user".into(),
+            groups_header: "x-portcullis-groups".into(),
+            scopes_header: "x-portcullis-scopes".into(),
+            base_methods: vec![
+                "initialize".into(),
+                "ping".into(),
+                "notifications/*".into(),
+            ],
+            allowed_origins: Vec::new(),
+            token_cache_entries: 4096,
+            negative_cache_entries: 1024,
+            negative_cache_seconds: 30,
+        }
+    }
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_username_claim() -> String {
+    "preferred_username".into()
+}
+
+fn default_leeway() -> u64 {
+    60
+}

@@ -1,0 +1,190 @@
+//! The decision table: group → scope → server / method / tool, default deny, wildcards, batches,
+//! and routing.
+
+use serde_json::json;
+
+use super::*;
+use crate::{parse_body, DenyReason, Identity, Route, RpcError, RpcMessage};
+
+const EVERYTHING: usize = 0;
+const FILES: usize = 1;
+
+fn identity_with_groups(p: &Policy, groups: serde_json::Value) -> Identity {
+    let mut c = claims();
+    c["groups"] = groups;
+    p.verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &c), NOW).expect("valid token")
+}
+
+fn call(method: &str, tool: Option<&str>) -> RpcMessage<'static> {
+    RpcMessage::Call { method: method.to_owned().into(), tool: tool.map(|t| t.to_owned().into()) }
+}
+
+#[test]
+fn group_maps_to_scope_that_grants_one_tool() {
+    let p = compile(&snapshot());
+    let eng = identity_with_groups(&p, json!(["eng"]));
+    assert_eq!(p.authorize_server(&eng, EVERYTHING), Ok(()));
+    assert_eq!(p.authorize_message(&eng, EVERYTHING, &call("tools/list", None)), Ok(()));
+    assert_eq!(p.authorize_message(&eng, EVERYTHING, &call("tools/call", Some("echo"))), Ok(()));
+
+    let deny = p.authorize_message(&eng, EVERYTHING, &call("tools/call", Some("get-sum"))).unwrap_err();
+    assert_eq!(deny.reason, DenyReason::ToolNotAllowed);
+    assert_eq!(deny.tool.as_deref(), Some("get-sum"));
+    assert_eq!(deny.allowing_scopes, vec!["admin".to_string()]);
+    assert_eq!(deny.description(&p), "tool \"get-sum\" is not granted on server \"everything\"");
+
+    let deny = p.authorize_message(&eng, EVERYTHING, &call("resources/read", None)).unwrap_err();
+    assert_eq!(deny.reason, DenyReason::MethodNotAllowed);
+    assert_eq!(deny.allowing_scopes, vec!["admin".to_string()]);
+}
+
+#[test]
+fn base_protocol_methods_need_only_server_access() {
+    let p = compile(&snapshot());
+    let eng = identity_with_groups(&p, json!(["eng"]));
+    for method in ["initialize", "ping", "notifications/initialized", "notifications/cancelled"] {
+        assert_eq!(p.authorize_message(&eng, EVERYTHING, &call(method, None)), Ok(()), "{method}");
+    }
+    assert_eq!(p.authorize_message(&eng, EVERYTHING, &RpcMessage::Response), Ok(()));
+}
+
+#[test]
+fn default_deny_explains_why() {
+    let p = compile(&snapshot());
+    let none = identity_with_groups(&p, json!([]));
+    let deny = p.authorize_server(&none, EVERYTHING).unwrap_err();
+    assert_eq!(deny.reason, DenyReason::NoGroups);
+    assert_eq!(deny.allowing_scopes, vec!["everything-echo".to_string(), "admin".to_string()]);
+
+    let unmapped = identity_with_groups(&p, json!(["marketing"]));
+    assert_eq!(p.authorize_server(&unmapped, EVERYTHING).unwrap_err().reason, DenyReason::NoMappedScopes);
+
+    let eng = identity_with_groups(&p, json!(["eng"]));
+    let deny = p.authorize_server(&eng, FILES).unwrap_err();
+    assert_eq!(deny.reason, DenyReason::NoServerAccess);
+    assert_eq!(deny.allowing_scopes, vec!["admin".to_string(), "files-read".to_string()]);
+}
+
+#[test]
+fn wildcard_and_prefix_grants() {
+    let p = compile(&snapshot());
+    let admin = identity_with_groups(&p, json!(["admins"]));
+    for server in [EVERYTHING, FILES] {
+        assert_eq!(p.authorize_server(&admin, server), Ok(()));
+        assert_eq!(p.authorize_message(&admin, server, &call("tools/call", Some("anything"))), Ok(()));
+        assert_eq!(p.authorize_message(&admin, server, &call("sampling/whatever", None)), Ok(()));
+    }
+    let reader = identity_with_groups(&p, json!(["readers"]));
+    assert_eq!(p.authorize_message(&reader, FILES, &call("resources/read", None)), Ok(()));
+    assert_eq!(p.authorize_message(&reader, FILES, &call("resources/list", None)), Ok(()));
+    let deny = p.authorize_message(&reader, FILES, &call("tools/call", Some("write"))).unwrap_err();
+    assert_eq!(deny.reason, DenyReason::MethodNotAllowed);
+    // A method grant without tools allows no tool at all.
+    let mut snap = snapshot();
+    snap["scopes"][2]["grants"][0]["methods"] = json!(["tools/*"]);
+    snap["scopes"][2]["grants"][0]["tools"] = json!(["read_*"]);
+    let p = compile(&snap);
+    let reader = identity_with_groups(&p, json!(["readers"]));
+    assert_eq!(p.authorize_message(&reader, FILES, &call("tools/call", Some("read_file"))), Ok(()));
+    let deny = p.authorize_message(&reader, FILES, &call("tools/call", Some("write_file"))).unwrap_err();
+    assert_eq!(deny.reason, DenyReason::ToolNotAllowed);
+    assert_eq!(deny.allowing_scopes, vec!["admin".to_string()]);
+}
+
+#[test]
+fn scopes_from_several_groups_add_up() {
+    let p = compile(&snapshot());
+    let both = identity_with_groups(&p, json!(["eng", "readers"]));
+    assert_eq!(both.headers.scopes, "everything-echo,files-read");
+    assert_eq!(p.authorize_server(&both, FILES), Ok(()));
+    assert_eq!(p.authorize_message(&both, EVERYTHING, &call("tools/call", Some("echo"))), Ok(()));
+}
+
+#[test]
+fn batch_with_one_forbidden_call_is_denied() {
+    let p = compile(&snapshot());
+    let eng = identity_with_groups(&p, json!(["eng"]));
+    let body = br#"[
+        {"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}},
+        {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get-sum","arguments":{"a":1,"b":2}}}
+    ]"#;
+    let messages = parse_body(body).expect("valid batch");
+    assert_eq!(messages.len(), 2);
+    let deny = p.authorize_messages(&eng, EVERYTHING, &messages).unwrap_err();
+    assert_eq!(deny.tool.as_deref(), Some("get-sum"));
+    let allowed = parse_body(br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#).unwrap();
+    assert_eq!(p.authorize_messages(&eng, EVERYTHING, &allowed), Ok(()));
+}
+
+#[test]
+fn jsonrpc_bodies() {
+    assert_eq!(
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#).unwrap(),
+        vec![call("tools/call", Some("echo"))]
+    );
+    assert_eq!(parse_body(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap(), vec![RpcMessage::Response]);
+    assert!(matches!(parse_body(b"").unwrap_err(), RpcError::NotJson(_)));
+    assert!(matches!(parse_body(b"{not json").unwrap_err(), RpcError::NotJson(_)));
+    assert_eq!(parse_body(b"42").unwrap_err(), RpcError::NotObjectOrArray);
+    assert_eq!(parse_body(b"[]").unwrap_err(), RpcError::EmptyBatch);
+    assert_eq!(parse_body(br#"{"id":1,"method":"ping"}"#).unwrap_err(), RpcError::BadVersion(0));
+    assert_eq!(parse_body(br#"{"jsonrpc":"2.0","id":1}"#).unwrap_err(), RpcError::NotAMessage(0));
+    assert_eq!(parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#).unwrap_err(), RpcError::MissingToolName(0));
+    assert_eq!(
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#).unwrap_err(),
+        RpcError::MissingToolName(0)
+    );
+    assert!(matches!(parse_body(br#"{"jsonrpc":"2.0","id":1,"method":5}"#).unwrap_err(), RpcError::NotJson(_)));
+    // Two method members must not let a parser pick the harmless one.
+    assert!(matches!(
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#).unwrap_err(),
+        RpcError::NotJson(_)
+    ));
+    assert_eq!(
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"rm"}}"#).unwrap_err(),
+        RpcError::MissingToolName(0)
+    );
+    assert_eq!(parse_body(br#"[{"jsonrpc":"2.0","method":"ping","id":1}, 3]"#).map(|_| ()).is_err(), true);
+    // Escaped names are compared after unescaping.
+    assert_eq!(
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"ec\u0068o"}}"#).unwrap(),
+        vec![call("tools/call", Some("echo"))]
+    );
+}
+
+#[test]
+fn routing() {
+    let p = compile(&snapshot());
+    assert_eq!(p.route("/everything/mcp"), Ok(Route::Server(EVERYTHING)));
+    assert_eq!(p.route("/everything"), Ok(Route::Server(EVERYTHING)));
+    assert_eq!(p.route("/everything/mcp?session=1"), Ok(Route::Server(EVERYTHING)));
+    assert_eq!(p.route("/everything/"), Ok(Route::Server(EVERYTHING)));
+    assert_eq!(p.route("/files/mcp"), Ok(Route::Server(FILES)));
+    assert_eq!(p.route("/everythingelse/mcp"), Ok(Route::Unknown));
+    assert_eq!(p.route("/"), Ok(Route::Unknown));
+    assert_eq!(p.route("/.well-known/oauth-protected-resource/everything/mcp"), Ok(Route::WellKnown));
+    assert_eq!(p.route("/everything/.well-known/oauth-protected-resource"), Ok(Route::WellKnown));
+    for bad in [
+        "/everything/../admin",
+        "/everything/./mcp",
+        "/.well-known/../everything/mcp",
+        "/everything/.well-known/%2e%2e/mcp",
+        "/everything%2fmcp",
+        "//everything/mcp",
+        "/everything//mcp",
+        "/everything/mcp\\..",
+        "everything/mcp",
+        "",
+    ] {
+        assert!(p.route(bad).is_err(), "{bad:?} must be refused");
+    }
+}
+
+#[test]
+fn longest_prefix_wins() {
+    let mut snap = snapshot();
+    snap["servers"][1]["path_prefix"] = json!("/everything/files");
+    let p = compile(&snap);
+    assert_eq!(p.route("/everything/files/mcp"), Ok(Route::Server(FILES)));
+    assert_eq!(p.route("/everything/filesx"), Ok(Route::Server(EVERYTHING)));
+}

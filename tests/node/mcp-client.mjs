@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+// A real MCP client (the official TypeScript SDK) driven by a JSON plan, for the Portcullis
+// end-to-end tests.
+//
+//   node mcp-client.mjs URL [PLAN_JSON]        (or the plan in $MCP_PLAN)
+//
+// PLAN_JSON:
+//   {
+//     "headers": {"Authorization": "Bearer …"},      // sent on every request (requestInit)
+//     "timeoutMs": 15000,                              // per request
+//     "steps": [
+//       {"op": "connect"},                             // initialize + notifications/initialized
+//       {"op": "listTools"},
+//       {"op": "callTool", "name": "echo", "arguments": {"message": "hi"}},
+//       {"op": "listResources"}, {"op": "listPrompts"}, {"op": "ping"},
+//       {"op": "request", "method": "tools/list", "params": {}},
+//       {"op": "terminateSession"},                    // HTTP DELETE with the session id
+//       {"op": "close"}
+//     ]
+//   }
+//
+// Prints one JSON object per line on stdout:
+//   {"step": 0, "op": "connect", "ok": true, "result": {...}}
+//   {"step": 3, "op": "callTool", "ok": false, "error": {"name": …, "message": …, "httpStatus": 403}}
+//   … and last {"op": "summary", "http": [every HTTP exchange], "transportErrors": [...]}
+// After a failed `connect`, the remaining steps are reported as {"ok": false, "skipped": true}.
+// Exit code 0 whenever the plan ran (failures are data), 2 on bad usage, 3 on the watchdog.
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ResultSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+
+const [, , url, planArg] = process.argv;
+const planText = planArg ?? process.env.MCP_PLAN;
+if (!url || !planText) {
+  process.stderr.write('usage: node mcp-client.mjs URL PLAN_JSON (or MCP_PLAN env)\n');
+  process.exit(2);
+}
+let plan;
+try {
+  plan = JSON.parse(planText);
+} catch (e) {
+  process.stderr.write(`plan is not JSON: ${e}\n`);
+  process.exit(2);
+}
+const timeout = plan.timeoutMs ?? 15000;
+const steps = plan.steps ?? [{ op: 'connect' }, { op: 'listTools' }];
+
+// Every HTTP exchange the SDK makes, for the tests (and for humans reading a failure).
+const http = [];
+const transportErrors = [];
+const redact = (name, value) =>
+  name.toLowerCase() === 'authorization' || name.toLowerCase() === 'x-api-key'
+    ? `${value.split(' ')[0]} <${value.length} chars>`
+    : value;
+const loggingFetch = async (input, init) => {
+  const entry = {
+    method: init?.method ?? 'GET',
+    url: String(input),
+    requestHeaders: Object.fromEntries(
+      [...new Headers(init?.headers ?? {}).entries()].map(([k, v]) => [k, redact(k, v)])
+    ),
+    requestBody: typeof init?.body === 'string' ? init.body : undefined,
+  };
+  http.push(entry);
+  try {
+    const res = await fetch(input, init);
+    entry.status = res.status;
+    entry.responseHeaders = Object.fromEntries(res.headers.entries());
+    return res;
+  } catch (e) {
+    entry.fetchError = String(e?.cause ?? e);
+    throw e;
+  }
+};
+
+const describeError = (e) => {
+  const err = { name: e?.constructor?.name ?? typeof e, message: String(e?.message ?? e) };
+  if (e instanceof StreamableHTTPError) {
+    err.httpStatus = e.code;
+  } else if (e instanceof McpError) {
+    err.code = e.code;
+    if (e.data !== undefined) err.data = e.data;
+  } else if (e?.code !== undefined) {
+    err.code = e.code;
+  }
+  return err;
+};
+
+const watchdog = setTimeout(() => {
+  out({ op: 'summary', watchdog: true, http, transportErrors });
+  process.exit(3);
+}, plan.totalTimeoutMs ?? 60000);
+
+const transport = new StreamableHTTPClientTransport(new URL(url), {
+  requestInit: { headers: plan.headers ?? {} },
+  fetch: loggingFetch,
+  // No retries of the standalone GET stream: a test wants to see the first answer.
+  reconnectionOptions: { initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1, maxRetries: 0 },
+});
+transport.onerror = (e) => transportErrors.push(describeError(e));
+const client = new Client({ name: 'portcullis-e2e', version: '0.1.0' }, { capabilities: {} });
+
+let connected = false;
+let connectFailed = false;
+for (const [i, step] of steps.entries()) {
+  const op = step.op;
+  if (connectFailed && op !== 'close') {
+    out({ step: i, op, ok: false, skipped: true });
+    continue;
+  }
+  const opts = { timeout };
+  try {
+    let result;
+    switch (op) {
+      case 'connect':
+        await client.connect(transport, opts);
+        connected = true;
+        result = {
+          serverVersion: client.getServerVersion(),
+          serverCapabilities: client.getServerCapabilities(),
+          sessionId: transport.sessionId ?? null,
+          protocolVersion: transport.protocolVersion ?? null,
+        };
+        break;
+      case 'listTools':
+        result = await client.listTools(step.params ?? {}, opts);
+        break;
+      case 'callTool':
+        result = await client.callTool({ name: step.name, arguments: step.arguments ?? {} }, undefined, opts);
+        break;
+      case 'listResources':
+        result = await client.listResources(step.params ?? {}, opts);
+        break;
+      case 'listPrompts':
+        result = await client.listPrompts(step.params ?? {}, opts);
+        break;
+      case 'ping':
+        result = await client.ping(opts);
+        break;
+      case 'request':
+        result = await client.request({ method: step.method, params: step.params ?? {} }, ResultSchema, opts);
+        break;
+      case 'terminateSession':
+        await transport.terminateSession();
+        result = { sessionId: transport.sessionId ?? null };
+        break;
+      case 'sleep':
+        await new Promise((r) => setTimeout(r, step.ms ?? 100));
+        result = {};
+        break;
+      case 'close':
+        await client.close();
+        result = {};
+        break;
+      default:
+        throw new Error(`unknown op ${op}`);
+    }
+    out({ step: i, op, ok: true, result });
+  } catch (e) {
+    out({ step: i, op, ok: false, error: describeError(e) });
+    if (op === 'connect') connectFailed = true;
+  }
+}
+if (connected) {
+  try {
+    await client.close();
+  } catch {
+    // already closed
+  }
+}
+clearTimeout(watchdog);
+out({ op: 'summary', http, transportErrors });
+process.exit(0);

@@ -1,0 +1,360 @@
+//! A deliberately small HTTP/1.1 client over `std::net`: one request per connection, exact
+//! control over the bytes sent (duplicate headers, any method, any body), and the response read
+//! to the end (`Content-Length`, chunked, or until close).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A request to send to 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub timeout: Duration,
+}
+
+impl Request {
+    pub fn new(method: &str, path: &str) -> Request {
+        Request {
+            method: method.to_string(),
+            path: path.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout: Duration::from_secs(20),
+        }
+    }
+
+    pub fn get(path: &str) -> Request {
+        Request::new("GET", path)
+    }
+
+    pub fn post(path: &str) -> Request {
+        Request::new("POST", path)
+    }
+
+    pub fn delete(path: &str) -> Request {
+        Request::new("DELETE", path)
+    }
+
+    /// Adds a header (repeatable: the same name may be sent several times).
+    pub fn header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Request {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// A JSON body with the headers a streamable-HTTP MCP client sends.
+    pub fn json(self, body: &Value) -> Request {
+        self.raw_json(serde_json::to_vec(body).expect("serialize JSON body"))
+    }
+
+    /// Raw bytes sent as `application/json` (for malformed bodies).
+    pub fn raw_json(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self.header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Request {
+        self.timeout = t;
+        self
+    }
+
+    /// Sends the request to 127.0.0.1:`port` and reads the whole response.
+    pub fn send(&self, port: u16) -> Response {
+        self.try_send(port).unwrap_or_else(|e| {
+            panic!(
+                "{} {} on 127.0.0.1:{port} failed: {e}",
+                self.method, self.path
+            )
+        })
+    }
+
+    pub fn try_send(&self, port: u16) -> std::io::Result<Response> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(self.timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.path);
+        let has = |n: &str| self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+        if !has("host") {
+            head.push_str(&format!("host: 127.0.0.1:{port}\r\n"));
+        }
+        for (k, v) in &self.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let framed = has("content-length") || has("transfer-encoding");
+        if !framed && (!self.body.is_empty() || self.method == "POST") {
+            head.push_str(&format!("content-length: {}\r\n", self.body.len()));
+        }
+        head.push_str("connection: close\r\n\r\n");
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(&self.body)?;
+        stream.flush()?;
+        read_response(BufReader::new(stream), &self.method)
+    }
+}
+
+/// A complete response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// Header names lowercased, in arrival order, repeated names kept.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of a header (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics with the body text when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response body is not JSON ({e}); status {} headers {:?} body {:?}",
+                self.status,
+                self.headers,
+                self.text()
+            )
+        })
+    }
+
+    /// One-line summary for assertion messages.
+    pub fn describe(&self) -> String {
+        let mut body = self.text();
+        if body.len() > 600 {
+            body.truncate(600);
+            body.push('…');
+        }
+        format!(
+            "status {} headers {:?} body {:?}",
+            self.status, self.headers, body
+        )
+    }
+}
+
+fn read_response<R: BufRead>(mut r: R, method: &str) -> std::io::Result<Response> {
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    loop {
+        let mut status_line = String::new();
+        if r.read_line(&mut status_line)? == 0 {
+            return Err(bad("connection closed before a response".into()));
+        }
+        let mut parts = status_line.trim_end().splitn(3, ' ');
+        let _version = parts.next();
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
+        let headers = read_headers(&mut r)?;
+        if (100..200).contains(&status) {
+            continue; // 100 Continue and friends
+        }
+        let find = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let mut body = Vec::new();
+        if method == "HEAD" || status == 204 || status == 304 {
+            // no body
+        } else if find("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        {
+            body = read_chunked(&mut r)?;
+        } else if let Some(len) = find("content-length") {
+            let len: usize = len
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("bad content-length {len:?}")))?;
+            body.resize(len, 0);
+            r.read_exact(&mut body)?;
+        } else {
+            r.read_to_end(&mut body)?;
+        }
+        return Ok(Response {
+            status,
+            headers,
+            body,
+        });
+    }
+}
+
+/// Reads header lines up to the blank line; names lowercased.
+pub(crate) fn read_headers<R: BufRead>(r: &mut R) -> std::io::Result<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed inside headers",
+            ));
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            return Ok(headers);
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+}
+
+/// Reads a chunked body (and its trailers).
+pub(crate) fn read_chunked<R: BufRead>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        r.read_line(&mut size_line)?;
+        let size_str = size_line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_str, 16).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad chunk size {size_line:?}"),
+            )
+        })?;
+        if size == 0 {
+            // trailers until blank line
+            read_headers(r)?;
+            return Ok(body);
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        r.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        r.read_exact(&mut crlf)?;
+    }
+}
+
+/// Parses the parameters of a `WWW-Authenticate: Bearer k="v", k2="v2"` challenge.
+/// Returns `None` when the scheme is not `Bearer`.
+pub fn parse_bearer_challenge(value: &str) -> Option<Vec<(String, String)>> {
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut params = Vec::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == ',') {
+            chars.next();
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        if key.is_empty() {
+            return Some(params);
+        }
+        if chars.next() != Some('=') {
+            return Some(params);
+        }
+        let mut val = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            val.push(n);
+                        }
+                    }
+                    '"' => break,
+                    c => val.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                val.push(c);
+                chars.next();
+            }
+        }
+        params.push((key.trim().to_ascii_lowercase(), val.trim().to_string()));
+    }
+}
+
+/// One parameter of a Bearer challenge.
+pub fn challenge_param(value: &str, name: &str) -> Option<String> {
+    parse_bearer_challenge(value)?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges() {
+        let v = r#"Bearer resource_metadata="https://x/.well-known/oauth-protected-resource/a", scope="a b", error="invalid_token", error_description="token \"expired\"""#;
+        let p = parse_bearer_challenge(v).unwrap();
+        assert_eq!(
+            p,
+            vec![
+                (
+                    "resource_metadata".to_string(),
+                    "https://x/.well-known/oauth-protected-resource/a".to_string()
+                ),
+                ("scope".to_string(), "a b".to_string()),
+                ("error".to_string(), "invalid_token".to_string()),
+                (
+                    "error_description".to_string(),
+                    "token \"expired\"".to_string()
+                ),
+            ]
+        );
+        assert_eq!(challenge_param(v, "scope").as_deref(), Some("a b"));
+        assert!(parse_bearer_challenge("Basic realm=\"x\"").is_none());
+        assert_eq!(parse_bearer_challenge("Bearer").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn reads_chunked_and_content_length_responses() {
+        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
+        let r = read_response(&raw[..], "GET").unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"abcde");
+        assert_eq!(r.header("x-a"), Some("1"));
+        let raw = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\n{}";
+        let r = read_response(&raw[..], "POST").unwrap();
+        assert_eq!((r.status, r.text().as_str()), (401, "{}"));
+    }
+}

@@ -1,0 +1,196 @@
+//! The echo upstream: a tiny HTTP/1.1 server on 127.0.0.1 that records every request it gets
+//! (method, path, headers, body) and answers `200` with JSON, so tests can assert exactly what
+//! Envoy forwarded after the filter.
+//!
+//! Answers: a JSON-RPC request body gets a JSON-RPC result echoing its `method` (a batch gets an
+//! array); anything else gets `{"echo":true}`. Every response carries `x-echo-upstream: 1`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::http::{read_chunked, read_headers};
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Header names lowercased, in arrival order, repeated names kept.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// A running echo upstream; stops on drop.
+pub struct EchoUpstream {
+    port: u16,
+    requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    stop: Arc<AtomicBool>,
+    accept_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EchoUpstream {
+    pub fn start() -> EchoUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo upstream");
+        let port = listener.local_addr().expect("local_addr").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (reqs, stop2) = (requests.clone(), stop.clone());
+        let accept_thread = std::thread::Builder::new()
+            .name(format!("echo-upstream-{port}"))
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let reqs = reqs.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("echo-upstream-conn".into())
+                        .spawn(move || serve(conn, reqs));
+                }
+            })
+            .expect("spawn echo upstream");
+        EchoUpstream {
+            port,
+            requests,
+            stop,
+            accept_thread: Some(accept_thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear(&self) {
+        self.requests.lock().expect("lock").clear();
+    }
+}
+
+impl Drop for EchoUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(conn: TcpStream, reqs: Arc<Mutex<Vec<RecordedRequest>>>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+    let Ok(mut writer) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.split(' ');
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let Ok(headers) = read_headers(&mut reader) else {
+            return;
+        };
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.to_ascii_lowercase())
+        };
+        if get("expect").is_some_and(|v| v.contains("100-continue")) {
+            let _ = writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let body = if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            match read_chunked(&mut reader) {
+                Ok(b) => b,
+                Err(_) => return,
+            }
+        } else {
+            let len: usize = get("content-length")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut b = vec![0; len];
+            if reader.read_exact(&mut b).is_err() {
+                return;
+            }
+            b
+        };
+        let close = get("connection").is_some_and(|v| v.contains("close"));
+        let reply = reply_for(&body);
+        reqs.lock().expect("lock").push(RecordedRequest {
+            method,
+            path,
+            headers,
+            body,
+        });
+        let reply = serde_json::to_vec(&reply).expect("serialize");
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-echo-upstream: 1\r\n\
+             content-length: {}\r\n{}\r\n",
+            reply.len(),
+            if close { "connection: close\r\n" } else { "" }
+        );
+        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&reply).is_err() {
+            return;
+        }
+        if close {
+            return;
+        }
+    }
+}
+
+fn reply_for(body: &[u8]) -> Value {
+    let one = |m: &Value| {
+        json!({
+            "jsonrpc": "2.0",
+            "id": m.get("id").cloned().unwrap_or(Value::Null),
+            "result": {"echo": true, "method": m.get("method").cloned().unwrap_or(Value::Null)},
+        })
+    };
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => Value::Array(items.iter().map(one).collect()),
+        Ok(m @ Value::Object(_)) if m.get("jsonrpc").is_some() => one(&m),
+        _ => json!({"echo": true}),
+    }
+}
