@@ -31,7 +31,12 @@ pub struct CredentialCache {
 }
 
 impl CredentialCache {
-    pub fn new(valid_capacity: usize, invalid_capacity: usize, invalid_seconds: u64, snapshot_version: u64) -> Self {
+    pub fn new(
+        valid_capacity: usize,
+        invalid_capacity: usize,
+        invalid_seconds: u64,
+        snapshot_version: u64,
+    ) -> Self {
         CredentialCache {
             valid: HashMap::new(),
             invalid: HashMap::new(),
@@ -47,7 +52,10 @@ impl CredentialCache {
     }
 
     pub fn get(&self, credential: &str, now: u64) -> Option<&Cached> {
-        let entry = self.valid.get(credential).or_else(|| self.invalid.get(credential))?;
+        let entry = self
+            .valid
+            .get(credential)
+            .or_else(|| self.invalid.get(credential))?;
         (now <= entry.until).then_some(&entry.outcome)
     }
 
@@ -57,7 +65,13 @@ impl CredentialCache {
             return;
         }
         make_room(&mut self.valid, self.valid_capacity, now);
-        self.valid.insert(credential.into(), Entry { outcome: Cached::Valid(identity), until });
+        self.valid.insert(
+            credential.into(),
+            Entry {
+                outcome: Cached::Valid(identity),
+                until,
+            },
+        );
     }
 
     pub fn insert_invalid(&mut self, credential: &str, error: TokenError, now: u64) {
@@ -66,10 +80,17 @@ impl CredentialCache {
         }
         make_room(&mut self.invalid, self.invalid_capacity, now);
         let until = now.saturating_add(self.invalid_seconds);
-        self.invalid.insert(credential.into(), Entry { outcome: Cached::Invalid(error), until });
+        self.invalid.insert(
+            credential.into(),
+            Entry {
+                outcome: Cached::Invalid(error),
+                until,
+            },
+        );
     }
 
-    pub fn len(&self) -> (usize, usize) {
+    #[cfg(test)]
+    pub fn sizes(&self) -> (usize, usize) {
         (self.valid.len(), self.invalid.len())
     }
 }

@@ -26,7 +26,9 @@ pub enum ConfigError {
 
 /// Parses `{"snapshot": {...}}` into a compiled policy.
 pub fn parse(bytes: Option<&[u8]>) -> Result<Policy, ConfigError> {
-    let bytes = bytes.filter(|b| !b.is_empty()).ok_or(ConfigError::Missing)?;
+    let bytes = bytes
+        .filter(|b| !b.is_empty())
+        .ok_or(ConfigError::Missing)?;
     let config: PluginConfig<'_> =
         serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
     Ok(Policy::from_json(config.snapshot.get().as_bytes())?)

@@ -9,7 +9,7 @@ mod metrics;
 mod request;
 mod response;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub policy: Rc<Policy>,
     pub cache: RefCell<CredentialCache>,
     pub metrics: Metrics,
+    /// Whether the missing-body hint was logged already.
+    pub warned_no_body: Cell<bool>,
 }
 
 #[derive(Default)]
@@ -60,6 +62,7 @@ impl RootContext for PortcullisRoot {
                     policy: Rc::new(policy),
                     cache: RefCell::new(cache),
                     metrics: Metrics::default(),
+                    warned_no_body: Cell::new(false),
                 }));
                 self.set_tick_period(Duration::from_secs(1));
                 true

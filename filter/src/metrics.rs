@@ -30,7 +30,11 @@ impl Metrics {
     }
 
     pub fn cache(&self, hit: bool) {
-        let counter = if hit { &self.cache_hit } else { &self.cache_miss };
+        let counter = if hit {
+            &self.cache_hit
+        } else {
+            &self.cache_miss
+        };
         counter.set(counter.get() + 1);
     }
 
@@ -56,7 +60,11 @@ impl Metrics {
     /// Pushes the local counts to Envoy.
     pub fn flush(&self) {
         let mut pending: Vec<(String, u64)> = Vec::new();
-        for (name, cell) in [(ALLOWED, &self.allowed), (CACHE_HIT, &self.cache_hit), (CACHE_MISS, &self.cache_miss)] {
+        for (name, cell) in [
+            (ALLOWED, &self.allowed),
+            (CACHE_HIT, &self.cache_hit),
+            (CACHE_MISS, &self.cache_miss),
+        ] {
             let n = cell.replace(0);
             if n > 0 {
                 pending.push((name.to_owned(), n));

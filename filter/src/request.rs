@@ -19,7 +19,11 @@ enum State {
     /// Headers not seen yet, or the request was passed on or answered.
     Idle,
     /// A `POST` whose JSON-RPC body must be checked before anything goes upstream.
-    AwaitBody { server: ServerId, identity: Rc<Identity> },
+    AwaitBody {
+        server: ServerId,
+        identity: Rc<Identity>,
+        body_seen: bool,
+    },
 }
 
 pub struct Request {
@@ -29,7 +33,10 @@ pub struct Request {
 
 impl Request {
     pub fn new(shared: Option<Rc<Shared>>) -> Self {
-        Request { shared, state: State::Idle }
+        Request {
+            shared,
+            state: State::Idle,
+        }
     }
 
     fn now(&self) -> u64 {
@@ -42,7 +49,10 @@ impl Request {
         if let Some(shared) = shared {
             shared.metrics.denied(reply.reason);
         }
-        let mut headers = vec![("content-type", "application/json"), ("cache-control", "no-store")];
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ];
         if let Some(challenge) = reply.www_authenticate.as_deref() {
             headers.push(("www-authenticate", challenge));
         }
@@ -52,7 +62,12 @@ impl Request {
     }
 
     /// Resolves a credential through the cache, verifying it on a miss.
-    fn authenticate(&self, shared: &Shared, credential: Credential<'_>, now: u64) -> Result<Rc<Identity>, TokenError> {
+    fn authenticate(
+        &self,
+        shared: &Shared,
+        credential: Credential<'_>,
+        now: u64,
+    ) -> Result<Rc<Identity>, TokenError> {
         let token = credential.text();
         {
             let mut cache = shared.cache.borrow_mut();
@@ -80,7 +95,9 @@ impl Request {
         let started = self.get_current_time();
         let outcome = match credential {
             Credential::Bearer(t) if looks_like_jwt(t) => shared.policy.verify_jwt(t, now),
-            Credential::Bearer(key) | Credential::ApiKey(key) => shared.policy.verify_api_key(key, now),
+            Credential::Bearer(key) | Credential::ApiKey(key) => {
+                shared.policy.verify_api_key(key, now)
+            }
         };
         if let Ok(elapsed) = self.get_current_time().duration_since(started) {
             shared.metrics.verify_time(elapsed.as_micros() as u64);
@@ -102,7 +119,7 @@ impl Request {
         }
     }
 
-    fn forward_identity(&self, policy: &Policy, identity: &Identity, strip: &[String]) {
+    fn forward_identity(&self, policy: &Policy, identity: &Identity, strip: &[&str]) {
         let settings = &policy.settings;
         for name in strip {
             self.set_http_request_header(name, None);
@@ -138,23 +155,67 @@ struct Seen<'a> {
     origin: Option<&'a str>,
     content_length: Option<&'a str>,
     /// Headers to remove before forwarding: credentials and client-sent identity headers.
-    strip: Vec<String>,
+    strip: [&'a str; MAX_STRIPPED],
+    strip_count: usize,
+}
+
+/// More credential or identity headers than this in one request is refused, so the list of
+/// headers to strip needs no allocation.
+const MAX_STRIPPED: usize = 8;
+
+impl<'a> Seen<'a> {
+    fn strip(&mut self, name: &'a str) {
+        if let Some(slot) = self.strip.get_mut(self.strip_count) {
+            *slot = name;
+        }
+        self.strip_count += 1;
+    }
+
+    fn stripped(&self) -> &[&'a str] {
+        &self.strip[..self.strip_count.min(MAX_STRIPPED)]
+    }
 }
 
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ')).then_some(token)
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
+        .then_some(token)
 }
 
-impl Context for Request {}
+impl Context for Request {
+    fn on_done(&mut self) -> bool {
+        // Envoy only lets a filter see the body of a request whose headers it holds when the
+        // plugin is configured with `allow_on_headers_stop_iteration: true`; without it every
+        // POST hangs. Say so once per worker instead of leaving operators with timeouts.
+        if let (
+            State::AwaitBody {
+                body_seen: false, ..
+            },
+            Some(shared),
+        ) = (&self.state, &self.shared)
+        {
+            if !shared.warned_no_body.replace(true) {
+                log::error!(
+                    "portcullis: a POST body never reached the filter; set `allow_on_headers_stop_iteration: true` in the wasm filter's plugin config"
+                );
+            }
+        }
+        true
+    }
+}
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             return self.reply(
                 None,
-                response::plain(503, "temporarily_unavailable", "no policy is loaded; refusing all requests", "no_policy"),
+                response::plain(
+                    503,
+                    "temporarily_unavailable",
+                    "no policy is loaded; refusing all requests",
+                    "no_policy",
+                ),
             );
         };
         let policy = &*shared.policy;
@@ -168,32 +229,53 @@ impl HttpContext for Request {
                 "authorization" => {
                     seen.authorization = Some(value);
                     seen.authorization_count += 1;
-                    seen.strip.push(name.clone());
+                    seen.strip(name);
                 }
                 "origin" => seen.origin = Some(value),
                 "content-length" => seen.content_length = Some(value),
                 n if n == settings.api_key_header => {
                     seen.api_key = Some(value);
-                    seen.strip.push(name.clone());
+                    seen.strip(name);
                 }
                 n if n.starts_with(RESERVED_PREFIX)
                     || n == settings.user_header
                     || n == settings.groups_header
                     || n == settings.scopes_header =>
                 {
-                    seen.strip.push(name.clone())
+                    seen.strip(name)
                 }
                 _ => {}
             }
         }
 
+        if seen.strip_count > MAX_STRIPPED {
+            return self.reply(
+                Some(&shared),
+                response::plain(
+                    400,
+                    "invalid_request",
+                    "too many credential or identity headers",
+                    "too_many_headers",
+                ),
+            );
+        }
         let server_id = match policy.route(seen.path.unwrap_or_default()) {
-            Err(e) => return self.reply(Some(&shared), response::plain(400, "invalid_request", &e.to_string(), "bad_path")),
+            Err(e) => {
+                return self.reply(
+                    Some(&shared),
+                    response::plain(400, "invalid_request", &e.to_string(), "bad_path"),
+                )
+            }
             Ok(Route::WellKnown) => return Action::Continue,
             Ok(Route::Unknown) => {
                 return self.reply(
                     Some(&shared),
-                    response::plain(404, "not_found", "no MCP server is registered at this path", "unknown_server"),
+                    response::plain(
+                        404,
+                        "not_found",
+                        "no MCP server is registered at this path",
+                        "unknown_server",
+                    ),
                 )
             }
             Ok(Route::Server(id)) => id,
@@ -204,24 +286,35 @@ impl HttpContext for Request {
             if !settings.allowed_origins.iter().any(|o| o == origin) {
                 return self.reply(
                     Some(&shared),
-                    response::plain(403, "forbidden_origin", "requests from this Origin are not allowed", "origin_not_allowed"),
+                    response::plain(
+                        403,
+                        "forbidden_origin",
+                        "requests from this Origin are not allowed",
+                        "origin_not_allowed",
+                    ),
                 );
             }
         }
 
         let credential = match (seen.authorization, seen.api_key) {
-            _ if seen.authorization_count > 1 => return self.reply(Some(&shared), response::not_bearer(server)),
+            _ if seen.authorization_count > 1 => {
+                return self.reply(Some(&shared), response::not_bearer(server))
+            }
             (Some(value), _) => match bearer_token(value) {
                 Some(token) => Credential::Bearer(token),
                 None => return self.reply(Some(&shared), response::not_bearer(server)),
             },
             (None, Some(key)) => Credential::ApiKey(key.trim()),
-            (None, None) => return self.reply(Some(&shared), response::missing_credentials(server)),
+            (None, None) => {
+                return self.reply(Some(&shared), response::missing_credentials(server))
+            }
         };
         let now = self.now();
         let identity = match self.authenticate(&shared, credential, now) {
             Ok(identity) => identity,
-            Err(error) => return self.reply(Some(&shared), response::invalid_token(server, &error)),
+            Err(error) => {
+                return self.reply(Some(&shared), response::invalid_token(server, &error))
+            }
         };
         if let Err(error) = policy.check_audience(&identity, server_id) {
             return self.reply(Some(&shared), response::invalid_token(server, &error));
@@ -237,37 +330,54 @@ impl HttpContext for Request {
                     response::malformed_jsonrpc(&policy::RpcError::NotJson("empty body".into())),
                 );
             }
-            let declared = seen.content_length.and_then(|v| v.trim().parse::<usize>().ok());
+            let declared = seen
+                .content_length
+                .and_then(|v| v.trim().parse::<usize>().ok());
             if declared.is_some_and(|n| n > settings.max_body_bytes) {
-                return self.reply(Some(&shared), response::body_too_large(settings.max_body_bytes));
+                return self.reply(
+                    Some(&shared),
+                    response::body_too_large(settings.max_body_bytes),
+                );
             }
-            self.forward_identity(policy, &identity, &seen.strip);
-            self.state = State::AwaitBody { server: server_id, identity };
+            self.forward_identity(policy, &identity, seen.stripped());
+            self.state = State::AwaitBody {
+                server: server_id,
+                identity,
+                body_seen: false,
+            };
             return Action::Pause;
         }
 
-        self.forward_identity(policy, &identity, &seen.strip);
+        self.forward_identity(policy, &identity, seen.stripped());
         shared.metrics.allowed();
         Action::Continue
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let State::AwaitBody { server, .. } = &self.state else {
+        let State::AwaitBody {
+            server, body_seen, ..
+        } = &mut self.state
+        else {
             return Action::Continue;
         };
+        *body_seen = true;
         let server = *server;
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
         let policy = &*shared.policy;
         if body_size > policy.settings.max_body_bytes {
-            return self.reply(Some(&shared), response::body_too_large(policy.settings.max_body_bytes));
+            return self.reply(
+                Some(&shared),
+                response::body_too_large(policy.settings.max_body_bytes),
+            );
         }
         if !end_of_stream {
             // Buffer until the whole body is here.
             return Action::Pause;
         }
-        let State::AwaitBody { identity, .. } = std::mem::replace(&mut self.state, State::Idle) else {
+        let State::AwaitBody { identity, .. } = std::mem::replace(&mut self.state, State::Idle)
+        else {
             return Action::Continue;
         };
         let body = self.get_http_request_body(0, body_size).unwrap_or_default();
@@ -276,7 +386,10 @@ impl HttpContext for Request {
             Err(error) => return self.reply(Some(&shared), response::malformed_jsonrpc(&error)),
         };
         if let Err(deny) = policy.authorize_messages(&identity, server, &messages) {
-            return self.reply(Some(&shared), response::forbidden(policy, &policy.servers[server], &deny));
+            return self.reply(
+                Some(&shared),
+                response::forbidden(policy, &policy.servers[server], &deny),
+            );
         }
         shared.metrics.allowed();
         Action::Continue

@@ -91,7 +91,11 @@ pub fn forbidden(policy: &Policy, server: &Server, deny: &Deny) -> Reply {
     Reply {
         status: 403,
         www_authenticate: Some(challenge),
-        body: oauth_body("insufficient_scope", &description, (!scope.is_empty()).then_some(&scope)),
+        body: oauth_body(
+            "insufficient_scope",
+            &description,
+            (!scope.is_empty()).then_some(&scope),
+        ),
         reason: deny.reason.reason(),
     }
 }

@@ -3,7 +3,16 @@
 //! Native:  `cargo run --release -p portcullis-policy --example verify_speed`
 //! wasm32:  `cargo build --release -p portcullis-policy --example verify_speed --target wasm32-wasip1`
 //!          then run `target/wasm32-wasip1/release/examples/verify_speed.wasm` with any WASI
-//!          runtime (`wasmtime`, or Node's `node:wasi`, which runs it on V8 like Envoy does).
+//!          runtime: `wasmtime`, or Node's `node:wasi`, which runs it on V8 like Envoy does:
+//!
+//! ```text
+//! node --no-warnings --input-type=module -e "
+//!   import { readFile } from 'node:fs/promises'; import { WASI } from 'node:wasi';
+//!   const wasi = new WASI({ version: 'preview1' });
+//!   const m = await WebAssembly.compile(await readFile(process.argv[1]));
+//!   wasi.start(await WebAssembly.instantiate(m, wasi.getImportObject()));
+//! " target/wasm32-wasip1/release/examples/verify_speed.wasm
+//! ```
 //!
 //! Prints, per algorithm, the median and the first ("cold": right after the key was loaded)
 //! verification time in microseconds, and for comparison the `rsa` crate's RS256 verification.
@@ -72,18 +81,9 @@ fn main() {
     let msg = msg.as_bytes();
 
     for (label, pem) in [
-        (
-            "2048",
-            include_str!("../src/keys/testdata/rsa2048.pem"),
-        ),
-        (
-            "3072",
-            include_str!("../src/keys/testdata/rsa3072.pem"),
-        ),
-        (
-            "4096",
-            include_str!("../src/keys/testdata/rsa4096.pem"),
-        ),
+        ("2048", include_str!("../src/keys/testdata/rsa2048.pem")),
+        ("3072", include_str!("../src/keys/testdata/rsa3072.pem")),
+        ("4096", include_str!("../src/keys/testdata/rsa4096.pem")),
     ] {
         let private = rsa::RsaPrivateKey::from_pkcs8_pem(pem).expect("test key");
         let public = private.to_public_key();
@@ -101,12 +101,24 @@ fn main() {
         let rs = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(private.clone())
             .sign(msg)
             .to_vec();
-        bench_verify(&format!("RS256 ({label})"), &key, Algorithm::RS256, msg, &rs);
+        bench_verify(
+            &format!("RS256 ({label})"),
+            &key,
+            Algorithm::RS256,
+            msg,
+            &rs,
+        );
         let mut rng = rand::thread_rng();
         let ps = rsa::pss::BlindedSigningKey::<rsa::sha2::Sha256>::new(private.clone())
             .sign_with_rng(&mut rng, msg)
             .to_vec();
-        bench_verify(&format!("PS256 ({label})"), &key, Algorithm::PS256, msg, &ps);
+        bench_verify(
+            &format!("PS256 ({label})"),
+            &key,
+            Algorithm::PS256,
+            msg,
+            &ps,
+        );
 
         if label == "2048" {
             let reference = rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(public);

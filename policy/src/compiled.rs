@@ -260,8 +260,12 @@ impl Policy {
         let mut api_keys = Vec::with_capacity(snapshot.api_keys.len());
         for (k, spec) in snapshot.api_keys.iter().enumerate() {
             let field = format!("api_keys[{k}]");
-            let sha256 = parse_sha256_hex(&spec.sha256)
-                .ok_or_else(|| invalid(format!("{field}.sha256"), "expected 64 lowercase hex digits"))?;
+            let sha256 = parse_sha256_hex(&spec.sha256).ok_or_else(|| {
+                invalid(
+                    format!("{field}.sha256"),
+                    "expected 64 lowercase hex digits",
+                )
+            })?;
             if api_keys.iter().any(|other: &ApiKey| other.sha256 == sha256) {
                 return Err(invalid(format!("{field}.sha256"), "duplicate key hash"));
             }
@@ -322,7 +326,10 @@ fn compile_issuer(field: &str, spec: &IssuerSpec) -> Result<Issuer, SnapshotErro
         return Err(invalid(format!("{field}.issuer"), "empty issuer"));
     }
     if spec.algorithms.is_empty() {
-        return Err(invalid(format!("{field}.algorithms"), "list at least one algorithm"));
+        return Err(invalid(
+            format!("{field}.algorithms"),
+            "list at least one algorithm",
+        ));
     }
     let mut algorithms = Vec::new();
     for (i, name) in spec.algorithms.iter().enumerate() {
@@ -347,22 +354,22 @@ fn compile_issuer(field: &str, spec: &IssuerSpec) -> Result<Issuer, SnapshotErro
             "HMAC and public-key algorithms cannot be mixed for one issuer",
         ));
     }
-    if spec.jwks.keys.is_empty() {
-        return Err(invalid(format!("{field}.jwks.keys"), "no keys"));
-    }
+    // An IdP's JWKS often also lists encryption keys and keys for algorithms this issuer does
+    // not accept (Keycloak publishes an RSA-OAEP key by default): those are skipped, not
+    // refused. A key that does not parse is still an error.
     let mut keys = Vec::with_capacity(spec.jwks.keys.len());
     let mut keys_by_kid = HashMap::new();
     for (i, jwk) in spec.jwks.keys.iter().enumerate() {
+        if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+            continue;
+        }
         let key = VerifyingKey::from_jwk(jwk)
             .map_err(|e| invalid(format!("{field}.jwks.keys[{i}]"), e.to_string()))?;
         if !algorithms.iter().any(|&alg| key.accepts(alg)) {
-            return Err(invalid(
-                format!("{field}.jwks.keys[{i}]"),
-                "the key fits none of the issuer's algorithms",
-            ));
+            continue;
         }
         if let Some(kid) = key.kid() {
-            if keys_by_kid.insert(kid.to_owned(), i).is_some() {
+            if keys_by_kid.insert(kid.to_owned(), keys.len()).is_some() {
                 return Err(invalid(
                     format!("{field}.jwks.keys[{i}].kid"),
                     format!("duplicate kid {kid:?}"),
@@ -370,6 +377,12 @@ fn compile_issuer(field: &str, spec: &IssuerSpec) -> Result<Issuer, SnapshotErro
             }
         }
         keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(invalid(
+            format!("{field}.jwks.keys"),
+            "no signature key that fits the issuer's algorithms",
+        ));
     }
     if spec.audiences.is_empty() && !spec.audience_is_resource && spec.client_ids.is_empty() {
         return Err(invalid(
@@ -381,7 +394,10 @@ fn compile_issuer(field: &str, spec: &IssuerSpec) -> Result<Issuer, SnapshotErro
         return Err(invalid(format!("{field}.groups_claim"), "empty claim path"));
     }
     if spec.username_claim.is_empty() {
-        return Err(invalid(format!("{field}.username_claim"), "empty claim name"));
+        return Err(invalid(
+            format!("{field}.username_claim"),
+            "empty claim name",
+        ));
     }
     if spec.leeway_seconds > 300 {
         return Err(invalid(
@@ -423,7 +439,9 @@ fn compile_server(field: &str, spec: &ServerSpec) -> Result<Server, SnapshotErro
         || prefix.ends_with('/')
         || prefix.contains(['?', '#', '%', '\\', '"'])
         || prefix.contains("//")
-        || prefix.split('/').any(|s| s == "." || s == ".." || s == ".well-known")
+        || prefix
+            .split('/')
+            .any(|s| s == "." || s == ".." || s == ".well-known")
         || prefix.chars().any(|c| c.is_control() || c.is_whitespace());
     if bad_prefix {
         return Err(invalid(
@@ -434,17 +452,26 @@ fn compile_server(field: &str, spec: &ServerSpec) -> Result<Server, SnapshotErro
     if !is_http_url(&spec.resource) || spec.resource.ends_with('/') {
         return Err(invalid(
             format!("{field}.resource"),
-            format!("{:?} must be an absolute http(s) URL without a trailing slash or fragment", spec.resource),
+            format!(
+                "{:?} must be an absolute http(s) URL without a trailing slash or fragment",
+                spec.resource
+            ),
         ));
     }
     if !is_http_url(&spec.resource_metadata) {
         return Err(invalid(
             format!("{field}.resource_metadata"),
-            format!("{:?} must be an absolute http(s) URL", spec.resource_metadata),
+            format!(
+                "{:?} must be an absolute http(s) URL",
+                spec.resource_metadata
+            ),
         ));
     }
     for (i, scope) in spec.scopes_supported.iter().enumerate() {
-        if scope.is_empty() || scope.contains([' ', '"', '\\']) || scope.chars().any(char::is_control) {
+        if scope.is_empty()
+            || scope.contains([' ', '"', '\\'])
+            || scope.chars().any(char::is_control)
+        {
             return Err(invalid(
                 format!("{field}.scopes_supported[{i}]"),
                 format!("{scope:?} is not a valid scope token"),
@@ -492,9 +519,15 @@ fn compile_settings(spec: &SettingsSpec) -> Result<Settings, SnapshotError> {
         ("settings.scopes_header", &spec.scopes_header),
     ] {
         if !is_header_name(name) {
-            return Err(invalid(field, format!("{name:?} is not a lowercase header name")));
+            return Err(invalid(
+                field,
+                format!("{name:?} is not a lowercase header name"),
+            ));
         }
-        if matches!(name.as_str(), "authorization" | "host" | "cookie" | "content-length" | "content-type") {
+        if matches!(
+            name.as_str(),
+            "authorization" | "host" | "cookie" | "content-length" | "content-type"
+        ) {
             return Err(invalid(field, format!("{name:?} is reserved")));
         }
     }
@@ -504,12 +537,20 @@ fn compile_settings(spec: &SettingsSpec) -> Result<Settings, SnapshotError> {
         || identity[1] == identity[2]
         || identity[0] == identity[2]
     {
-        return Err(invalid("settings", "identity and API-key headers must all differ"));
+        return Err(invalid(
+            "settings",
+            "identity and API-key headers must all differ",
+        ));
     }
     let base_methods = Patterns::parse(&spec.base_methods)
         .map_err(|(i, e)| invalid(format!("settings.base_methods[{i}]"), e))?;
     for (i, origin) in spec.allowed_origins.iter().enumerate() {
-        if !is_http_url(origin) || origin.trim_start_matches("https://").trim_start_matches("http://").contains('/') {
+        if !is_http_url(origin)
+            || origin
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .contains('/')
+        {
             return Err(invalid(
                 format!("settings.allowed_origins[{i}]"),
                 format!("{origin:?} must be an origin such as https://app.example.com"),
@@ -517,7 +558,10 @@ fn compile_settings(spec: &SettingsSpec) -> Result<Settings, SnapshotError> {
         }
     }
     if spec.token_cache_entries > 1_000_000 || spec.negative_cache_entries > 1_000_000 {
-        return Err(invalid("settings", "cache sizes are capped at 1000000 entries"));
+        return Err(invalid(
+            "settings",
+            "cache sizes are capped at 1000000 entries",
+        ));
     }
     Ok(Settings {
         max_body_bytes: spec.max_body_bytes,
@@ -535,7 +579,11 @@ fn compile_settings(spec: &SettingsSpec) -> Result<Settings, SnapshotError> {
 }
 
 fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if text.len() != 64
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
     let mut out = [0u8; 32];

@@ -62,7 +62,10 @@ pub struct Deny {
 impl Deny {
     /// The `error_description` for the client.
     pub fn description(&self, policy: &Policy) -> String {
-        let server = policy.servers.get(self.server).map_or("?", |s| s.name.as_str());
+        let server = policy
+            .servers
+            .get(self.server)
+            .map_or("?", |s| s.name.as_str());
         match (self.reason, &self.method, &self.tool) {
             (DenyReason::NoGroups, _, _) => {
                 "the token carries no groups; access comes from group membership".into()
@@ -74,18 +77,26 @@ impl Deny {
             (DenyReason::ToolNotAllowed, _, Some(tool)) => {
                 format!("tool {tool:?} is not granted on server {server:?}")
             }
-            (_, Some(method), _) => format!("method {method:?} is not granted on server {server:?}"),
+            (_, Some(method), _) => {
+                format!("method {method:?} is not granted on server {server:?}")
+            }
             _ => format!("not allowed on server {server:?}"),
         }
     }
 }
 
 fn is_dot_or_encoded(segment: &str) -> bool {
-    if segment == "." || segment == ".." {
+    if segment == "." || segment == ".." || segment.contains('\\') {
         return true;
     }
-    let lower = segment.to_ascii_lowercase();
-    lower.contains("%2e") || lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\')
+    // %2e (dot), %2f (slash), %5c (backslash), any case; no allocation on the request path.
+    segment.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'e') | (b'2', b'f') | (b'5', b'c')
+            )
+    })
 }
 
 impl Policy {
@@ -135,7 +146,12 @@ impl Policy {
             .any(|g| identity.scopes.contains(g.scope))
     }
 
-    fn scopes_allowing(&self, server: ServerId, method: Option<&str>, tool: Option<&str>) -> Vec<String> {
+    fn scopes_allowing(
+        &self,
+        server: ServerId,
+        method: Option<&str>,
+        tool: Option<&str>,
+    ) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for grant in self.server_grants[server].iter() {
             let fits = match method {
@@ -175,7 +191,12 @@ impl Policy {
     }
 
     /// One JSON-RPC message. Call after [`Policy::authorize_server`] succeeded.
-    pub fn authorize_message(&self, identity: &Identity, server: ServerId, message: &RpcMessage<'_>) -> Result<(), Deny> {
+    pub fn authorize_message(
+        &self,
+        identity: &Identity,
+        server: ServerId,
+        message: &RpcMessage<'_>,
+    ) -> Result<(), Deny> {
         let (method, tool) = match message {
             RpcMessage::Response => return Ok(()),
             RpcMessage::Call { method, tool } => (method.as_ref(), tool.as_deref()),
@@ -207,7 +228,12 @@ impl Policy {
     }
 
     /// Every message of a body must be allowed; the first refusal decides.
-    pub fn authorize_messages(&self, identity: &Identity, server: ServerId, messages: &[RpcMessage<'_>]) -> Result<(), Deny> {
+    pub fn authorize_messages(
+        &self,
+        identity: &Identity,
+        server: ServerId,
+        messages: &[RpcMessage<'_>],
+    ) -> Result<(), Deny> {
         messages
             .iter()
             .try_for_each(|m| self.authorize_message(identity, server, m))

@@ -60,13 +60,17 @@ struct ToolCallParams<'a> {
 pub fn parse_body(body: &[u8]) -> Result<Vec<RpcMessage<'_>>, RpcError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let wire: Vec<WireMessage<'_>> = match first {
-        Some(b'{') => vec![serde_json::from_slice(body).map_err(|e| RpcError::NotJson(e.to_string()))?],
+        Some(b'{') => {
+            vec![serde_json::from_slice(body).map_err(|e| RpcError::NotJson(e.to_string()))?]
+        }
         Some(b'[') => serde_json::from_slice(body).map_err(|e| RpcError::NotJson(e.to_string()))?,
         Some(_) => {
-            return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                Ok(_) => RpcError::NotObjectOrArray,
-                Err(e) => RpcError::NotJson(e.to_string()),
-            })
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Ok(_) => RpcError::NotObjectOrArray,
+                    Err(e) => RpcError::NotJson(e.to_string()),
+                },
+            )
         }
         None => return Err(RpcError::NotJson("empty body".into())),
     };
@@ -91,7 +95,9 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<RpcMessage<'_>>, RpcError> {
                     };
                     Ok(RpcMessage::Call { method, tool })
                 }
-                None if message.result.is_some() || message.error.is_some() => Ok(RpcMessage::Response),
+                None if message.result.is_some() || message.error.is_some() => {
+                    Ok(RpcMessage::Response)
+                }
                 None => Err(RpcError::NotAMessage(i)),
             }
         })

@@ -171,11 +171,7 @@ impl Default for SettingsSpec {
             user_header: "x-portcullis-user".into(),
             groups_header: "x-portcullis-groups".into(),
             scopes_header: "x-portcullis-scopes".into(),
-            base_methods: vec![
-                "initialize".into(),
-                "ping".into(),
-                "notifications/*".into(),
-            ],
+            base_methods: vec!["initialize".into(), "ping".into(), "notifications/*".into()],
             allowed_origins: Vec::new(),
             token_cache_entries: 4096,
             negative_cache_entries: 1024,

@@ -150,7 +150,10 @@ fn parse(bytes: &[u8], which: Segment) -> Result<Map<String, Value>, TokenError>
 }
 
 /// A NumericDate claim: absent, or a number (fractions are truncated).
-fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, TokenError> {
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, TokenError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
@@ -162,7 +165,10 @@ fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Optio
     }
 }
 
-fn optional_str<'a>(claims: &'a Map<String, Value>, name: &'static str) -> Result<Option<&'a str>, TokenError> {
+fn optional_str<'a>(
+    claims: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, TokenError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -239,7 +245,12 @@ impl Policy {
         self.check_claims(issuer, &claims, now)
     }
 
-    fn check_claims(&self, issuer: &Issuer, claims: &Map<String, Value>, now: u64) -> Result<Identity, TokenError> {
+    fn check_claims(
+        &self,
+        issuer: &Issuer,
+        claims: &Map<String, Value>,
+        now: u64,
+    ) -> Result<Identity, TokenError> {
         let leeway = issuer.leeway_seconds;
         let exp = numeric_date(claims, "exp")?.ok_or(TokenError::MissingExp)?;
         if now > exp.saturating_add(leeway) {
@@ -272,7 +283,11 @@ impl Policy {
             Some(Value::String(one)) => vec![one.clone()],
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or(TokenError::GroupsClaimType))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or(TokenError::GroupsClaimType)
+                })
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(TokenError::GroupsClaimType),
         };
@@ -281,7 +296,11 @@ impl Policy {
             _ => subject,
         };
         let scopes = self.scopes_for_groups(&groups);
-        let headers = IdentityHeaders::build(username, &groups, scopes.iter().map(|s| &self.scope_names[s]));
+        let headers = IdentityHeaders::build(
+            username,
+            &groups,
+            scopes.iter().map(|s| &self.scope_names[s]),
+        );
         Ok(Identity {
             subject: subject.to_owned(),
             username: username.to_owned(),
@@ -319,7 +338,10 @@ impl Policy {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(TokenError::BadClaimType("aud")),
         };
-        if audiences.iter().any(|a| issuer.audiences.iter().any(|c| c == a)) {
+        if audiences
+            .iter()
+            .any(|a| issuer.audiences.iter().any(|c| c == a))
+        {
             return Ok(all());
         }
         let mut servers = IdSet::empty(self.servers.len());
@@ -358,7 +380,11 @@ impl Policy {
         if key.expires_at.is_some_and(|at| now >= at) {
             return Err(TokenError::ApiKeyExpired);
         }
-        let headers = IdentityHeaders::build(&key.subject, &key.groups, key.scopes.iter().map(|s| &self.scope_names[s]));
+        let headers = IdentityHeaders::build(
+            &key.subject,
+            &key.groups,
+            key.scopes.iter().map(|s| &self.scope_names[s]),
+        );
         Ok(Identity {
             subject: key.subject.clone(),
             username: key.subject.clone(),

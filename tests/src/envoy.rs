@@ -32,6 +32,10 @@ pub struct WasmFilter {
     pub vm_id: String,
     pub root_id: Option<String>,
     pub fail_open: bool,
+    /// `allow_on_headers_stop_iteration`: lets the filter hold a POST's headers until it has
+    /// read and judged the body. Shipped configs set it; turned off only to test the hint the
+    /// filter logs when an operator forgets it.
+    pub hold_headers_for_body: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +68,7 @@ pub struct EnvoyConfig {
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
     pub concurrency: u32,
-    /// `-l`; `info` by default.
+    /// `-l`; `$PORTCULLIS_E2E_ENVOY_LOG_LEVEL` or `info`.
     pub log_level: String,
     /// `--component-log-level`; `wasm:debug` by default so the filter's logs show.
     pub component_log_level: Option<String>,
@@ -86,7 +90,8 @@ impl EnvoyConfig {
             routes: Vec::new(),
             clusters: Vec::new(),
             concurrency: 1,
-            log_level: "info".into(),
+            log_level: std::env::var("PORTCULLIS_E2E_ENVOY_LOG_LEVEL")
+                .unwrap_or_else(|_| "info".into()),
             component_log_level: Some("wasm:debug".into()),
             ready_timeout: Duration::from_secs(60),
         }
@@ -121,6 +126,7 @@ impl EnvoyConfig {
             vm_id: "portcullis".into(),
             root_id: None,
             fail_open: false,
+            hold_headers_for_body: true,
         });
         self
     }
@@ -212,6 +218,7 @@ impl EnvoyConfig {
                     "value": f.configuration,
                 },
                 "fail_open": f.fail_open,
+                "allow_on_headers_stop_iteration": f.hold_headers_for_body,
             });
             if let Some(root_id) = &f.root_id {
                 config["root_id"] = json!(root_id);
@@ -524,6 +531,22 @@ impl Envoy {
         tail(&self.dir.join("envoy.log"), n)
     }
 
+    /// The last `n` log lines from the filter (`[wasm]`) or at warning level and above, skipping
+    /// startup noise: what a failing test wants to see.
+    pub fn interesting_log_lines(&self, n: usize) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                ["[wasm]", "[warning]", "[error]", "[critical]"]
+                    .iter()
+                    .any(|m| l.contains(m))
+                    && !l.contains("no configured limit to the number of allowed active")
+            })
+            .collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// Waits (up to 5 s) until the log contains `needle`; returns whether it did.
     pub fn wait_for_log(&self, needle: &str) -> bool {
         crate::util::wait_until(Duration::from_secs(5), || {
@@ -549,9 +572,9 @@ impl Drop for Envoy {
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!(
-                "[e2e] Envoy log tail ({}):\n{}",
+                "[e2e] Envoy log ({}), wasm/warning/error lines:\n{}",
                 self.dir.join("envoy.log").display(),
-                self.log_tail(30)
+                self.interesting_log_lines(30)
             );
         }
     }

@@ -25,7 +25,7 @@ impl Request {
             path: path.to_string(),
             headers: Vec::new(),
             body: Vec::new(),
-            timeout: Duration::from_secs(20),
+            timeout: Duration::from_secs(10),
         }
     }
 
@@ -63,6 +63,7 @@ impl Request {
             .header("accept", "application/json, text/event-stream")
     }
 
+    /// Raw body bytes. Sent as-is: with a `transfer-encoding` header the caller frames them.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
         self.body = body.into();
         self
@@ -76,6 +77,16 @@ impl Request {
     /// Sends the request to 127.0.0.1:`port` and reads the whole response.
     pub fn send(&self, port: u16) -> Response {
         self.try_send(port).unwrap_or_else(|e| {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                panic!(
+                    "{} {} on 127.0.0.1:{port}: no response within {:?} (a filter that paused \
+                     the request and never resumed it looks like this)",
+                    self.method, self.path, self.timeout
+                )
+            }
             panic!(
                 "{} {} on 127.0.0.1:{port} failed: {e}",
                 self.method, self.path

@@ -9,6 +9,8 @@
 //! - `PORTCULLIS_FILTER_WASM` (else `target/wasm32-wasip1/release/portcullis_filter.wasm`)
 //! - `PORTCULLIS_NODE_DIR` (else `tests/node`), `NODE_BIN` (else `node` on `PATH`)
 //! - `PORTCULLIS_E2E_TMP` (where test directories go), `PORTCULLIS_E2E_KEEP=1` (keep them)
+//! - `PORTCULLIS_E2E_ENVOY_LOG_LEVEL` (Envoy's `-l`, default `info`; `debug` shows every
+//!   filter decision and stream event)
 
 pub mod envoy;
 pub mod http;

@@ -23,6 +23,11 @@ pub struct RecordedRequest {
     /// Header names lowercased, in arrival order, repeated names kept.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Whether the whole body arrived. Envoy starts the upstream request as soon as the filter
+    /// lets the headers through, so a request the filter refuses after reading the body can
+    /// reach the upstream as headers only, then be reset: such requests are recorded with
+    /// `complete: false` and left out of [`EchoUpstream::requests`].
+    pub complete: bool,
 }
 
 impl RecordedRequest {
@@ -88,8 +93,16 @@ impl EchoUpstream {
         self.port
     }
 
-    /// Every request received so far.
+    /// Every complete request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.all_requests()
+            .into_iter()
+            .filter(|r| r.complete)
+            .collect()
+    }
+
+    /// Every request received so far, including those reset before their body was complete.
+    pub fn all_requests(&self) -> Vec<RecordedRequest> {
         self.requests.lock().expect("lock").clone()
     }
 
@@ -142,19 +155,23 @@ fn serve(conn: TcpStream, reqs: Arc<Mutex<Vec<RecordedRequest>>>) {
             let _ = writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         let body = if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            match read_chunked(&mut reader) {
-                Ok(b) => b,
-                Err(_) => return,
-            }
+            read_chunked(&mut reader).ok()
         } else {
             let len: usize = get("content-length")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
             let mut b = vec![0; len];
-            if reader.read_exact(&mut b).is_err() {
-                return;
-            }
-            b
+            reader.read_exact(&mut b).ok().map(|()| b)
+        };
+        let Some(body) = body else {
+            reqs.lock().expect("lock").push(RecordedRequest {
+                method,
+                path,
+                headers,
+                body: Vec::new(),
+                complete: false,
+            });
+            return;
         };
         let close = get("connection").is_some_and(|v| v.contains("close"));
         let reply = reply_for(&body);
@@ -163,6 +180,7 @@ fn serve(conn: TcpStream, reqs: Arc<Mutex<Vec<RecordedRequest>>>) {
             path,
             headers,
             body,
+            complete: true,
         });
         let reply = serde_json::to_vec(&reply).expect("serialize");
         let head = format!(

@@ -3,7 +3,8 @@
 //! Default build: a root context and an HTTP context that do nothing, so a benchmark measures
 //! the fixed cost of running any Rust proxy-wasm filter in Envoy. With the `read-auth` feature
 //! the HTTP context reads the `authorization` request header once per request, the least a
-//! token-checking filter must do.
+//! token-checking filter must do. With `mimic` it makes exactly the host calls the Portcullis
+//! filter makes on a warm-cache `GET`, and nothing else: the floor for our filter as designed.
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -41,7 +42,20 @@ impl HttpContext for NoopHttp {
         Action::Continue
     }
 
-    #[cfg(not(feature = "read-auth"))]
+    #[cfg(feature = "mimic")]
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let headers = self.get_http_request_headers();
+        std::hint::black_box(&headers);
+        let now = self.get_current_time();
+        std::hint::black_box(&now);
+        self.set_http_request_header("authorization", None);
+        self.set_http_request_header("x-portcullis-user", Some("bench-user"));
+        self.set_http_request_header("x-portcullis-groups", Some("bench"));
+        self.set_http_request_header("x-portcullis-scopes", Some("bench-all"));
+        Action::Continue
+    }
+
+    #[cfg(not(any(feature = "read-auth", feature = "mimic")))]
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         Action::Continue
     }

@@ -222,6 +222,22 @@ pub enum KeyError {
     HmacKeyTooShort(usize),
 }
 
+impl KeyError {
+    /// Whether the key is well-formed but of a kind this module does not verify with (another
+    /// key type, curve or `alg`, or a key not meant for signatures). A JWKS consumer may skip such
+    /// keys — IdPs publish encryption keys and keys for other algorithms next to their signing
+    /// keys — while still refusing malformed or weak ones.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(
+            self,
+            KeyError::UnsupportedKeyType(_)
+                | KeyError::UnsupportedCurve(_)
+                | KeyError::UnknownAlg(_)
+                | KeyError::WrongUse(_)
+        )
+    }
+}
+
 /// Why a signature was not accepted.
 #[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureError {
@@ -316,9 +332,9 @@ impl VerifyingKey {
         }
         let alg = match &jwk.alg {
             None => None,
-            Some(name) => Some(
-                Algorithm::from_name(name).ok_or_else(|| KeyError::UnknownAlg(name.clone()))?,
-            ),
+            Some(name) => {
+                Some(Algorithm::from_name(name).ok_or_else(|| KeyError::UnknownAlg(name.clone()))?)
+            }
         };
         let material = match jwk.kty.as_str() {
             "RSA" => {
@@ -410,9 +426,7 @@ impl VerifyingKey {
             Material::P256(_) => alg == Algorithm::ES256,
             Material::P384(_) => alg == Algorithm::ES384,
             Material::Ed25519(_) => alg == Algorithm::EdDSA,
-            Material::Hmac(secret) => alg
-                .hmac_hash()
-                .is_some_and(|h| secret.0.len() >= h.len()),
+            Material::Hmac(secret) => alg.hmac_hash().is_some_and(|h| secret.0.len() >= h.len()),
         }
     }
 
@@ -429,9 +443,7 @@ impl VerifyingKey {
         }
         match &self.material {
             Material::Rsa(key) => {
-                let (padding, hash) = alg
-                    .rsa_params()
-                    .ok_or(SignatureError::AlgorithmMismatch)?;
+                let (padding, hash) = alg.rsa_params().ok_or(SignatureError::AlgorithmMismatch)?;
                 key.verify(padding, hash, signing_input, signature)
             }
             Material::P256(key) => {

@@ -7,13 +7,13 @@
 
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
-use super::montgomery::{self, Modulus, MAX_LIMBS};
+use super::montgomery::{self, Limb, Modulus, NativeLimb, MAX_LIMBS};
 use super::{KeyError, SignatureError};
 
 /// Smallest accepted modulus.
 pub(crate) const MIN_BITS: usize = 2048;
 /// Largest accepted modulus.
-pub(crate) const MAX_BITS: usize = 8192;
+pub(crate) const MAX_BITS: usize = montgomery::MAX_BITS;
 /// Largest byte length of a modulus.
 const MAX_BYTES: usize = MAX_BITS / 8;
 
@@ -93,16 +93,17 @@ pub(crate) enum Padding {
     Pss,
 }
 
-/// An RSA public key with everything verification needs precomputed.
+/// An RSA public key with everything verification needs precomputed. The limb width defaults to
+/// the target's best ([`NativeLimb`]); tests instantiate both.
 #[derive(Clone)]
-pub(crate) struct RsaPublicKey {
-    modulus: Modulus,
+pub(crate) struct RsaPublicKey<L: Limb = NativeLimb> {
+    modulus: Modulus<L>,
     e: u64,
 }
 
-impl RsaPublicKey {
+impl<L: Limb> RsaPublicKey<L> {
     /// Builds a key from the big-endian modulus and exponent bytes of a JWK.
-    pub(crate) fn new(n: &[u8], e: &[u8]) -> Result<RsaPublicKey, KeyError> {
+    pub(crate) fn new(n: &[u8], e: &[u8]) -> Result<RsaPublicKey<L>, KeyError> {
         let n = strip_leading_zeros(n);
         let bits = match n.first() {
             None => return Err(KeyError::InvalidModulus),
@@ -162,13 +163,13 @@ impl RsaPublicKey {
     /// RSAVP1: `em = s^e mod n` as `k` big-endian bytes; refuses `s >= n`.
     fn public_op(&self, signature: &[u8], em: &mut [u8]) -> Result<(), SignatureError> {
         let l = self.modulus.len();
-        let mut s_buf = [0u32; MAX_LIMBS];
+        let mut s_buf = [L::ZERO; MAX_LIMBS];
         let s = &mut s_buf[..l];
         montgomery::limbs_from_be(signature, s).ok_or(SignatureError::BadLength)?;
         if !self.modulus.is_reduced(s) {
             return Err(SignatureError::Invalid);
         }
-        let mut m_buf = [0u32; MAX_LIMBS];
+        let mut m_buf = [L::ZERO; MAX_LIMBS];
         let m = &mut m_buf[..l];
         self.modulus.pow_odd(s, self.e, m);
         montgomery::limbs_to_be(m, em).ok_or(SignatureError::Invalid)

@@ -10,7 +10,7 @@ use ::rsa::{BigUint, RsaPrivateKey};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 
-use super::montgomery::{self, Modulus};
+use super::montgomery::{self, Limb, Modulus};
 use super::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -156,8 +156,11 @@ fn rsa_crate_verify(k: &RsaPrivateKey, alg: Algorithm, msg: &[u8], sig: &[u8]) -
                 .verify(msg, &s)
                 .is_ok()
         }),
-        Algorithm::PS256 => pss::Signature::try_from(sig)
-            .is_ok_and(|s| pss::VerifyingKey::<Sha256>::new(public).verify(msg, &s).is_ok()),
+        Algorithm::PS256 => pss::Signature::try_from(sig).is_ok_and(|s| {
+            pss::VerifyingKey::<Sha256>::new(public)
+                .verify(msg, &s)
+                .is_ok()
+        }),
         other => panic!("reference not wired for {other}"),
     }
 }
@@ -210,9 +213,7 @@ fn b64_rejects_malformed() {
         "QQ==QQ", // padding in the middle
         "=QQ=",   // leading padding
         "QUJD=",  // padding after a full group
-        "QUJD====",
-        "Q.Q",
-        "QUé",
+        "QUJD====", "Q.Q", "QUé",
     ] {
         assert!(b64::decode(bad).is_err(), "{bad:?} should be rejected");
     }
@@ -221,8 +222,8 @@ fn b64_rejects_malformed() {
 // ---------------------------------------------------------------------------------------------
 // Montgomery arithmetic against num-bigint
 
-fn check_pow(n_be: &[u8], base_seed: u64, exponents: &[u64]) {
-    let m = Modulus::new(n_be).expect("odd modulus");
+fn check_pow<L: Limb>(n_be: &[u8], base_seed: u64, exponents: &[u64]) {
+    let m = Modulus::<L>::new(n_be).expect("odd modulus");
     let n_big = BigUint::from_bytes_be(n_be);
     let l = m.len();
     let mut rng = Rng(base_seed);
@@ -233,11 +234,11 @@ fn check_pow(n_be: &[u8], base_seed: u64, exponents: &[u64]) {
     bases.push(BigUint::from(1u32));
     bases.push(&n_big - 1u32);
     for base in &bases {
-        let mut s = vec![0u32; l];
+        let mut s = vec![L::ZERO; l];
         montgomery::limbs_from_be(&base.to_bytes_be(), &mut s).unwrap();
         assert!(m.is_reduced(&s));
         for &e in exponents {
-            let mut out = vec![0u32; l];
+            let mut out = vec![L::ZERO; l];
             m.pow_odd(&s, e, &mut out);
             let mut out_be = vec![0u8; m.byte_len()];
             montgomery::limbs_to_be(&out, &mut out_be).unwrap();
@@ -251,40 +252,65 @@ fn check_pow(n_be: &[u8], base_seed: u64, exponents: &[u64]) {
     }
 }
 
-#[test]
-fn montgomery_pow_matches_bignum() {
+fn montgomery_pow_matches_bignum_for<L: Limb>() {
     let mut rng = Rng(0x1234_5678);
-    let exponents = [3, 5, 17, 65537, 0x1_0000_0001, 0x1_ffff_ffff, 0xdead_beef | 1];
-    // Random odd moduli of many sizes, including non-multiples of 32 bits and a single limb.
-    for bytes in [1usize, 3, 4, 5, 8, 13, 32, 33, 64, 127, 128, 256, 257, 384] {
+    let exponents = [
+        3,
+        5,
+        17,
+        65537,
+        0x1_0000_0001,
+        0x1_ffff_ffff,
+        0xdead_beef | 1,
+    ];
+    // Random odd moduli of many sizes, including non-multiples of the limb size and one limb.
+    for bytes in [
+        1usize, 3, 4, 5, 8, 9, 13, 32, 33, 64, 127, 128, 256, 257, 384,
+    ] {
         let mut n = rng.bytes(bytes);
         n[0] |= 0x80;
         if bytes == 1 {
             n[0] |= 0x02; // at least 2 bits
         }
         *n.last_mut().unwrap() |= 1;
-        check_pow(&n, rng.next(), &exponents);
+        check_pow::<L>(&n, rng.next(), &exponents);
     }
-    // Carry-heavy shapes: all ones, 2^k + 1, top limb 0xffffffff over zeros.
-    check_pow(&[0xff; 256], 1, &[3, 65537]);
+    // Carry-heavy shapes: all ones, 2^k + 1, top limbs all ones over zeros.
+    check_pow::<L>(&[0xff; 256], 1, &[3, 65537]);
     let mut p = vec![0u8; 256];
     p[0] = 0x80;
     p[255] = 1;
-    check_pow(&p, 2, &[3, 65537]);
+    check_pow::<L>(&p, 2, &[3, 65537]);
     let mut q = vec![0u8; 256];
-    q[..4].copy_from_slice(&[0xff; 4]);
+    q[..8].copy_from_slice(&[0xff; 8]);
     q[255] = 1;
-    check_pow(&q, 3, &[3, 65537]);
+    check_pow::<L>(&q, 3, &[3, 65537]);
+}
+
+#[test]
+fn montgomery_pow_matches_bignum_u32() {
+    montgomery_pow_matches_bignum_for::<u32>();
+}
+
+#[test]
+fn montgomery_pow_matches_bignum_u64() {
+    montgomery_pow_matches_bignum_for::<u64>();
+}
+
+fn montgomery_refuses_bad_moduli_for<L: Limb>() {
+    assert!(Modulus::<L>::new(&[]).is_none());
+    assert!(Modulus::<L>::new(&[0, 0]).is_none());
+    assert!(Modulus::<L>::new(&[1]).is_none()); // 1 bit
+    assert!(Modulus::<L>::new(&[0x80, 0x00]).is_none()); // even
+    assert!(Modulus::<L>::new(&[0xff; 1025]).is_none()); // > 8192 bits
+    assert!(Modulus::<L>::new(&[0xff; 1024]).is_some()); // 8192 bits
+    assert!(Modulus::<L>::new(&[0, 0, 3]).is_some()); // leading zeros are fine
 }
 
 #[test]
 fn montgomery_refuses_bad_moduli() {
-    assert!(Modulus::new(&[]).is_none());
-    assert!(Modulus::new(&[0, 0]).is_none());
-    assert!(Modulus::new(&[1]).is_none()); // 1 bit
-    assert!(Modulus::new(&[0x80, 0x00]).is_none()); // even
-    assert!(Modulus::new(&[0xff; 1025]).is_none()); // > 8192 bits
-    assert!(Modulus::new(&[0, 0, 3]).is_some()); // leading zeros are fine
+    montgomery_refuses_bad_moduli_for::<u32>();
+    montgomery_refuses_bad_moduli_for::<u64>();
 }
 
 #[test]
@@ -302,6 +328,42 @@ fn limb_conversions_round_trip() {
     let mut narrow = [0u8; 6];
     assert!(montgomery::limbs_to_be(&limbs, &mut narrow).is_none());
     assert!(montgomery::limbs_from_be(&[0u8; 9], &mut limbs).is_none());
+
+    let mut limbs64 = [0u64; 2];
+    montgomery::limbs_from_be(&bytes, &mut limbs64).unwrap();
+    assert_eq!(limbs64, [0x0001_0203_0405_0607, 0]);
+    let mut out = [0u8; 7];
+    montgomery::limbs_to_be(&limbs64, &mut out).unwrap();
+    assert_eq!(out, bytes);
+    assert!(montgomery::limbs_to_be(&limbs64, &mut [0u8; 6]).is_none());
+    assert!(montgomery::limbs_from_be(&[1u8; 17], &mut limbs64).is_none());
+}
+
+/// The wasm32 build uses `u32` limbs, the host `u64`: run real signatures through both.
+#[test]
+fn rsa_verifies_with_both_limb_widths() {
+    let msg = b"limb widths";
+    for name in ["rsa2048", "rsa2049", "rsa3072"] {
+        let k = rsa_key(name);
+        let (n, e) = (k.n().to_bytes_be(), k.e().to_bytes_be());
+        let k32 = super::rsa::RsaPublicKey::<u32>::new(&n, &e).unwrap();
+        let k64 = super::rsa::RsaPublicKey::<u64>::new(&n, &e).unwrap();
+        for alg in RSA_ALGS {
+            let (padding, hash) = alg.rsa_params().unwrap();
+            let sig = rsa_sign(k, alg, msg);
+            assert_eq!(k32.verify(padding, hash, msg, &sig), Ok(()), "{name} {alg}");
+            assert_eq!(k64.verify(padding, hash, msg, &sig), Ok(()), "{name} {alg}");
+            let bad = flip_bit(&sig, 9);
+            assert_eq!(
+                k32.verify(padding, hash, msg, &bad),
+                Err(SignatureError::Invalid)
+            );
+            assert_eq!(
+                k64.verify(padding, hash, msg, &bad),
+                Err(SignatureError::Invalid)
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -465,11 +527,15 @@ fn rsa_pkcs1v15_refuses_malformed_encodings() {
     assert_eq!(vk.verify(Algorithm::RS256, msg, &good), Ok(()));
 
     let mut bad_blocks = vec![
-        build(0x02, &t, &[]),               // block type 2
-        build(0x00, &t, &[]),               // block type 0
-        build(0x01, &t, &[0xde, 0xad]),     // garbage after the hash (Bleichenbacher '06)
-        build(0x01, &hash, &[]),            // no DigestInfo at all
-        build(0x01, &[&prefix[..15], &prefix[17..], &hash[..]].concat(), &[]), // NULL params absent
+        build(0x02, &t, &[]),           // block type 2
+        build(0x00, &t, &[]),           // block type 0
+        build(0x01, &t, &[0xde, 0xad]), // garbage after the hash (Bleichenbacher '06)
+        build(0x01, &hash, &[]),        // no DigestInfo at all
+        build(
+            0x01,
+            &[&prefix[..15], &prefix[17..], &hash[..]].concat(),
+            &[],
+        ), // NULL params absent
     ];
     // Wrong OID (SHA-384's) with a SHA-256 hash.
     let mut wrong_oid = prefix.to_vec();
@@ -767,7 +833,9 @@ fn rfc7515_a3_es256_vector() {
         "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
     }));
     let input = format!("eyJhbGciOiJFUzI1NiJ9.{RFC7515_PAYLOAD}");
-    let sig = b64d("DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q");
+    let sig = b64d(
+        "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q",
+    );
     assert_eq!(vk.verify(Algorithm::ES256, input.as_bytes(), &sig), Ok(()));
 }
 
@@ -822,7 +890,9 @@ fn ec_key_errors() {
         );
     }
     assert_eq!(
-        key_err(json!({"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVE+", "y": y})),
+        key_err(
+            json!({"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVE+", "y": y})
+        ),
         KeyError::BadBase64("x")
     );
 }
@@ -885,8 +955,12 @@ fn eddsa_verifies_and_rejects() {
 
 #[test]
 fn rfc8037_eddsa_vector() {
-    let vk = key(json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}));
-    let sig = b64d("hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg");
+    let vk = key(
+        json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}),
+    );
+    let sig = b64d(
+        "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg",
+    );
     let input = b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
     assert_eq!(vk.verify(Algorithm::EdDSA, input, &sig), Ok(()));
 }
@@ -1046,7 +1120,11 @@ fn key_type_and_algorithm_matrix() {
     let oct = key(json!({"kty": "oct", "k": b64e(&[5; 64])}));
     for alg in Algorithm::ALL {
         let name = alg.name();
-        assert_eq!(rsa.accepts(alg), name.starts_with("RS") || name.starts_with("PS"), "{alg}");
+        assert_eq!(
+            rsa.accepts(alg),
+            name.starts_with("RS") || name.starts_with("PS"),
+            "{alg}"
+        );
         assert_eq!(p256.accepts(alg), alg == Algorithm::ES256, "{alg}");
         assert_eq!(p384.accepts(alg), alg == Algorithm::ES384, "{alg}");
         assert_eq!(ed.accepts(alg), alg == Algorithm::EdDSA, "{alg}");
@@ -1098,7 +1176,10 @@ fn jwk_alg_pins_the_algorithm() {
         }
     );
     v["alg"] = json!("HS256");
-    assert!(matches!(key_err(v.clone()), KeyError::AlgorithmMismatch { .. }));
+    assert!(matches!(
+        key_err(v.clone()),
+        KeyError::AlgorithmMismatch { .. }
+    ));
     // Unknown algs, `none` and encryption algs are refused.
     for alg in ["none", "None", "rs256", "RSA-OAEP", "ES512", "Ed25519", ""] {
         v["alg"] = json!(alg);
@@ -1162,7 +1243,34 @@ fn jwk_type_and_parameter_errors() {
     );
     // Padded base64url is tolerated.
     key(json!({"kty": "RSA", "n": n, "e": "AQAB", "kid": "padded"}));
-    key(json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo="}));
+    key(
+        json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo="}),
+    );
+}
+
+#[test]
+fn unsupported_versus_malformed() {
+    for unsupported in [
+        json!({"kty": "DSA"}),
+        json!({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"}),
+        json!({"kty": "OKP", "crv": "Ed448", "x": "AA"}),
+        json!({"kty": "RSA", "alg": "RSA-OAEP", "n": "AQAB", "e": "AQAB"}),
+        json!({"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"}),
+    ] {
+        assert!(
+            key_err(unsupported.clone()).is_unsupported(),
+            "{unsupported}"
+        );
+    }
+    for malformed in [
+        json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"}), // too small
+        json!({"kty": "RSA", "e": "AQAB"}),
+        json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}),
+        json!({"kty": "oct", "k": "c2hvcnQ"}),
+        json!({"kty": "RSA", "alg": "ES256", "n": b64e(&k_n(rsa_key("rsa2048"))), "e": "AQAB"}),
+    ] {
+        assert!(!key_err(malformed.clone()).is_unsupported(), "{malformed}");
+    }
 }
 
 #[test]
@@ -1205,13 +1313,16 @@ fn jwks_ignores_unknown_members() {
 
 #[test]
 fn debug_never_shows_hmac_secret() {
-    let secret_b64 = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+    let secret_b64 =
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
     let j = jwk(json!({"kty": "oct", "kid": "hs", "k": secret_b64}));
     let jwk_debug = format!("{j:?}");
     assert!(!jwk_debug.contains(secret_b64), "{jwk_debug}");
     assert!(!jwk_debug.contains("AyM1"), "{jwk_debug}");
     assert!(jwk_debug.contains("<redacted>"), "{jwk_debug}");
-    let jwks = Jwks { keys: vec![j.clone()] };
+    let jwks = Jwks {
+        keys: vec![j.clone()],
+    };
     assert!(!format!("{jwks:?}").contains("AyM1"));
     assert!(!format!("{jwks:#?}").contains("AyM1"));
 

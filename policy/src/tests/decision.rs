@@ -12,11 +12,15 @@ const FILES: usize = 1;
 fn identity_with_groups(p: &Policy, groups: serde_json::Value) -> Identity {
     let mut c = claims();
     c["groups"] = groups;
-    p.verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &c), NOW).expect("valid token")
+    p.verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &c), NOW)
+        .expect("valid token")
 }
 
 fn call(method: &str, tool: Option<&str>) -> RpcMessage<'static> {
-    RpcMessage::Call { method: method.to_owned().into(), tool: tool.map(|t| t.to_owned().into()) }
+    RpcMessage::Call {
+        method: method.to_owned().into(),
+        tool: tool.map(|t| t.to_owned().into()),
+    }
 }
 
 #[test]
@@ -24,16 +28,29 @@ fn group_maps_to_scope_that_grants_one_tool() {
     let p = compile(&snapshot());
     let eng = identity_with_groups(&p, json!(["eng"]));
     assert_eq!(p.authorize_server(&eng, EVERYTHING), Ok(()));
-    assert_eq!(p.authorize_message(&eng, EVERYTHING, &call("tools/list", None)), Ok(()));
-    assert_eq!(p.authorize_message(&eng, EVERYTHING, &call("tools/call", Some("echo"))), Ok(()));
+    assert_eq!(
+        p.authorize_message(&eng, EVERYTHING, &call("tools/list", None)),
+        Ok(())
+    );
+    assert_eq!(
+        p.authorize_message(&eng, EVERYTHING, &call("tools/call", Some("echo"))),
+        Ok(())
+    );
 
-    let deny = p.authorize_message(&eng, EVERYTHING, &call("tools/call", Some("get-sum"))).unwrap_err();
+    let deny = p
+        .authorize_message(&eng, EVERYTHING, &call("tools/call", Some("get-sum")))
+        .unwrap_err();
     assert_eq!(deny.reason, DenyReason::ToolNotAllowed);
     assert_eq!(deny.tool.as_deref(), Some("get-sum"));
     assert_eq!(deny.allowing_scopes, vec!["admin".to_string()]);
-    assert_eq!(deny.description(&p), "tool \"get-sum\" is not granted on server \"everything\"");
+    assert_eq!(
+        deny.description(&p),
+        "tool \"get-sum\" is not granted on server \"everything\""
+    );
 
-    let deny = p.authorize_message(&eng, EVERYTHING, &call("resources/read", None)).unwrap_err();
+    let deny = p
+        .authorize_message(&eng, EVERYTHING, &call("resources/read", None))
+        .unwrap_err();
     assert_eq!(deny.reason, DenyReason::MethodNotAllowed);
     assert_eq!(deny.allowing_scopes, vec!["admin".to_string()]);
 }
@@ -42,10 +59,22 @@ fn group_maps_to_scope_that_grants_one_tool() {
 fn base_protocol_methods_need_only_server_access() {
     let p = compile(&snapshot());
     let eng = identity_with_groups(&p, json!(["eng"]));
-    for method in ["initialize", "ping", "notifications/initialized", "notifications/cancelled"] {
-        assert_eq!(p.authorize_message(&eng, EVERYTHING, &call(method, None)), Ok(()), "{method}");
+    for method in [
+        "initialize",
+        "ping",
+        "notifications/initialized",
+        "notifications/cancelled",
+    ] {
+        assert_eq!(
+            p.authorize_message(&eng, EVERYTHING, &call(method, None)),
+            Ok(()),
+            "{method}"
+        );
     }
-    assert_eq!(p.authorize_message(&eng, EVERYTHING, &RpcMessage::Response), Ok(()));
+    assert_eq!(
+        p.authorize_message(&eng, EVERYTHING, &RpcMessage::Response),
+        Ok(())
+    );
 }
 
 #[test]
@@ -54,15 +83,26 @@ fn default_deny_explains_why() {
     let none = identity_with_groups(&p, json!([]));
     let deny = p.authorize_server(&none, EVERYTHING).unwrap_err();
     assert_eq!(deny.reason, DenyReason::NoGroups);
-    assert_eq!(deny.allowing_scopes, vec!["everything-echo".to_string(), "admin".to_string()]);
+    assert_eq!(
+        deny.allowing_scopes,
+        vec!["everything-echo".to_string(), "admin".to_string()]
+    );
 
     let unmapped = identity_with_groups(&p, json!(["marketing"]));
-    assert_eq!(p.authorize_server(&unmapped, EVERYTHING).unwrap_err().reason, DenyReason::NoMappedScopes);
+    assert_eq!(
+        p.authorize_server(&unmapped, EVERYTHING)
+            .unwrap_err()
+            .reason,
+        DenyReason::NoMappedScopes
+    );
 
     let eng = identity_with_groups(&p, json!(["eng"]));
     let deny = p.authorize_server(&eng, FILES).unwrap_err();
     assert_eq!(deny.reason, DenyReason::NoServerAccess);
-    assert_eq!(deny.allowing_scopes, vec!["admin".to_string(), "files-read".to_string()]);
+    assert_eq!(
+        deny.allowing_scopes,
+        vec!["admin".to_string(), "files-read".to_string()]
+    );
 }
 
 #[test]
@@ -71,13 +111,27 @@ fn wildcard_and_prefix_grants() {
     let admin = identity_with_groups(&p, json!(["admins"]));
     for server in [EVERYTHING, FILES] {
         assert_eq!(p.authorize_server(&admin, server), Ok(()));
-        assert_eq!(p.authorize_message(&admin, server, &call("tools/call", Some("anything"))), Ok(()));
-        assert_eq!(p.authorize_message(&admin, server, &call("sampling/whatever", None)), Ok(()));
+        assert_eq!(
+            p.authorize_message(&admin, server, &call("tools/call", Some("anything"))),
+            Ok(())
+        );
+        assert_eq!(
+            p.authorize_message(&admin, server, &call("sampling/whatever", None)),
+            Ok(())
+        );
     }
     let reader = identity_with_groups(&p, json!(["readers"]));
-    assert_eq!(p.authorize_message(&reader, FILES, &call("resources/read", None)), Ok(()));
-    assert_eq!(p.authorize_message(&reader, FILES, &call("resources/list", None)), Ok(()));
-    let deny = p.authorize_message(&reader, FILES, &call("tools/call", Some("write"))).unwrap_err();
+    assert_eq!(
+        p.authorize_message(&reader, FILES, &call("resources/read", None)),
+        Ok(())
+    );
+    assert_eq!(
+        p.authorize_message(&reader, FILES, &call("resources/list", None)),
+        Ok(())
+    );
+    let deny = p
+        .authorize_message(&reader, FILES, &call("tools/call", Some("write")))
+        .unwrap_err();
     assert_eq!(deny.reason, DenyReason::MethodNotAllowed);
     // A method grant without tools allows no tool at all.
     let mut snap = snapshot();
@@ -85,8 +139,13 @@ fn wildcard_and_prefix_grants() {
     snap["scopes"][2]["grants"][0]["tools"] = json!(["read_*"]);
     let p = compile(&snap);
     let reader = identity_with_groups(&p, json!(["readers"]));
-    assert_eq!(p.authorize_message(&reader, FILES, &call("tools/call", Some("read_file"))), Ok(()));
-    let deny = p.authorize_message(&reader, FILES, &call("tools/call", Some("write_file"))).unwrap_err();
+    assert_eq!(
+        p.authorize_message(&reader, FILES, &call("tools/call", Some("read_file"))),
+        Ok(())
+    );
+    let deny = p
+        .authorize_message(&reader, FILES, &call("tools/call", Some("write_file")))
+        .unwrap_err();
     assert_eq!(deny.reason, DenyReason::ToolNotAllowed);
     assert_eq!(deny.allowing_scopes, vec!["admin".to_string()]);
 }
@@ -97,7 +156,10 @@ fn scopes_from_several_groups_add_up() {
     let both = identity_with_groups(&p, json!(["eng", "readers"]));
     assert_eq!(both.headers.scopes, "everything-echo,files-read");
     assert_eq!(p.authorize_server(&both, FILES), Ok(()));
-    assert_eq!(p.authorize_message(&both, EVERYTHING, &call("tools/call", Some("echo"))), Ok(()));
+    assert_eq!(
+        p.authorize_message(&both, EVERYTHING, &call("tools/call", Some("echo"))),
+        Ok(())
+    );
 }
 
 #[test]
@@ -110,7 +172,9 @@ fn batch_with_one_forbidden_call_is_denied() {
     ]"#;
     let messages = parse_body(body).expect("valid batch");
     assert_eq!(messages.len(), 2);
-    let deny = p.authorize_messages(&eng, EVERYTHING, &messages).unwrap_err();
+    let deny = p
+        .authorize_messages(&eng, EVERYTHING, &messages)
+        .unwrap_err();
     assert_eq!(deny.tool.as_deref(), Some("get-sum"));
     let allowed = parse_body(br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#).unwrap();
     assert_eq!(p.authorize_messages(&eng, EVERYTHING, &allowed), Ok(()));
@@ -119,35 +183,59 @@ fn batch_with_one_forbidden_call_is_denied() {
 #[test]
 fn jsonrpc_bodies() {
     assert_eq!(
-        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#).unwrap(),
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#)
+            .unwrap(),
         vec![call("tools/call", Some("echo"))]
     );
-    assert_eq!(parse_body(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap(), vec![RpcMessage::Response]);
+    assert_eq!(
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap(),
+        vec![RpcMessage::Response]
+    );
     assert!(matches!(parse_body(b"").unwrap_err(), RpcError::NotJson(_)));
-    assert!(matches!(parse_body(b"{not json").unwrap_err(), RpcError::NotJson(_)));
+    assert!(matches!(
+        parse_body(b"{not json").unwrap_err(),
+        RpcError::NotJson(_)
+    ));
     assert_eq!(parse_body(b"42").unwrap_err(), RpcError::NotObjectOrArray);
     assert_eq!(parse_body(b"[]").unwrap_err(), RpcError::EmptyBatch);
-    assert_eq!(parse_body(br#"{"id":1,"method":"ping"}"#).unwrap_err(), RpcError::BadVersion(0));
-    assert_eq!(parse_body(br#"{"jsonrpc":"2.0","id":1}"#).unwrap_err(), RpcError::NotAMessage(0));
-    assert_eq!(parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#).unwrap_err(), RpcError::MissingToolName(0));
     assert_eq!(
-        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#).unwrap_err(),
+        parse_body(br#"{"id":1,"method":"ping"}"#).unwrap_err(),
+        RpcError::BadVersion(0)
+    );
+    assert_eq!(
+        parse_body(br#"{"jsonrpc":"2.0","id":1}"#).unwrap_err(),
+        RpcError::NotAMessage(0)
+    );
+    assert_eq!(
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#).unwrap_err(),
         RpcError::MissingToolName(0)
     );
-    assert!(matches!(parse_body(br#"{"jsonrpc":"2.0","id":1,"method":5}"#).unwrap_err(), RpcError::NotJson(_)));
+    assert_eq!(
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#)
+            .unwrap_err(),
+        RpcError::MissingToolName(0)
+    );
+    assert!(matches!(
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":5}"#).unwrap_err(),
+        RpcError::NotJson(_)
+    ));
     // Two method members must not let a parser pick the harmless one.
     assert!(matches!(
-        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#).unwrap_err(),
+        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#)
+            .unwrap_err(),
         RpcError::NotJson(_)
     ));
     assert_eq!(
         parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"rm"}}"#).unwrap_err(),
         RpcError::MissingToolName(0)
     );
-    assert_eq!(parse_body(br#"[{"jsonrpc":"2.0","method":"ping","id":1}, 3]"#).map(|_| ()).is_err(), true);
+    assert!(parse_body(br#"[{"jsonrpc":"2.0","method":"ping","id":1}, 3]"#).is_err());
     // Escaped names are compared after unescaping.
     assert_eq!(
-        parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"ec\u0068o"}}"#).unwrap(),
+        parse_body(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"ec\u0068o"}}"#
+        )
+        .unwrap(),
         vec![call("tools/call", Some("echo"))]
     );
 }
@@ -157,13 +245,22 @@ fn routing() {
     let p = compile(&snapshot());
     assert_eq!(p.route("/everything/mcp"), Ok(Route::Server(EVERYTHING)));
     assert_eq!(p.route("/everything"), Ok(Route::Server(EVERYTHING)));
-    assert_eq!(p.route("/everything/mcp?session=1"), Ok(Route::Server(EVERYTHING)));
+    assert_eq!(
+        p.route("/everything/mcp?session=1"),
+        Ok(Route::Server(EVERYTHING))
+    );
     assert_eq!(p.route("/everything/"), Ok(Route::Server(EVERYTHING)));
     assert_eq!(p.route("/files/mcp"), Ok(Route::Server(FILES)));
     assert_eq!(p.route("/everythingelse/mcp"), Ok(Route::Unknown));
     assert_eq!(p.route("/"), Ok(Route::Unknown));
-    assert_eq!(p.route("/.well-known/oauth-protected-resource/everything/mcp"), Ok(Route::WellKnown));
-    assert_eq!(p.route("/everything/.well-known/oauth-protected-resource"), Ok(Route::WellKnown));
+    assert_eq!(
+        p.route("/.well-known/oauth-protected-resource/everything/mcp"),
+        Ok(Route::WellKnown)
+    );
+    assert_eq!(
+        p.route("/everything/.well-known/oauth-protected-resource"),
+        Ok(Route::WellKnown)
+    );
     for bad in [
         "/everything/../admin",
         "/everything/./mcp",

@@ -62,7 +62,11 @@ pub fn rs256(key: &RsaPrivateKey, kid: Option<&str>, claims: &Value) -> String {
 
 pub fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
     use hmac::{Hmac, KeyInit, Mac};
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
     let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret).expect("any key length");
     mac.update(input.as_bytes());
     format!("{input}.{}", b64(&mac.finalize().into_bytes()))

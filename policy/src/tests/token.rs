@@ -4,9 +4,9 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::{Segment, TokenError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use crate::{Segment, TokenError};
 
 fn policy() -> Policy {
     compile(&snapshot())
@@ -52,17 +52,39 @@ fn not_three_segments() {
 fn bad_base64_in_each_segment() {
     let good = rs256(&rsa_key("a"), Some("k1"), &claims());
     let parts: Vec<&str> = good.split('.').collect();
-    assert_eq!(reason(&format!("e30*.{}.{}", parts[1], parts[2])), TokenError::BadBase64(Segment::Header));
-    assert_eq!(reason(&format!("{}.{}=.{}", parts[0], parts[1], parts[2])), TokenError::BadBase64(Segment::Claims));
-    assert_eq!(reason(&format!("{}.{}.{}+/", parts[0], parts[1], parts[2])), TokenError::BadBase64(Segment::Signature));
+    assert_eq!(
+        reason(&format!("e30*.{}.{}", parts[1], parts[2])),
+        TokenError::BadBase64(Segment::Header)
+    );
+    assert_eq!(
+        reason(&format!("{}.{}=.{}", parts[0], parts[1], parts[2])),
+        TokenError::BadBase64(Segment::Claims)
+    );
+    assert_eq!(
+        reason(&format!("{}.{}.{}+/", parts[0], parts[1], parts[2])),
+        TokenError::BadBase64(Segment::Signature)
+    );
 }
 
 #[test]
 fn header_and_claims_must_be_json_objects() {
     let key = rsa_key("a");
-    assert_eq!(reason(&rs256_raw(&key, "not json", &claims().to_string())), TokenError::BadJson(Segment::Header));
-    assert_eq!(reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1"}"#, "[1,2]")), TokenError::BadJson(Segment::Claims));
-    assert_eq!(reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1"}"#, "{\"iss\":")), TokenError::BadJson(Segment::Claims));
+    assert_eq!(
+        reason(&rs256_raw(&key, "not json", &claims().to_string())),
+        TokenError::BadJson(Segment::Header)
+    );
+    assert_eq!(
+        reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1"}"#, "[1,2]")),
+        TokenError::BadJson(Segment::Claims)
+    );
+    assert_eq!(
+        reason(&rs256_raw(
+            &key,
+            r#"{"alg":"RS256","kid":"k1"}"#,
+            "{\"iss\":"
+        )),
+        TokenError::BadJson(Segment::Claims)
+    );
 }
 
 #[test]
@@ -72,14 +94,24 @@ fn duplicate_members_are_refused() {
         r#"{{"iss":"{ISS}","sub":"user-1","sub":"admin","aud":"{RESOURCE_A}","exp":{}}}"#,
         NOW + 300
     );
-    assert_eq!(reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1"}"#, &claims)), TokenError::DuplicateMember(Segment::Claims));
+    assert_eq!(
+        reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1"}"#, &claims)),
+        TokenError::DuplicateMember(Segment::Claims)
+    );
     let nested = format!(
         r#"{{"iss":"{ISS}","sub":"u","aud":"{RESOURCE_A}","exp":{},"realm":{{"a":1,"a":2}}}}"#,
         NOW + 300
     );
-    assert_eq!(reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1"}"#, &nested)), TokenError::DuplicateMember(Segment::Claims));
     assert_eq!(
-        reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1","alg":"none"}"#, &self::claims().to_string())),
+        reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1"}"#, &nested)),
+        TokenError::DuplicateMember(Segment::Claims)
+    );
+    assert_eq!(
+        reason(&rs256_raw(
+            &key,
+            r#"{"alg":"RS256","kid":"k1","alg":"none"}"#,
+            &self::claims().to_string()
+        )),
         TokenError::DuplicateMember(Segment::Header)
     );
 }
@@ -96,19 +128,33 @@ fn alg_none_in_any_spelling() {
 #[test]
 fn missing_and_unsupported_alg() {
     let key = rsa_key("a");
-    assert_eq!(reason(&rs256_raw(&key, r#"{"kid":"k1"}"#, &claims().to_string())), TokenError::MissingAlg);
     assert_eq!(
-        reason(&rs256_raw(&key, r#"{"alg":"RS1","kid":"k1"}"#, &claims().to_string())),
+        reason(&rs256_raw(&key, r#"{"kid":"k1"}"#, &claims().to_string())),
+        TokenError::MissingAlg
+    );
+    assert_eq!(
+        reason(&rs256_raw(
+            &key,
+            r#"{"alg":"RS1","kid":"k1"}"#,
+            &claims().to_string()
+        )),
         TokenError::UnsupportedAlg("RS1".into())
     );
-    assert_eq!(reason(&rs256_raw(&key, r#"{"alg":42}"#, &claims().to_string())), TokenError::BadClaimType("alg"));
+    assert_eq!(
+        reason(&rs256_raw(&key, r#"{"alg":42}"#, &claims().to_string())),
+        TokenError::BadClaimType("alg")
+    );
 }
 
 #[test]
 fn hs256_signed_with_the_rsa_public_key_is_refused() {
     // The classic confusion attack: use the public key bytes as an HMAC secret.
     let public_pem = rsa_jwk(&rsa_key("a"), "k1").to_string();
-    let token = hs256(public_pem.as_bytes(), &json!({"alg": "HS256", "kid": "k1"}), &claims());
+    let token = hs256(
+        public_pem.as_bytes(),
+        &json!({"alg": "HS256", "kid": "k1"}),
+        &claims(),
+    );
     assert_eq!(reason(&token), TokenError::AlgNotAllowed("HS256"));
 }
 
@@ -119,8 +165,15 @@ fn alg_that_does_not_fit_the_key_type() {
     snap["issuers"][0]["algorithms"] = json!(["RS256", "ES256"]);
     let p = compile(&snap);
     let header = b64(br#"{"alg":"ES256","kid":"k1"}"#);
-    let token = format!("{header}.{}.{}", b64(claims().to_string().as_bytes()), b64(&[7u8; 64]));
-    assert_eq!(p.verify_jwt(&token, NOW).unwrap_err(), TokenError::AlgKeyMismatch("ES256"));
+    let token = format!(
+        "{header}.{}.{}",
+        b64(claims().to_string().as_bytes()),
+        b64(&[7u8; 64])
+    );
+    assert_eq!(
+        p.verify_jwt(&token, NOW).unwrap_err(),
+        TokenError::AlgKeyMismatch("ES256")
+    );
 }
 
 #[test]
@@ -131,27 +184,43 @@ fn ps256_header_on_an_rs256_signature_fails() {
     let token = rs256(&rsa_key("a"), Some("k1"), &claims());
     let rest = token.split_once('.').unwrap().1;
     let forged = format!("{}.{rest}", b64(br#"{"alg":"PS256","kid":"k1"}"#));
-    assert_eq!(p.verify_jwt(&forged, NOW).unwrap_err(), TokenError::BadSignature);
+    assert_eq!(
+        p.verify_jwt(&forged, NOW).unwrap_err(),
+        TokenError::BadSignature
+    );
 }
 
 #[test]
 fn unknown_kid() {
-    assert_eq!(reason(&rs256(&rsa_key("a"), Some("k9"), &claims())), TokenError::UnknownKid);
+    assert_eq!(
+        reason(&rs256(&rsa_key("a"), Some("k9"), &claims())),
+        TokenError::UnknownKid
+    );
 }
 
 #[test]
 fn no_kid_with_one_key_is_fine_but_with_several_is_ambiguous() {
     assert!(verify(&rs256(&rsa_key("a"), None, &claims())).is_ok());
     let mut snap = snapshot();
-    snap["issuers"][0]["jwks"]["keys"] = json!([rsa_jwk(&rsa_key("a"), "k1"), rsa_jwk(&rsa_key("b"), "k2")]);
+    snap["issuers"][0]["jwks"]["keys"] =
+        json!([rsa_jwk(&rsa_key("a"), "k1"), rsa_jwk(&rsa_key("b"), "k2")]);
     let p = compile(&snap);
-    assert_eq!(p.verify_jwt(&rs256(&rsa_key("a"), None, &claims()), NOW).unwrap_err(), TokenError::AmbiguousKey);
-    assert!(p.verify_jwt(&rs256(&rsa_key("b"), Some("k2"), &claims()), NOW).is_ok());
+    assert_eq!(
+        p.verify_jwt(&rs256(&rsa_key("a"), None, &claims()), NOW)
+            .unwrap_err(),
+        TokenError::AmbiguousKey
+    );
+    assert!(p
+        .verify_jwt(&rs256(&rsa_key("b"), Some("k2"), &claims()), NOW)
+        .is_ok());
 }
 
 #[test]
 fn signature_of_another_key() {
-    assert_eq!(reason(&rs256(&rsa_key("b"), Some("k1"), &claims())), TokenError::BadSignature);
+    assert_eq!(
+        reason(&rs256(&rsa_key("b"), Some("k1"), &claims())),
+        TokenError::BadSignature
+    );
 }
 
 #[test]
@@ -159,31 +228,70 @@ fn truncated_or_tampered_signature() {
     let token = rs256(&rsa_key("a"), Some("k1"), &claims());
     let (input, signature) = token.rsplit_once('.').unwrap();
     let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
-    assert_eq!(reason(&format!("{input}.{}", b64(&signature[..signature.len() - 10]))), TokenError::BadSignature);
+    assert_eq!(
+        reason(&format!(
+            "{input}.{}",
+            b64(&signature[..signature.len() - 10])
+        )),
+        TokenError::BadSignature
+    );
     assert_eq!(reason(&format!("{input}.")), TokenError::BadSignature);
     // Claims changed after signing.
     let parts: Vec<&str> = token.split('.').collect();
     let mut c = claims();
     c["groups"] = json!(["admins"]);
-    let forged = format!("{}.{}.{}", parts[0], b64(c.to_string().as_bytes()), parts[2]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(c.to_string().as_bytes()),
+        parts[2]
+    );
     assert_eq!(reason(&forged), TokenError::BadSignature);
 }
 
 #[test]
 fn wrong_or_missing_issuer() {
-    assert_eq!(reason(&with_claims(|c| c["iss"] = "https://evil.test".into())), TokenError::UnknownIssuer);
-    assert_eq!(reason(&with_claims(|c| c["iss"] = format!("{ISS}/").into())), TokenError::UnknownIssuer);
-    assert_eq!(reason(&with_claims(|c| { c.as_object_mut().unwrap().remove("iss"); })), TokenError::MissingIssuer);
-    assert_eq!(reason(&with_claims(|c| c["iss"] = json!(["x"]))), TokenError::BadClaimType("iss"));
+    assert_eq!(
+        reason(&with_claims(|c| c["iss"] = "https://evil.test".into())),
+        TokenError::UnknownIssuer
+    );
+    assert_eq!(
+        reason(&with_claims(|c| c["iss"] = format!("{ISS}/").into())),
+        TokenError::UnknownIssuer
+    );
+    assert_eq!(
+        reason(&with_claims(|c| {
+            c.as_object_mut().unwrap().remove("iss");
+        })),
+        TokenError::MissingIssuer
+    );
+    assert_eq!(
+        reason(&with_claims(|c| c["iss"] = json!(["x"]))),
+        TokenError::BadClaimType("iss")
+    );
 }
 
 #[test]
 fn audience_checks() {
-    assert_eq!(reason(&with_claims(|c| c["aud"] = "https://gw.test/other".into())), TokenError::WrongAudience);
+    assert_eq!(
+        reason(&with_claims(|c| c["aud"] = "https://gw.test/other".into())),
+        TokenError::WrongAudience
+    );
     assert!(verify(&with_claims(|c| c["aud"] = json!(["x", RESOURCE_A]))).is_ok());
-    assert_eq!(reason(&with_claims(|c| c["aud"] = json!(5))), TokenError::BadClaimType("aud"));
-    assert_eq!(reason(&with_claims(|c| c["aud"] = json!([5]))), TokenError::BadClaimType("aud"));
-    assert_eq!(reason(&with_claims(|c| { c.as_object_mut().unwrap().remove("aud"); })), TokenError::MissingAudience);
+    assert_eq!(
+        reason(&with_claims(|c| c["aud"] = json!(5))),
+        TokenError::BadClaimType("aud")
+    );
+    assert_eq!(
+        reason(&with_claims(|c| c["aud"] = json!([5]))),
+        TokenError::BadClaimType("aud")
+    );
+    assert_eq!(
+        reason(&with_claims(|c| {
+            c.as_object_mut().unwrap().remove("aud");
+        })),
+        TokenError::MissingAudience
+    );
 }
 
 #[test]
@@ -201,23 +309,31 @@ fn client_id_allowlist_for_issuers_without_aud() {
     o.insert("client_id".into(), "ide-client".into());
     o.insert("token_use".into(), "access".into());
     o.insert("cognito:groups".into(), json!(["eng"]));
-    let identity = p.verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &c), NOW).expect("allowlisted client");
+    let identity = p
+        .verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &c), NOW)
+        .expect("allowlisted client");
     assert_eq!(identity.client_id.as_deref(), Some("ide-client"));
     assert_eq!(&*identity.groups, ["eng".to_string()]);
 
     let mut other = c.clone();
     other["client_id"] = "someone-else".into();
-    assert_eq!(p.verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &other), NOW).unwrap_err(), TokenError::MissingAudience);
+    assert_eq!(
+        p.verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &other), NOW)
+            .unwrap_err(),
+        TokenError::MissingAudience
+    );
     let mut id_token = c.clone();
     id_token["token_use"] = "id".into();
     assert_eq!(
-        p.verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &id_token), NOW).unwrap_err(),
+        p.verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &id_token), NOW)
+            .unwrap_err(),
         TokenError::WrongTokenUse("access".into())
     );
     let mut no_use = c;
     no_use.as_object_mut().unwrap().remove("token_use");
     assert_eq!(
-        p.verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &no_use), NOW).unwrap_err(),
+        p.verify_jwt(&rs256(&rsa_key("a"), Some("k1"), &no_use), NOW)
+            .unwrap_err(),
         TokenError::WrongTokenUse("access".into())
     );
 }
@@ -228,40 +344,98 @@ fn audience_is_resource_limits_the_token_to_that_server() {
     snap["issuers"][0]["audiences"] = json!([]);
     snap["issuers"][0]["audience_is_resource"] = json!(true);
     let p = compile(&snap);
-    let identity = p.verify_jwt(&with_claims(|c| c["aud"] = RESOURCE_B.into()), NOW).expect("aud is server B");
+    let identity = p
+        .verify_jwt(&with_claims(|c| c["aud"] = RESOURCE_B.into()), NOW)
+        .expect("aud is server B");
     assert_eq!(p.check_audience(&identity, 1), Ok(()));
-    assert_eq!(p.check_audience(&identity, 0), Err(TokenError::WrongAudience));
-    assert_eq!(p.verify_jwt(&with_claims(|c| c["aud"] = "https://gw.test/nope".into()), NOW).unwrap_err(), TokenError::WrongAudience);
+    assert_eq!(
+        p.check_audience(&identity, 0),
+        Err(TokenError::WrongAudience)
+    );
+    assert_eq!(
+        p.verify_jwt(
+            &with_claims(|c| c["aud"] = "https://gw.test/nope".into()),
+            NOW
+        )
+        .unwrap_err(),
+        TokenError::WrongAudience
+    );
 }
 
 #[test]
 fn time_claims() {
-    assert_eq!(reason(&with_claims(|c| c["exp"] = (NOW - 61).into())), TokenError::Expired);
-    assert!(verify(&with_claims(|c| c["exp"] = (NOW - 59).into())).is_ok(), "within leeway");
-    assert_eq!(reason(&with_claims(|c| c["nbf"] = (NOW + 61).into())), TokenError::NotYetValid);
-    assert_eq!(reason(&with_claims(|c| c["iat"] = (NOW + 3600).into())), TokenError::IssuedInFuture);
-    assert_eq!(reason(&with_claims(|c| { c.as_object_mut().unwrap().remove("exp"); })), TokenError::MissingExp);
-    assert_eq!(reason(&with_claims(|c| c["exp"] = "tomorrow".into())), TokenError::BadClaimType("exp"));
-    assert_eq!(reason(&with_claims(|c| c["exp"] = json!(-5))), TokenError::BadClaimType("exp"));
-    assert_eq!(reason(&with_claims(|c| c["nbf"] = json!(true))), TokenError::BadClaimType("nbf"));
-    assert!(verify(&with_claims(|c| c["exp"] = json!((NOW + 10) as f64 + 0.5))).is_ok(), "fractional exp");
+    assert_eq!(
+        reason(&with_claims(|c| c["exp"] = (NOW - 61).into())),
+        TokenError::Expired
+    );
+    assert!(
+        verify(&with_claims(|c| c["exp"] = (NOW - 59).into())).is_ok(),
+        "within leeway"
+    );
+    assert_eq!(
+        reason(&with_claims(|c| c["nbf"] = (NOW + 61).into())),
+        TokenError::NotYetValid
+    );
+    assert_eq!(
+        reason(&with_claims(|c| c["iat"] = (NOW + 3600).into())),
+        TokenError::IssuedInFuture
+    );
+    assert_eq!(
+        reason(&with_claims(|c| {
+            c.as_object_mut().unwrap().remove("exp");
+        })),
+        TokenError::MissingExp
+    );
+    assert_eq!(
+        reason(&with_claims(|c| c["exp"] = "tomorrow".into())),
+        TokenError::BadClaimType("exp")
+    );
+    assert_eq!(
+        reason(&with_claims(|c| c["exp"] = json!(-5))),
+        TokenError::BadClaimType("exp")
+    );
+    assert_eq!(
+        reason(&with_claims(|c| c["nbf"] = json!(true))),
+        TokenError::BadClaimType("nbf")
+    );
+    assert!(
+        verify(&with_claims(|c| c["exp"] = json!((NOW + 10) as f64 + 0.5))).is_ok(),
+        "fractional exp"
+    );
 }
 
 #[test]
 fn missing_subject() {
-    assert_eq!(reason(&with_claims(|c| { c.as_object_mut().unwrap().remove("sub"); })), TokenError::MissingSubject);
+    assert_eq!(
+        reason(&with_claims(|c| {
+            c.as_object_mut().unwrap().remove("sub");
+        })),
+        TokenError::MissingSubject
+    );
 }
 
 #[test]
 fn groups_claim_shapes() {
-    let no_groups = verify(&with_claims(|c| { c.as_object_mut().unwrap().remove("groups"); })).expect("valid without groups");
+    let no_groups = verify(&with_claims(|c| {
+        c.as_object_mut().unwrap().remove("groups");
+    }))
+    .expect("valid without groups");
     assert!(no_groups.groups.is_empty());
     assert!(no_groups.scopes.is_empty());
     let single = verify(&with_claims(|c| c["groups"] = "eng".into())).expect("a single string");
     assert_eq!(&*single.groups, ["eng".to_string()]);
-    assert_eq!(reason(&with_claims(|c| c["groups"] = json!(5))), TokenError::GroupsClaimType);
-    assert_eq!(reason(&with_claims(|c| c["groups"] = json!(["eng", 5]))), TokenError::GroupsClaimType);
-    assert_eq!(reason(&with_claims(|c| c["groups"] = json!({"eng": true}))), TokenError::GroupsClaimType);
+    assert_eq!(
+        reason(&with_claims(|c| c["groups"] = json!(5))),
+        TokenError::GroupsClaimType
+    );
+    assert_eq!(
+        reason(&with_claims(|c| c["groups"] = json!(["eng", 5]))),
+        TokenError::GroupsClaimType
+    );
+    assert_eq!(
+        reason(&with_claims(|c| c["groups"] = json!({"eng": true}))),
+        TokenError::GroupsClaimType
+    );
 }
 
 #[test]
@@ -274,9 +448,15 @@ fn nested_groups_claim_path() {
     assert_eq!(&*identity.groups, ["admins".to_string()]);
     assert_eq!(identity.headers.scopes, "admin");
     let wrong = with_claims(|c| c["realm_access"] = json!({"roles": "x", "extra": 1}));
-    assert_eq!(&*p.verify_jwt(&wrong, NOW).unwrap().groups, ["x".to_string()]);
+    assert_eq!(
+        &*p.verify_jwt(&wrong, NOW).unwrap().groups,
+        ["x".to_string()]
+    );
     let bad = with_claims(|c| c["realm_access"] = json!({"roles": [1]}));
-    assert_eq!(p.verify_jwt(&bad, NOW).unwrap_err(), TokenError::GroupsClaimType);
+    assert_eq!(
+        p.verify_jwt(&bad, NOW).unwrap_err(),
+        TokenError::GroupsClaimType
+    );
     let missing = with_claims(|c| c["realm_access"] = json!("not an object"));
     assert!(p.verify_jwt(&missing, NOW).unwrap().groups.is_empty());
 }
@@ -285,17 +465,42 @@ fn nested_groups_claim_path() {
 fn oversized_token_is_refused_before_parsing() {
     let huge = with_claims(|c| c["pad"] = "x".repeat(20_000).into());
     assert_eq!(reason(&huge), TokenError::TooLarge(16 * 1024));
-    assert_eq!(reason(&"a".repeat(100_000)), TokenError::TooLarge(16 * 1024));
+    assert_eq!(
+        reason(&"a".repeat(100_000)),
+        TokenError::TooLarge(16 * 1024)
+    );
 }
 
 #[test]
 fn critical_header_extensions_and_odd_types() {
     let key = rsa_key("a");
     let c = claims().to_string();
-    assert_eq!(reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1","crit":["exp"]}"#, &c)), TokenError::CriticalHeader);
-    assert_eq!(reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1","typ":"dpop+jwt"}"#, &c)), TokenError::BadType("dpop+jwt".into()));
-    assert!(verify(&rs256_raw(&key, r#"{"alg":"RS256","kid":"k1","typ":"at+jwt"}"#, &c)).is_ok());
-    assert_eq!(reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":7}"#, &c)), TokenError::BadClaimType("kid"));
+    assert_eq!(
+        reason(&rs256_raw(
+            &key,
+            r#"{"alg":"RS256","kid":"k1","crit":["exp"]}"#,
+            &c
+        )),
+        TokenError::CriticalHeader
+    );
+    assert_eq!(
+        reason(&rs256_raw(
+            &key,
+            r#"{"alg":"RS256","kid":"k1","typ":"dpop+jwt"}"#,
+            &c
+        )),
+        TokenError::BadType("dpop+jwt".into())
+    );
+    assert!(verify(&rs256_raw(
+        &key,
+        r#"{"alg":"RS256","kid":"k1","typ":"at+jwt"}"#,
+        &c
+    ))
+    .is_ok());
+    assert_eq!(
+        reason(&rs256_raw(&key, r#"{"alg":"RS256","kid":7}"#, &c)),
+        TokenError::BadClaimType("kid")
+    );
 }
 
 #[test]
@@ -303,7 +508,10 @@ fn embedded_jwk_header_is_ignored() {
     // An attacker's own key in the header must not be used.
     let key = rsa_key("b");
     let header = json!({"alg": "RS256", "kid": "k1", "jwk": rsa_jwk(&key, "k1")}).to_string();
-    assert_eq!(reason(&rs256_raw(&key, &header, &claims().to_string())), TokenError::BadSignature);
+    assert_eq!(
+        reason(&rs256_raw(&key, &header, &claims().to_string())),
+        TokenError::BadSignature
+    );
 }
 
 #[test]
@@ -314,14 +522,21 @@ fn hmac_only_with_a_configured_secret() {
     snap["issuers"][0]["jwks"]["keys"] = json!([{"kty": "oct", "kid": "h1", "k": b64(secret)}]);
     let p = compile(&snap);
     let header = json!({"alg": "HS256", "kid": "h1"});
-    assert!(p.verify_jwt(&hs256(secret, &header, &claims()), NOW).is_ok());
+    assert!(p
+        .verify_jwt(&hs256(secret, &header, &claims()), NOW)
+        .is_ok());
     assert_eq!(
-        p.verify_jwt(&hs256(b"another-secret-another-secret-xx", &header, &claims()), NOW).unwrap_err(),
+        p.verify_jwt(
+            &hs256(b"another-secret-another-secret-xx", &header, &claims()),
+            NOW
+        )
+        .unwrap_err(),
         TokenError::BadSignature
     );
     // And an RS256 token is refused by this HMAC-only issuer.
     assert_eq!(
-        p.verify_jwt(&rs256(&rsa_key("a"), Some("h1"), &claims()), NOW).unwrap_err(),
+        p.verify_jwt(&rs256(&rsa_key("a"), Some("h1"), &claims()), NOW)
+            .unwrap_err(),
         TokenError::AlgNotAllowed("RS256")
     );
 }
@@ -333,12 +548,23 @@ fn api_keys() {
     assert_eq!(identity.subject, "ci-bot");
     assert_eq!(identity.issuer, "api-key:ci");
     assert_eq!(identity.headers.scopes, "everything-echo");
-    assert_eq!(p.verify_api_key("pk_test_ci_kez", NOW).unwrap_err(), TokenError::UnknownApiKey);
-    assert_eq!(p.verify_api_key("", NOW).unwrap_err(), TokenError::UnknownApiKey);
+    assert_eq!(
+        p.verify_api_key("pk_test_ci_kez", NOW).unwrap_err(),
+        TokenError::UnknownApiKey
+    );
+    assert_eq!(
+        p.verify_api_key("", NOW).unwrap_err(),
+        TokenError::UnknownApiKey
+    );
 
     let mut snap = snapshot();
     snap["api_keys"][0]["expires_at"] = json!(NOW);
-    assert_eq!(compile(&snap).verify_api_key("pk_test_ci_key", NOW).unwrap_err(), TokenError::ApiKeyExpired);
+    assert_eq!(
+        compile(&snap)
+            .verify_api_key("pk_test_ci_key", NOW)
+            .unwrap_err(),
+        TokenError::ApiKeyExpired
+    );
 }
 
 #[test]
@@ -348,7 +574,10 @@ fn hostile_claim_values_cannot_forge_identity_headers() {
         c["groups"] = json!(["eng,admins", "ü"]);
     }))
     .expect("valid");
-    assert_eq!(identity.headers.user, "eve%0D%0Ax-portcullis-groups: admins");
+    assert_eq!(
+        identity.headers.user,
+        "eve%0D%0Ax-portcullis-groups: admins"
+    );
     assert_eq!(identity.headers.groups, "eng%2Cadmins,%C3%BC");
 }
 

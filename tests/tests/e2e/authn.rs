@@ -245,18 +245,39 @@ fn every_supported_algorithm_is_accepted() {
         assert_eq!(resp.status, 200, "{alg} (cached): {}", resp.describe());
     }
     assert_eq!(gate.upstream.requests().len(), 6);
-    // An issuer that lists only RS256 refuses the other algorithms even from trusted keys.
+    // An issuer that lists only RS256 refuses other algorithms. (A snapshot whose JWKS holds a
+    // key that fits none of the issuer's algorithms is refused as a whole by the policy, so the
+    // restricted issuer trusts only the RSA key.)
     drop(gate);
+    let rsa = key(DevAlg::RS256);
     let snap = standard()
-        .edit(|s| s["issuers"][0]["algorithms"] = json!(["RS256"]))
+        .edit(|s| {
+            s["issuers"][0]["algorithms"] = json!(["RS256"]);
+            s["issuers"][0]["jwks"] = json!({"keys": [rsa.public_jwk()]});
+        })
         .build();
     let gate = Gate::start("algorithms_restricted", &snap);
+    let c = claims("alice", &[GROUP_DEVS]);
+    for alg in ["RS384", "RS512", "PS256", "ES256"] {
+        let header = json!({"alg": alg, "typ": "JWT", "kid": KID_RSA});
+        expect_invalid(
+            &gate,
+            &format!("header alg {alg} when only RS256 is allowed"),
+            &rsa.sign_with_header(&header, &c),
+        );
+    }
     let resp = gate.envoy.send(
         Request::post(MCP_PATH)
             .json(&tools_list())
             .bearer(&token("alice", &[GROUP_DEVS])),
     );
-    assert_invalid_token(&resp, "ES256 when only RS256 is allowed");
+    assert_invalid_token(&resp, "ES256 token when only RS256 is allowed");
+    let ok = gate.envoy.send(
+        Request::post(MCP_PATH)
+            .json(&tools_list())
+            .bearer(&rsa.sign(&c)),
+    );
+    assert_eq!(ok.status, 200, "RS256: {}", ok.describe());
 }
 
 #[test]

@@ -71,6 +71,13 @@ impl Gate {
 
     /// Asserts the upstream received nothing (the filter answered by itself).
     pub fn assert_upstream_untouched(&self, context: &str) {
+        let partial = self.upstream.all_requests().len() - self.upstream.requests().len();
+        if partial > 0 {
+            eprintln!(
+                "[e2e] {context}: the upstream saw the headers of {partial} request(s) that \
+                 were then reset (body never arrived)"
+            );
+        }
         let seen = self.upstream.requests();
         assert!(
             seen.is_empty(),
@@ -99,8 +106,8 @@ impl McpGate {
     }
 }
 
-/// The response is `status` with a JSON body whose `error` is a string (and equals `error`
-/// when given). Returns the body.
+/// The response is `status` with a JSON body carrying `error`: an OAuth-style string (equal to
+/// `error` when given) or, for malformed JSON-RPC, a JSON-RPC error object. Returns the body.
 pub fn assert_json_error(resp: &Response, status: u16, error: Option<&str>) -> Value {
     assert_eq!(
         resp.status,
@@ -115,13 +122,13 @@ pub fn assert_json_error(resp: &Response, status: u16, error: Option<&str>) -> V
         resp.describe()
     );
     let body = resp.json();
-    assert!(
-        body["error"].is_string(),
-        "body has no `error` string: {}",
-        resp.describe()
-    );
-    if let Some(e) = error {
-        assert_eq!(body["error"], e, "{}", resp.describe());
+    match error {
+        Some(e) => assert_eq!(body["error"], e, "{}", resp.describe()),
+        None => assert!(
+            body["error"].is_string() || body["error"]["message"].is_string(),
+            "body has no `error` (string, or JSON-RPC error object): {}",
+            resp.describe()
+        ),
     }
     body
 }

@@ -99,3 +99,21 @@ fn unusable_configurations_are_refused() {
         &["none", "algorithm"],
     );
 }
+
+/// `envoy --mode validate` instantiates the module and runs its configuration step: a bad
+/// snapshot fails validation with the filter's own message.
+#[test]
+fn validate_mode_checks_the_plugin_configuration() {
+    let dir = TestDir::new("validate_plugin_configuration");
+    let snap = snapshot_with(|s| s["bogus_field"] = json!(1));
+    let cfg = EnvoyConfig::plain(9).with_plugin_configuration(plugin_configuration(&snap));
+    let path = dir.join("bad.yaml");
+    let rendered = cfg.render(&dir.join("access.log"));
+    std::fs::write(&path, serde_json::to_string_pretty(&rendered).unwrap()).unwrap();
+    let (status, out) = portcullis_e2e::envoy::validate(&path);
+    assert!(
+        !status.success(),
+        "validate accepted a bad snapshot:\n{out}"
+    );
+    assert!(out.contains(MARK) && out.contains("bogus_field"), "{out}");
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every Portcullis check: formatting, lints (host and wasm32-wasip1), unit tests, and the
+# end-to-end tests against real Envoy, real MCP servers and clients. Installs what it needs first.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "setup"
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+source .venv/portcullis-env
+export ENVOY_BIN PORTCULLIS_NODE_DIR
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (host, every crate and target)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "clippy (wasm32-wasip1: the filter and the benchmark baselines)"
+cargo clippy --locked --target wasm32-wasip1 -p portcullis-filter -p portcullis-policy -p portcullis-bench-noop -- -D warnings
+
+step "build the filter (release, wasm32-wasip1)"
+cargo build --locked --release --target wasm32-wasip1 -p portcullis-filter
+export PORTCULLIS_FILTER_WASM="$root/target/wasm32-wasip1/release/portcullis_filter.wasm"
+ls -l "$PORTCULLIS_FILTER_WASM" >&2
+
+step "tests (unit, then end-to-end with real Envoy)"
+cargo test --workspace --locked
