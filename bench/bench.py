@@ -9,9 +9,9 @@ requests/s, p50 and p99, and the Envoy-under-test's CPU time (utime + stime from
 
 Environment (all optional except the paths run.sh sets):
   ROUNDS=12 DURATION=5 WARMUP=2 STARTS=3 CONNECTIONS=16 THREADS=1
-  CONFIGS="1 2 3 4 5 6 7 8 9 10"   subset to run
+  CONFIGS="1 2 3 4 5 6 7 8 9 10 11"   subset to run
   BENCH_OUT=target/bench        where keys, rendered configs, logs and results go
-  ENVOY_BIN, PORTCULLIS_BIN, NOOP_WASM, NOOP_READ_AUTH_WASM, NOOP_MIMIC_WASM, FILTER_WASM
+  ENVOY_BIN, PORTCULLIS_BIN, NOOP_WASM, NOOP_READ_AUTH_WASM, NOOP_MIMIC_WASM, NOOP_MIMIC_MAP_WASM, FILTER_WASM
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ CONFIGS = [
            None, "RS256", False, True),
     Config(10, "noop-mimic", "no-op wasm making Portcullis's warm-path host calls", "wasm",
            "NOOP_MIMIC_WASM"),
+    Config(11, "noop-mimic-map", "no-op wasm, same header changes in one whole-map call", "wasm",
+           "NOOP_MIMIC_MAP_WASM"),
 ]
 
 
@@ -422,7 +424,7 @@ def main() -> int:
     starts = max(1, env_int("STARTS", 3))
     conns = env_int("CONNECTIONS", 16)
     threads = env_int("THREADS", 1)
-    wanted = {int(x) for x in os.environ.get("CONFIGS", "1 2 3 4 5 6 7 8 9 10").replace(",", " ").split()}
+    wanted = {int(x) for x in os.environ.get("CONFIGS", "1 2 3 4 5 6 7 8 9 10 11").replace(",", " ").split()}
     out = Path(os.environ.get("BENCH_OUT", "target/bench")).resolve()
     envoy = os.environ["ENVOY_BIN"]
     portcullis = os.environ["PORTCULLIS_BIN"]

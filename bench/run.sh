@@ -33,6 +33,8 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   cp "$wasm_dir/portcullis_bench_noop.wasm" "$out/noop-read-auth.wasm"
   cargo build -q --release --target wasm32-wasip1 -p portcullis-bench-noop --features mimic
   cp "$wasm_dir/portcullis_bench_noop.wasm" "$out/noop-mimic.wasm"
+  cargo build -q --release --target wasm32-wasip1 -p portcullis-bench-noop --features mimic-map
+  cp "$wasm_dir/portcullis_bench_noop.wasm" "$out/noop-mimic-map.wasm"
 
   if [ -z "${FILTER_WASM:-}" ]; then
     rm -f "$out/portcullis_filter.wasm"
@@ -57,6 +59,7 @@ export PORTCULLIS_BIN="$target_dir/debug/portcullis"
 export NOOP_WASM="${NOOP_WASM:-$out/noop.wasm}"
 export NOOP_READ_AUTH_WASM="${NOOP_READ_AUTH_WASM:-$out/noop-read-auth.wasm}"
 export NOOP_MIMIC_WASM="${NOOP_MIMIC_WASM:-$out/noop-mimic.wasm}"
+export NOOP_MIMIC_MAP_WASM="${NOOP_MIMIC_MAP_WASM:-$out/noop-mimic-map.wasm}"
 export FILTER_WASM="${FILTER_WASM:-$out/portcullis_filter.wasm}"
 export BENCH_OUT="$out"
 

@@ -51,12 +51,20 @@ impl CredentialCache {
         self.snapshot_version
     }
 
-    pub fn get(&self, credential: &str, now: u64) -> Option<&Cached> {
+    /// The cached outcome and the unix second after which it must not be used; the caller
+    /// compares that with the time.
+    pub fn lookup(&self, credential: &str) -> Option<(&Cached, u64)> {
         let entry = self
             .valid
             .get(credential)
             .or_else(|| self.invalid.get(credential))?;
-        (now <= entry.until).then_some(&entry.outcome)
+        Some((&entry.outcome, entry.until))
+    }
+
+    #[cfg(test)]
+    pub fn get(&self, credential: &str, now: u64) -> Option<&Cached> {
+        self.lookup(credential)
+            .and_then(|(outcome, until)| (now <= until).then_some(outcome))
     }
 
     pub fn insert_valid(&mut self, credential: &str, identity: Rc<Identity>, now: u64) {

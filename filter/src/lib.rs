@@ -4,6 +4,7 @@
 //! The glue only: decisions are made by the `policy` crate.
 
 mod cache;
+mod clock;
 mod config;
 mod metrics;
 mod request;
@@ -30,6 +31,7 @@ pub(crate) struct Shared {
     pub policy: Rc<Policy>,
     pub cache: RefCell<CredentialCache>,
     pub metrics: Metrics,
+    pub clock: clock::Clock,
     /// Whether the missing-body hint was logged already.
     pub warned_no_body: Cell<bool>,
 }
@@ -62,6 +64,7 @@ impl RootContext for PortcullisRoot {
                     policy: Rc::new(policy),
                     cache: RefCell::new(cache),
                     metrics: Metrics::default(),
+                    clock: clock::Clock::default(),
                     warned_no_body: Cell::new(false),
                 }));
                 self.set_tick_period(Duration::from_secs(1));
@@ -76,6 +79,12 @@ impl RootContext for PortcullisRoot {
 
     fn on_tick(&mut self) {
         if let Some(shared) = &self.shared {
+            if let Ok(now) = self
+                .get_current_time()
+                .duration_since(std::time::UNIX_EPOCH)
+            {
+                shared.clock.set(now.as_secs());
+            }
             shared.metrics.flush();
         }
     }

@@ -9,6 +9,7 @@ use proxy_wasm::types::Action;
 use policy::{looks_like_jwt, parse_body, Identity, Policy, Route, ServerId, TokenError};
 
 use crate::cache::Cached;
+use crate::clock;
 use crate::response::{self, Reply};
 use crate::Shared;
 
@@ -39,10 +40,21 @@ impl Request {
         }
     }
 
-    fn now(&self) -> u64 {
-        self.get_current_time()
+    /// Unix seconds from the host, also refreshing the shared clock.
+    fn real_now(&self, shared: &Shared) -> u64 {
+        let now = self
+            .get_current_time()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+            .map_or(0, |d| d.as_secs());
+        shared.clock.set(now);
+        now
+    }
+
+    fn now(&self, shared: &Shared) -> u64 {
+        shared
+            .clock
+            .cached()
+            .unwrap_or_else(|| self.real_now(shared))
     }
 
     fn reply(&mut self, shared: Option<&Shared>, reply: Reply) -> Action {
@@ -66,9 +78,9 @@ impl Request {
         &self,
         shared: &Shared,
         credential: Credential<'_>,
-        now: u64,
     ) -> Result<Rc<Identity>, TokenError> {
         let token = credential.text();
+        let mut now = self.now(shared);
         {
             let mut cache = shared.cache.borrow_mut();
             if cache.snapshot_version() != shared.policy.version {
@@ -80,18 +92,29 @@ impl Request {
                     shared.policy.version,
                 );
             }
-            match cache.get(token, now) {
-                Some(Cached::Valid(identity)) => {
+            let mut entry = cache.lookup(token);
+            if let Some((_, until)) = entry {
+                // Near its deadline an entry is judged by the real clock, not the cached one.
+                if until < now.saturating_add(clock::SLACK_SECONDS) {
+                    now = self.real_now(shared);
+                    if until < now {
+                        entry = None;
+                    }
+                }
+            }
+            match entry {
+                Some((Cached::Valid(identity), _)) => {
                     shared.metrics.cache(true);
                     return Ok(identity.clone());
                 }
-                Some(Cached::Invalid(error)) => {
+                Some((Cached::Invalid(error), _)) => {
                     shared.metrics.cache(true);
                     return Err(error.clone());
                 }
                 None => shared.metrics.cache(false),
             }
         }
+        now = self.real_now(shared);
         let started = self.get_current_time();
         let outcome = match credential {
             Credential::Bearer(t) if looks_like_jwt(t) => shared.policy.verify_jwt(t, now),
@@ -119,14 +142,28 @@ impl Request {
         }
     }
 
-    fn forward_identity(&self, policy: &Policy, identity: &Identity, strip: &[&str]) {
+    /// Writes the request headers back in one host call (measured: several µs cheaper than a
+    /// call per header), without the credentials and client-sent identity headers, and with the
+    /// trusted identity headers.
+    fn forward_identity(
+        &self,
+        policy: &Policy,
+        identity: &Identity,
+        headers: &[(String, String)],
+        strip: &[&str],
+    ) {
         let settings = &policy.settings;
-        for name in strip {
-            self.set_http_request_header(name, None);
-        }
-        self.set_http_request_header(&settings.user_header, Some(&identity.headers.user));
-        self.set_http_request_header(&settings.groups_header, Some(&identity.headers.groups));
-        self.set_http_request_header(&settings.scopes_header, Some(&identity.headers.scopes));
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(headers.len() + 3);
+        pairs.extend(
+            headers
+                .iter()
+                .filter(|(name, _)| !strip.contains(&name.as_str()))
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
+        pairs.push((&settings.user_header, &identity.headers.user));
+        pairs.push((&settings.groups_header, &identity.headers.groups));
+        pairs.push((&settings.scopes_header, &identity.headers.scopes));
+        self.set_http_request_headers(pairs);
     }
 }
 
@@ -309,8 +346,7 @@ impl HttpContext for Request {
                 return self.reply(Some(&shared), response::missing_credentials(server))
             }
         };
-        let now = self.now();
-        let identity = match self.authenticate(&shared, credential, now) {
+        let identity = match self.authenticate(&shared, credential) {
             Ok(identity) => identity,
             Err(error) => {
                 return self.reply(Some(&shared), response::invalid_token(server, &error))
@@ -339,7 +375,7 @@ impl HttpContext for Request {
                     response::body_too_large(settings.max_body_bytes),
                 );
             }
-            self.forward_identity(policy, &identity, seen.stripped());
+            self.forward_identity(policy, &identity, &headers, seen.stripped());
             self.state = State::AwaitBody {
                 server: server_id,
                 identity,
@@ -348,7 +384,7 @@ impl HttpContext for Request {
             return Action::Pause;
         }
 
-        self.forward_identity(policy, &identity, seen.stripped());
+        self.forward_identity(policy, &identity, &headers, seen.stripped());
         shared.metrics.allowed();
         Action::Continue
     }

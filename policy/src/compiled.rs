@@ -354,17 +354,22 @@ fn compile_issuer(field: &str, spec: &IssuerSpec) -> Result<Issuer, SnapshotErro
             "HMAC and public-key algorithms cannot be mixed for one issuer",
         ));
     }
-    // An IdP's JWKS often also lists encryption keys and keys for algorithms this issuer does
-    // not accept (Keycloak publishes an RSA-OAEP key by default): those are skipped, not
-    // refused. A key that does not parse is still an error.
+    // An IdP's JWKS often also lists encryption keys, key types we do not support and keys for
+    // algorithms this issuer does not accept (Keycloak publishes an RSA-OAEP key by default):
+    // those are skipped, not refused. A malformed or weak key is still an error.
     let mut keys = Vec::with_capacity(spec.jwks.keys.len());
     let mut keys_by_kid = HashMap::new();
     for (i, jwk) in spec.jwks.keys.iter().enumerate() {
         if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
             continue;
         }
-        let key = VerifyingKey::from_jwk(jwk)
-            .map_err(|e| invalid(format!("{field}.jwks.keys[{i}]"), e.to_string()))?;
+        let key = match VerifyingKey::from_jwk(jwk) {
+            Ok(key) => key,
+            // A kind of key we do not verify with (P-521, Ed448, an encryption algorithm):
+            // it cannot sign anything we accept, so it is left out like an `enc` key.
+            Err(e) if e.is_unsupported() => continue,
+            Err(e) => return Err(invalid(format!("{field}.jwks.keys[{i}]"), e.to_string())),
+        };
         if !algorithms.iter().any(|&alg| key.accepts(alg)) {
             continue;
         }

@@ -55,7 +55,22 @@ impl HttpContext for NoopHttp {
         Action::Continue
     }
 
-    #[cfg(not(any(feature = "read-auth", feature = "mimic")))]
+    #[cfg(feature = "mimic-map")]
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let mut headers = self.get_http_request_headers();
+        headers.retain(|(name, _)| name != "authorization");
+        headers.push(("x-portcullis-user".into(), "bench-user".into()));
+        headers.push(("x-portcullis-groups".into(), "bench".into()));
+        headers.push(("x-portcullis-scopes".into(), "bench-all".into()));
+        let pairs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.set_http_request_headers(pairs);
+        Action::Continue
+    }
+
+    #[cfg(not(any(feature = "read-auth", feature = "mimic", feature = "mimic-map")))]
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         Action::Continue
     }
