@@ -20,9 +20,11 @@ for port in 3001 10000 9901; do
   fi
 done
 
-say "building the filter (release, wasm32-wasip1) and the portcullis CLI"
-cargo build -q --release --target wasm32-wasip1 -p portcullis-filter
-cargo build -q -p portcullis-control-plane --bin portcullis
+if [ "${PORTCULLIS_DEMO_SKIP_BUILD:-0}" != 1 ]; then
+  say "building the filter (release, wasm32-wasip1) and the portcullis CLI"
+  cargo build -q --release --target wasm32-wasip1 -p portcullis-filter
+  cargo build -q -p portcullis-control-plane --bin portcullis
+fi
 portcullis="$root/target/debug/portcullis"
 
 work="$root/.portcullis/demo"

@@ -303,7 +303,13 @@ impl HttpContext for Request {
                     response::plain(400, "invalid_request", &e.to_string(), "bad_path"),
                 )
             }
-            Ok(Route::WellKnown) => return Action::Continue,
+            Ok(Route::WellKnown) => {
+                // Discovery needs no credentials; any the client sent still stay here.
+                for name in seen.stripped() {
+                    self.set_http_request_header(name, None);
+                }
+                return Action::Continue;
+            }
             Ok(Route::Unknown) => {
                 return self.reply(
                     Some(&shared),

@@ -17,9 +17,13 @@ mod authz;
 mod body;
 #[path = "e2e/config.rs"]
 mod config;
+#[path = "e2e/demo.rs"]
+mod demo;
 #[path = "e2e/headers.rs"]
 mod headers;
 #[path = "e2e/smoke.rs"]
 mod smoke;
+#[path = "e2e/stats.rs"]
+mod stats;
 #[path = "e2e/validate.rs"]
 mod validate;

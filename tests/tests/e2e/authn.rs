@@ -46,6 +46,20 @@ fn well_known_metadata_passes_without_credentials() {
         .map(|r| r.path.clone())
         .collect();
     assert_eq!(paths.len(), 2, "{paths:?}");
+
+    // Credentials sent along to a discovery document are not forwarded either.
+    gate.upstream.clear();
+    let t = token("alice", &[GROUP_DEVS]);
+    let resp = gate.envoy.send(
+        Request::get(WELL_KNOWN_PATH)
+            .bearer(&t)
+            .header("x-api-key", "pk_secret"),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.describe());
+    let seen = gate.upstream.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("authorization"), None);
+    assert_eq!(seen[0].header("x-api-key"), None);
 }
 
 #[test]
