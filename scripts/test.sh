@@ -7,7 +7,7 @@ cd "$root"
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "setup"
-bash scripts/setup.sh
+PORTCULLIS_SETUP_POSTGRES=1 bash scripts/setup.sh
 # shellcheck disable=SC1091
 source .venv/portcullis-env
 export ENVOY_BIN PORTCULLIS_NODE_DIR
@@ -21,10 +21,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (wasm32-wasip1: the filter and the benchmark baselines)"
 cargo clippy --locked --target wasm32-wasip1 -p portcullis-filter -p portcullis-policy -p portcullis-bench-noop -- -D warnings
 
-step "build the filter (release, wasm32-wasip1)"
+step "build the filter (release, wasm32-wasip1) and the portcullis binary"
 cargo build --locked --release --target wasm32-wasip1 -p portcullis-filter
+# The demo test runs scripts/demo.sh, which uses the binary (nested cargo would wait on our lock).
+cargo build --locked -p portcullis-control-plane --bin portcullis
 export PORTCULLIS_FILTER_WASM="$root/target/wasm32-wasip1/release/portcullis_filter.wasm"
 ls -l "$PORTCULLIS_FILTER_WASM" >&2
+
+step "PostgreSQL for the control-plane tests (loopback, target/postgres)"
+eval "$(bash scripts/postgres.sh)"
+export PORTCULLIS_TEST_POSTGRES_URL
+trap 'bash scripts/postgres.sh stop' EXIT
 
 step "tests (unit, then end-to-end with real Envoy)"
 cargo test --workspace --locked

@@ -3,25 +3,28 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portcullis_e2e::mcp::ClientPlan;
 use portcullis_e2e::{paths, TestDir};
 
-/// Stops the demo's whole process group when the test ends, however it ends.
-struct ProcessGroup(i32);
+/// The demo script, leader of its own process group; the whole group is stopped when the test
+/// ends, however it ends.
+struct Demo(Child);
 
-impl Drop for ProcessGroup {
+impl Drop for Demo {
     fn drop(&mut self) {
+        let group = -(self.0.id() as i32);
         // SAFETY: kill(2) with a negative pid signals the process group we created.
         unsafe {
-            libc_kill(-self.0, 15);
+            libc_kill(group, 15);
         }
         std::thread::sleep(Duration::from_millis(500));
         unsafe {
-            libc_kill(-self.0, 9);
+            libc_kill(group, 9);
         }
+        let _ = self.0.wait();
     }
 }
 
@@ -42,7 +45,7 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
             "{built} is missing: run `bash scripts/test.sh` (it builds both before the tests)"
         );
     }
-    let mut child = Command::new("bash")
+    let child = Command::new("bash")
         .arg(root.join("scripts/demo.sh"))
         .current_dir(&root)
         // Nested cargo would wait for the lock `cargo test` holds; the test command built both.
@@ -52,10 +55,9 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
         .process_group(0)
         .spawn()
         .expect("bash scripts/demo.sh starts");
-    let _group = ProcessGroup(child.id() as i32);
-
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let stderr = child.stderr.take().expect("stderr");
+    let mut demo = Demo(child);
+    let stdout = BufReader::new(demo.0.stdout.take().expect("stdout"));
+    let stderr = demo.0.stderr.take().expect("stderr");
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[demo] {line}");
