@@ -2,6 +2,7 @@
 //! Tokens are signed here with independent implementations (the `rsa` crate, HMAC).
 
 mod decision;
+mod robustness;
 mod snapshot;
 mod token;
 
