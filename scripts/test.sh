@@ -28,7 +28,7 @@ cargo build --locked -p portcullis-control-plane --bin portcullis
 export PORTCULLIS_FILTER_WASM="$root/target/wasm32-wasip1/release/portcullis_filter.wasm"
 ls -l "$PORTCULLIS_FILTER_WASM" >&2
 
-step "PostgreSQL for the control-plane tests (loopback, target/postgres)"
+step "PostgreSQL for the control-plane tests (loopback)"
 eval "$(bash scripts/postgres.sh)"
 export PORTCULLIS_TEST_POSTGRES_URL
 trap 'bash scripts/postgres.sh stop' EXIT

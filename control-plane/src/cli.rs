@@ -23,6 +23,19 @@ pub enum Command {
     /// Demo/test tools: throwaway keys and hand-made tokens. NOT the authorization server.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Run the control plane: registry API, OAuth discovery metadata, health and metrics.
+    /// Configured through the environment (see docs/control-plane.md).
+    Serve(ServeArgs),
+    /// Check an MCP server's OAuth discovery the way MCP clients do, step by step. Exit code 0:
+    /// no error; 1: an error finding; 2: the URL cannot be reached.
+    Doctor(crate::doctor::DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +109,21 @@ impl Cli {
             }
             Command::Dev(DevCommand::Token(args)) => {
                 println!("{}", token(&args)?);
+                Ok(())
+            }
+            Command::Serve(args) => {
+                let config = crate::config::Config::from_env()?;
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(crate::server::serve(config, args.listen))
+            }
+            Command::Doctor(args) => {
+                let code = crate::doctor::run(&args);
+                if code != 0 {
+                    let _ = std::io::stdout().flush();
+                    std::process::exit(code);
+                }
                 Ok(())
             }
         }

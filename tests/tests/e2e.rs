@@ -19,6 +19,8 @@ mod body;
 mod config;
 #[path = "e2e/demo.rs"]
 mod demo;
+#[path = "e2e/doctor.rs"]
+mod doctor;
 #[path = "e2e/headers.rs"]
 mod headers;
 #[path = "e2e/smoke.rs"]

@@ -1,0 +1,140 @@
+//! Who is calling the API: the bootstrap admin token, or an IdP JWT verified with the policy
+//! crate whose groups map (through the registry's group mappings) to scopes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use serde_json::json;
+use subtle::ConstantTimeEq as _;
+
+use crate::config::{sha256, Config};
+use crate::error::AppError;
+use crate::registry::Scope;
+use crate::state::AppState;
+
+/// Verifies credentials. Built once at start.
+pub struct Authenticator {
+    admin_token_sha256: Option<[u8; 32]>,
+    admin_scope: String,
+    /// A policy with only the IdP issuer in it: the same verification the filter does.
+    idp: Option<policy::Policy>,
+}
+
+impl Authenticator {
+    pub fn new(config: &Config) -> anyhow::Result<Authenticator> {
+        let idp = match &config.idp {
+            Some(idp) if idp.jwks.is_some() => {
+                let snapshot = json!({
+                    "format": 1,
+                    "version": 0,
+                    "issuers": [{
+                        "issuer": idp.issuer,
+                        "jwks": idp.jwks,
+                        "algorithms": idp.algorithms,
+                        "audiences": idp.audiences,
+                        "groups_claim": idp.groups_claim,
+                    }],
+                });
+                let bytes = serde_json::to_vec(&snapshot)?;
+                Some(policy::Policy::from_json(&bytes).map_err(|e| {
+                    anyhow::anyhow!("IdP configuration (PORTCULLIS_IDP_*) refused: {e}")
+                })?)
+            }
+            _ => None,
+        };
+        Ok(Authenticator {
+            admin_token_sha256: config.admin_token_sha256,
+            admin_scope: config.admin_scope.clone(),
+            idp,
+        })
+    }
+}
+
+/// An authenticated API caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `admin` for the bootstrap token, else the token's username.
+    pub subject: String,
+    pub groups: Vec<String>,
+    /// Registry scopes mapped from the groups.
+    pub scopes: Vec<String>,
+    pub admin: bool,
+}
+
+impl Caller {
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "this call needs an admin credential (the bootstrap admin token, or a token whose groups map to the admin scope)".into(),
+            ))
+        }
+    }
+
+    /// Whether this caller may see server `name`: admins see everything, others what one of
+    /// their scopes grants (by name or `*`).
+    pub fn may_access(&self, name: &str, scopes: &[Scope]) -> bool {
+        self.admin
+            || scopes.iter().any(|s| {
+                self.scopes.contains(&s.name)
+                    && s.grants.iter().any(|g| g.server == "*" || g.server == name)
+            })
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, AppError> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            AppError::Unauthorized("missing Authorization: Bearer credential".into())
+        })?;
+        let value = value
+            .to_str()
+            .map_err(|_| AppError::Unauthorized("malformed Authorization header".into()))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                AppError::Unauthorized("expected Authorization: Bearer <token>".into())
+            })?;
+        let auth = &state.auth;
+        if let Some(expected) = &auth.admin_token_sha256 {
+            if bool::from(sha256(token.as_bytes()).ct_eq(expected)) {
+                return Ok(Caller {
+                    subject: "admin".into(),
+                    groups: Vec::new(),
+                    scopes: vec![auth.admin_scope.clone()],
+                    admin: true,
+                });
+            }
+        }
+        let Some(idp) = &auth.idp else {
+            return Err(AppError::Unauthorized("invalid credential".into()));
+        };
+        if !policy::looks_like_jwt(token) {
+            return Err(AppError::Unauthorized("invalid credential".into()));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let identity = idp
+            .verify_jwt(token, now)
+            .map_err(|e| AppError::Unauthorized(format!("invalid token: {}", e.reason())))?;
+        let groups: Vec<String> = identity.groups.to_vec();
+        let scopes = state.db.scopes_for_groups(&groups).await?;
+        let admin = scopes.contains(&auth.admin_scope);
+        Ok(Caller {
+            subject: identity.username,
+            groups,
+            scopes,
+            admin,
+        })
+    }
+}

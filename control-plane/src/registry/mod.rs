@@ -1,0 +1,236 @@
+//! The server registry and the access model it is compiled from: servers, scopes (`mcp_scopes`)
+//! with their grants, and IdP group → scope mappings.
+
+mod snapshot;
+pub mod validate;
+
+use serde::{Deserialize, Serialize};
+
+use crate::connect;
+
+pub use snapshot::compile_snapshot;
+
+/// A registered MCP server, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Server {
+    pub name: String,
+    pub description: String,
+    /// Gateway path, `/segment[/segment]`; the key.
+    pub path: String,
+    /// Upstream URL (http or https).
+    pub proxy_pass_url: String,
+    pub tags: Vec<String>,
+    /// Public OAuth client id for this server's connect configs (else `IDE_OAUTH_CLIENT_ID`).
+    pub oauth_client_id: Option<String>,
+    /// `true`: clients connect to `<path>/mcp`; `false`: to `<path>`; `None`: auto-detect from
+    /// `proxy_pass_url` (see [`Server::mcp_url`]).
+    pub append_mcp_path: Option<bool>,
+    /// Entire custom URL clients connect to; overrides the rules above.
+    pub mcp_endpoint: Option<String>,
+    pub license: Option<String>,
+    pub num_tools: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Every writable field of a server (what register and PUT carry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerFields {
+    pub name: String,
+    pub description: String,
+    pub path: String,
+    pub proxy_pass_url: String,
+    pub tags: Vec<String>,
+    pub oauth_client_id: Option<String>,
+    pub append_mcp_path: Option<bool>,
+    pub mcp_endpoint: Option<String>,
+    pub license: Option<String>,
+    pub num_tools: Option<i64>,
+}
+
+impl Server {
+    pub fn from_fields(f: ServerFields, created_at: i64, updated_at: i64) -> Server {
+        Server {
+            name: f.name,
+            description: f.description,
+            path: f.path,
+            proxy_pass_url: f.proxy_pass_url,
+            tags: f.tags,
+            oauth_client_id: f.oauth_client_id,
+            append_mcp_path: f.append_mcp_path,
+            mcp_endpoint: f.mcp_endpoint,
+            license: f.license,
+            num_tools: f.num_tools,
+            created_at,
+            updated_at,
+        }
+    }
+
+    pub fn fields(&self) -> ServerFields {
+        ServerFields {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            path: self.path.clone(),
+            proxy_pass_url: self.proxy_pass_url.clone(),
+            tags: self.tags.clone(),
+            oauth_client_id: self.oauth_client_id.clone(),
+            append_mcp_path: self.append_mcp_path,
+            mcp_endpoint: self.mcp_endpoint.clone(),
+            license: self.license.clone(),
+            num_tools: self.num_tools,
+        }
+    }
+
+    /// The server as the connect module sees it.
+    pub fn connect_entry(&self) -> connect::ServerEntry {
+        connect::ServerEntry {
+            name: self.name.clone(),
+            path: self.path.clone(),
+            proxy_pass_url: self.proxy_pass_url.clone(),
+            oauth_client_id: self.oauth_client_id.clone(),
+            append_mcp_path: self.append_mcp_path,
+            mcp_endpoint: self.mcp_endpoint.clone(),
+        }
+    }
+
+    /// Whether `/mcp` is appended to the gateway path: the explicit setting, else auto-detect —
+    /// an upstream whose URL already ends in `/mcp` (or `/sse`) is served at the path itself,
+    /// any other upstream at `<path>/mcp` ([`connect::auto_append_mcp_path`]).
+    pub fn appends_mcp_path(&self) -> bool {
+        self.append_mcp_path
+            .unwrap_or_else(|| connect::auto_append_mcp_path(&self.proxy_pass_url))
+    }
+
+    /// The exact URL MCP clients connect to (the RFC 9728 `resource`): `mcp_endpoint` when set,
+    /// else `<public_url><path>[/mcp]`. The rules live in [`connect::mcp_url`], which connect
+    /// configs use too.
+    pub fn mcp_url(&self, public_url: &str) -> String {
+        connect::mcp_url(&self.connect_entry(), public_url).url
+    }
+
+    /// The path part of [`Server::mcp_url`].
+    pub fn mcp_url_path(&self, public_url: &str) -> String {
+        let url = self.mcp_url(public_url);
+        url::Url::parse(&url)
+            .map(|u| u.path().trim_end_matches('/').to_string())
+            .unwrap_or_default()
+    }
+
+    /// Where this server's protected-resource metadata is: the RFC 9728 location for
+    /// [`Server::mcp_url`] (`/.well-known/oauth-protected-resource` inserted before the path),
+    /// on our public origin.
+    pub fn resource_metadata_url(&self, public_url: &str) -> String {
+        format!(
+            "{}/.well-known/oauth-protected-resource{}",
+            public_url.trim_end_matches('/'),
+            self.mcp_url_path(public_url)
+        )
+    }
+
+    /// The JSON the API answers with: the stored fields plus the resolved URLs.
+    pub fn to_api_json(&self, public_url: &str) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("mcp_url".into(), self.mcp_url(public_url).into());
+            obj.insert(
+                "resource_metadata_url".into(),
+                self.resource_metadata_url(public_url).into(),
+            );
+        }
+        v
+    }
+}
+
+/// What one grant of a scope allows (mirrors policy snapshot v1 `scopes[].grants[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// A server name, or `*` for every server.
+    pub server: String,
+    /// JSON-RPC methods: exact, `prefix*` or `*`.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Tools for `tools/call`: exact, `prefix*` or `*`.
+    #[serde(default)]
+    pub tools: Vec<String>,
+}
+
+/// A registry scope (`mcp_scopes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scope {
+    pub name: String,
+    pub description: String,
+    pub grants: Vec<Grant>,
+    pub updated_at: i64,
+}
+
+/// IdP group → registry scopes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupMapping {
+    pub group: String,
+    pub scopes: Vec<String>,
+    pub updated_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(proxy: &str, append: Option<bool>, endpoint: Option<&str>) -> Server {
+        Server::from_fields(
+            ServerFields {
+                name: "s".into(),
+                path: "/github".into(),
+                proxy_pass_url: proxy.into(),
+                append_mcp_path: append,
+                mcp_endpoint: endpoint.map(String::from),
+                ..Default::default()
+            },
+            0,
+            0,
+        )
+    }
+
+    #[test]
+    fn mcp_url_rules() {
+        let p = "https://gw.example.com";
+        assert_eq!(
+            server("http://up:8000", None, None).mcp_url(p),
+            "https://gw.example.com/github/mcp"
+        );
+        assert_eq!(
+            server("http://up:8000/mcp", None, None).mcp_url(p),
+            "https://gw.example.com/github"
+        );
+        assert_eq!(
+            server("http://up:8000/mcp/", None, None).mcp_url(p),
+            "https://gw.example.com/github"
+        );
+        assert_eq!(
+            server("http://up:8000/sse", None, None).mcp_url(p),
+            "https://gw.example.com/github"
+        );
+        assert_eq!(
+            server("http://up:8000/mcp", Some(true), None).mcp_url(p),
+            "https://gw.example.com/github/mcp"
+        );
+        assert_eq!(
+            server("http://up:8000", Some(false), None).mcp_url(p),
+            "https://gw.example.com/github"
+        );
+        let s = server(
+            "http://up:8000",
+            Some(true),
+            Some("https://gw.example.com/custom/endpoint/"),
+        );
+        assert_eq!(s.mcp_url(p), "https://gw.example.com/custom/endpoint");
+        assert_eq!(
+            s.resource_metadata_url(p),
+            "https://gw.example.com/.well-known/oauth-protected-resource/custom/endpoint"
+        );
+        assert_eq!(
+            server("http://up:8000", None, None).resource_metadata_url(p),
+            "https://gw.example.com/.well-known/oauth-protected-resource/github/mcp"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! Control-plane API tests: every route, on SQLite and (with `PORTCULLIS_TEST_POSTGRES_URL`,
+//! see `scripts/postgres.sh`) on PostgreSQL. One test binary to keep link time down.
+
+#[macro_use]
+mod common;
+mod access;
+mod connect_config;
+mod metadata;
+mod ops;
+mod sdk;
+mod servers;
