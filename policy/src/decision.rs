@@ -101,7 +101,7 @@ fn is_dot_or_encoded(segment: &str) -> bool {
 
 impl Policy {
     /// Matches a request path (query ignored) to a server by longest prefix, on segment
-    /// boundaries. `/.well-known/…` and `<server prefix>/.well-known/…` are discovery.
+    /// boundaries. A path with a `.well-known` segment is discovery.
     pub fn route(&self, path: &str) -> Result<Route, PathError> {
         let path = path.split(['?', '#']).next().unwrap_or_default();
         if !path.starts_with('/') {
@@ -114,16 +114,16 @@ impl Policy {
                 return Err(PathError);
             }
         }
-        if path.starts_with("/.well-known/") {
+        // Discovery documents: `/.well-known/…`, and the locations clients derive from the MCP
+        // URL (`<server>/.well-known/…`, `<server>/mcp/.well-known/…`). No server prefix may
+        // contain a `.well-known` segment, so such a path is never a server's own.
+        if path.split('/').any(|segment| segment == ".well-known") {
             return Ok(Route::WellKnown);
         }
         for &id in self.routes.iter() {
             let prefix = self.servers[id].path_prefix.as_str();
             if let Some(rest) = path.strip_prefix(prefix) {
                 if rest.is_empty() || rest.starts_with('/') {
-                    if rest.starts_with("/.well-known/") {
-                        return Ok(Route::WellKnown);
-                    }
                     return Ok(Route::Server(id));
                 }
             }

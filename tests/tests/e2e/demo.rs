@@ -1,5 +1,6 @@
-//! The README's demo command works: `bash scripts/demo.sh` starts Envoy with the filter and a real
-//! MCP server, prints tokens, and the official MCP client gets exactly what the demo promises.
+//! The README's demo command works: `bash scripts/demo.sh` starts the control plane, Envoy with
+//! the filter and a real MCP server, prints tokens, and the official MCP client gets exactly what
+//! the demo promises.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -101,6 +102,33 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
     assert_eq!(run.ok(2)["content"][0]["text"], "Echo: hello from the demo");
     // The demo's engineering group has no grant for get-env (it shows the server's environment).
     assert_eq!(run.err(3)["httpStatus"], 403, "{}", run.describe());
+
+    // The discovery document, from the control plane through Envoy, names this exact URL.
+    let prm = portcullis_e2e::Request::get("/.well-known/oauth-protected-resource/everything/mcp")
+        .send(10000);
+    assert_eq!(prm.status, 200, "{}", prm.describe());
+    let prm: serde_json::Value = serde_json::from_slice(&prm.body).expect("metadata is JSON");
+    assert_eq!(prm["resource"], url, "{prm}");
+    assert_eq!(
+        prm["authorization_servers"],
+        serde_json::json!(["http://127.0.0.1:10000/demo-issuer"]),
+        "{prm}"
+    );
+
+    // The Connect dialog's Claude Code line for the registered server.
+    let admin = std::fs::read_to_string(work.join("admin.token")).expect("admin.token");
+    let connect =
+        portcullis_e2e::Request::get("/api/servers/everything/connect-config?ide=claude-code")
+            .bearer(admin.trim())
+            .send(8080);
+    assert_eq!(connect.status, 200, "{}", connect.describe());
+    assert!(
+        connect
+            .text()
+            .contains(&format!("claude mcp add --transport http everything {url}")),
+        "{}",
+        connect.text()
+    );
 
     // Without a token: the challenge MCP clients follow.
     let resp = portcullis_e2e::Request::post("/everything/mcp")
