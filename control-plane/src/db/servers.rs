@@ -36,6 +36,17 @@ impl Db {
         rows.iter().map(from_row).collect()
     }
 
+    /// Servers with a custom `mcp_endpoint`: the only ones whose MCP URL path cannot be derived
+    /// from their registry path.
+    pub async fn servers_with_endpoint(&self) -> Result<Vec<Server>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM servers WHERE mcp_endpoint IS NOT NULL AND mcp_endpoint <> '' ORDER BY path"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     pub async fn get_server(&self, path: &str) -> Result<Option<Server>, sqlx::Error> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM servers WHERE path = $1"))
             .bind(path)
