@@ -186,13 +186,14 @@ async fn server_for(state: &AppState, suffix: &str) -> AppResult<Server> {
     // instead of reading the whole registry (measured: ~8 µs per registered server).
     let suffix = suffix.trim_end_matches('/');
     let public_url = state.public_url();
-    if let Some(server) = state.db.get_server(suffix).await? {
-        return Ok(server);
-    }
+    // `<path>/mcp` is the usual MCP URL, so that lookup goes first (one query for most clients).
     if let Some(base) = suffix.strip_suffix("/mcp") {
         if let Some(server) = state.db.get_server(base).await? {
             return Ok(server);
         }
+    }
+    if let Some(server) = state.db.get_server(suffix).await? {
+        return Ok(server);
     }
     // A custom `mcp_endpoint` puts the MCP URL elsewhere; only those servers need a look.
     state
