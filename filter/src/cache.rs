@@ -27,28 +27,17 @@ pub struct CredentialCache {
     valid_capacity: usize,
     invalid_capacity: usize,
     invalid_seconds: u64,
-    snapshot_version: u64,
 }
 
 impl CredentialCache {
-    pub fn new(
-        valid_capacity: usize,
-        invalid_capacity: usize,
-        invalid_seconds: u64,
-        snapshot_version: u64,
-    ) -> Self {
+    pub fn new(valid_capacity: usize, invalid_capacity: usize, invalid_seconds: u64) -> Self {
         CredentialCache {
             valid: HashMap::new(),
             invalid: HashMap::new(),
             valid_capacity,
             invalid_capacity,
             invalid_seconds,
-            snapshot_version,
         }
-    }
-
-    pub fn snapshot_version(&self) -> u64 {
-        self.snapshot_version
     }
 
     /// The cached outcome and the unix second after which it must not be used; the caller

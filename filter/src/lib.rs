@@ -52,7 +52,6 @@ impl RootContext for PortcullisRoot {
                     settings.token_cache_entries,
                     settings.negative_cache_entries,
                     settings.negative_cache_seconds,
-                    policy.version,
                 );
                 log::info!(
                     "portcullis: policy version {} loaded ({} issuers, {} servers)",

@@ -1,7 +1,7 @@
 //! One HTTP request through the filter, following DESIGN.md's request path.
 
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -42,10 +42,7 @@ impl Request {
 
     /// Unix seconds from the host, also refreshing the shared clock.
     fn real_now(&self, shared: &Shared) -> u64 {
-        let now = self
-            .get_current_time()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = unix_seconds(self.get_current_time());
         shared.clock.set(now);
         now
     }
@@ -82,16 +79,8 @@ impl Request {
         let token = credential.text();
         let mut now = self.now(shared);
         {
-            let mut cache = shared.cache.borrow_mut();
-            if cache.snapshot_version() != shared.policy.version {
-                let s = &shared.policy.settings;
-                *cache = crate::cache::CredentialCache::new(
-                    s.token_cache_entries,
-                    s.negative_cache_entries,
-                    s.negative_cache_seconds,
-                    shared.policy.version,
-                );
-            }
+            // The cache lives beside its policy in `Shared`: a new snapshot comes with an empty one.
+            let cache = shared.cache.borrow();
             let mut entry = cache.lookup(token);
             if let Some((_, until)) = entry {
                 // Near its deadline an entry is judged by the real clock, not the cached one.
@@ -114,8 +103,10 @@ impl Request {
                 None => shared.metrics.cache(false),
             }
         }
-        now = self.real_now(shared);
+        // One clock read both stamps the verification and refreshes the shared clock.
         let started = self.get_current_time();
+        now = unix_seconds(started);
+        shared.clock.set(now);
         let outcome = match credential {
             Credential::Bearer(t) if looks_like_jwt(t) => shared.policy.verify_jwt(t, now),
             Credential::Bearer(key) | Credential::ApiKey(key) => {
@@ -165,6 +156,10 @@ impl Request {
         pairs.push((&settings.scopes_header, &identity.headers.scopes));
         self.set_http_request_headers(pairs);
     }
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[derive(Clone, Copy)]

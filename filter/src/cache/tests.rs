@@ -24,7 +24,7 @@ fn identity(expires_at: u64) -> Rc<Identity> {
 
 #[test]
 fn valid_entries_live_until_expiry() {
-    let mut cache = CredentialCache::new(4, 4, 30, 1);
+    let mut cache = CredentialCache::new(4, 4, 30);
     cache.insert_valid("t1", identity(100), 50);
     assert!(matches!(cache.get("t1", 100), Some(Cached::Valid(_))));
     assert!(
@@ -36,14 +36,14 @@ fn valid_entries_live_until_expiry() {
 
 #[test]
 fn already_expired_identities_are_not_cached() {
-    let mut cache = CredentialCache::new(4, 4, 30, 1);
+    let mut cache = CredentialCache::new(4, 4, 30);
     cache.insert_valid("t1", identity(10), 50);
     assert_eq!(cache.sizes(), (0, 0));
 }
 
 #[test]
 fn refusals_are_remembered_for_a_while() {
-    let mut cache = CredentialCache::new(4, 4, 30, 1);
+    let mut cache = CredentialCache::new(4, 4, 30);
     cache.insert_invalid("bad", TokenError::BadSignature, 100);
     assert!(matches!(
         cache.get("bad", 130),
@@ -54,7 +54,7 @@ fn refusals_are_remembered_for_a_while() {
 
 #[test]
 fn both_caches_are_bounded() {
-    let mut cache = CredentialCache::new(16, 8, 30, 1);
+    let mut cache = CredentialCache::new(16, 8, 30);
     for i in 0..1000 {
         cache.insert_valid(&format!("valid-{i}"), identity(10_000), 1);
         cache.insert_invalid(&format!("bad-{i}"), TokenError::Malformed, 1);
@@ -67,7 +67,7 @@ fn both_caches_are_bounded() {
 
 #[test]
 fn expired_entries_are_evicted_first() {
-    let mut cache = CredentialCache::new(2, 2, 30, 1);
+    let mut cache = CredentialCache::new(2, 2, 30);
     cache.insert_valid("old", identity(5), 1);
     cache.insert_valid("keep", identity(1000), 1);
     cache.insert_valid("new", identity(1000), 10);
@@ -77,7 +77,7 @@ fn expired_entries_are_evicted_first() {
 
 #[test]
 fn zero_capacity_turns_caching_off() {
-    let mut cache = CredentialCache::new(0, 0, 30, 1);
+    let mut cache = CredentialCache::new(0, 0, 30);
     cache.insert_valid("t", identity(1000), 1);
     cache.insert_invalid("b", TokenError::Malformed, 1);
     assert_eq!(cache.sizes(), (0, 0));
