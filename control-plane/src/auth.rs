@@ -85,24 +85,50 @@ impl Caller {
     }
 }
 
+/// The bearer token of a request, or why there is none.
+fn bearer_token(parts: &Parts) -> Result<&str, AppError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer credential".into()))?;
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::Unauthorized("malformed Authorization header".into()))?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| AppError::Unauthorized("expected Authorization: Bearer <token>".into()))
+}
+
+/// An Envoy sync service, authenticated by `PORTCULLIS_SYNC_TOKEN`.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncPeer;
+
+impl FromRequestParts<AppState> for SyncPeer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<SyncPeer, AppError> {
+        let Some(expected) = &state.config.sync_token_sha256 else {
+            return Err(AppError::Unavailable(
+                "policy sync is disabled: set PORTCULLIS_SYNC_TOKEN on the control plane".into(),
+            ));
+        };
+        let token = bearer_token(parts)?;
+        if bool::from(sha256(token.as_bytes()).ct_eq(expected)) {
+            Ok(SyncPeer)
+        } else {
+            Err(AppError::Unauthorized("invalid sync token".into()))
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, AppError> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            AppError::Unauthorized("missing Authorization: Bearer credential".into())
-        })?;
-        let value = value
-            .to_str()
-            .map_err(|_| AppError::Unauthorized("malformed Authorization header".into()))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AppError::Unauthorized("expected Authorization: Bearer <token>".into())
-            })?;
+        let token = bearer_token(parts)?;
         let auth = &state.auth;
         if let Some(expected) = &auth.admin_token_sha256 {
             if bool::from(sha256(token.as_bytes()).ct_eq(expected)) {

@@ -85,6 +85,12 @@ pub struct Config {
     /// `PORTCULLIS_IDP_EXPECT_DCR` (default false): the operator expects the IdP to offer
     /// dynamic client registration (connect configs warn when its metadata disagrees).
     pub idp_expect_dcr: bool,
+    /// SHA-256 of the token Envoy's sync service presents on `/v1/policy` and `/v1/audit`
+    /// (`PORTCULLIS_SYNC_TOKEN`, or `PORTCULLIS_SYNC_TOKEN_SHA256` as hex). Unset: those
+    /// endpoints answer 503.
+    pub sync_token_sha256: Option<[u8; 32]>,
+    /// `PORTCULLIS_AUDIT_*`.
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// A secret value whose `Debug` never shows it.
@@ -121,6 +127,8 @@ impl std::fmt::Debug for Config {
             .field("static_token", &self.static_token)
             .field("idp_strict_redirects", &self.idp_strict_redirects)
             .field("idp_expect_dcr", &self.idp_expect_dcr)
+            .field("sync_token", &self.sync_token_sha256.map(|_| "<set>"))
+            .field("audit", &self.audit)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +156,8 @@ impl Default for Config {
             static_token: None,
             idp_strict_redirects: false,
             idp_expect_dcr: false,
+            sync_token_sha256: None,
+            audit: crate::audit::AuditConfig::default(),
         }
     }
 }
@@ -175,6 +185,28 @@ fn parse_bool(name: &str, value: Option<String>, default: bool) -> anyhow::Resul
         "false" | "0" | "no" | "off" => Ok(false),
         _ => bail!("{name}: expected true or false, got {v:?}"),
     }
+}
+
+/// A secret from `<name>` (hashed at once; at least 16 characters) or `<name>_SHA256` (hex).
+fn hashed_secret(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+) -> anyhow::Result<Option<[u8; 32]>> {
+    let hashed_name = format!("{name}_SHA256");
+    Ok(match (get(name), get(&hashed_name)) {
+        (Some(_), Some(_)) => bail!("set {name} or {hashed_name}, not both"),
+        (Some(token), None) => {
+            if token.len() < 16 {
+                bail!("{name}: use at least 16 characters");
+            }
+            Some(sha256(token.as_bytes()))
+        }
+        (None, Some(hex)) => Some(
+            parse_hex32(hex.trim())
+                .with_context(|| format!("{hashed_name}: expected 64 lowercase hex digits"))?,
+        ),
+        (None, None) => None,
+    })
 }
 
 fn parse_hex32(text: &str) -> Option<[u8; 32]> {
@@ -206,25 +238,9 @@ impl Config {
         if let Some(url) = get("PORTCULLIS_PUBLIC_URL") {
             c.public_url = Some(normalize_public_url(&url).context("PORTCULLIS_PUBLIC_URL")?);
         }
-        c.admin_token_sha256 = match (
-            get("PORTCULLIS_ADMIN_TOKEN"),
-            get("PORTCULLIS_ADMIN_TOKEN_SHA256"),
-        ) {
-            (Some(_), Some(_)) => {
-                bail!("set PORTCULLIS_ADMIN_TOKEN or PORTCULLIS_ADMIN_TOKEN_SHA256, not both")
-            }
-            (Some(token), None) => {
-                if token.len() < 16 {
-                    bail!("PORTCULLIS_ADMIN_TOKEN: use at least 16 characters");
-                }
-                Some(sha256(token.as_bytes()))
-            }
-            (None, Some(hex)) => Some(
-                parse_hex32(hex.trim())
-                    .context("PORTCULLIS_ADMIN_TOKEN_SHA256: expected 64 lowercase hex digits")?,
-            ),
-            (None, None) => None,
-        };
+        c.admin_token_sha256 = hashed_secret(&get, "PORTCULLIS_ADMIN_TOKEN")?;
+        c.sync_token_sha256 = hashed_secret(&get, "PORTCULLIS_SYNC_TOKEN")?;
+        c.audit = crate::audit::AuditConfig::from_lookup(&get)?;
         if let Some(scope) = get("PORTCULLIS_ADMIN_SCOPE") {
             c.admin_scope = scope.trim().to_string();
         }

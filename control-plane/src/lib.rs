@@ -5,6 +5,7 @@
 //! tokens (not the authorization server).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -17,4 +18,5 @@ pub mod metadata;
 pub mod metrics;
 pub mod registry;
 pub mod server;
+pub mod snapshots;
 pub mod state;

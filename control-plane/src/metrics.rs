@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,9 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     /// route → latency.
     latency: Mutex<BTreeMap<String, Histogram>>,
+    policy_version: AtomicU64,
+    audit_received: AtomicU64,
+    audit_dropped: AtomicU64,
 }
 
 fn escape(label: &str) -> String {
@@ -55,9 +59,28 @@ impl Metrics {
         }
     }
 
+    pub fn set_policy_version(&self, version: u64) {
+        self.policy_version.store(version, Ordering::Relaxed);
+    }
+
+    pub fn audit_received(&self, n: u64) {
+        self.audit_received.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn audit_dropped(&self, n: u64) {
+        self.audit_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        for (name, kind, help, value) in [
+            ("portcullis_policy_version", "gauge", "Version of the policy snapshot this replica serves.", &self.policy_version),
+            ("portcullis_audit_events_received_total", "counter", "Audit events stored from Envoy sync services.", &self.audit_received),
+            ("portcullis_audit_events_dropped_total", "counter", "Audit events Envoys reported dropping (buffer full while the control plane was unreachable).", &self.audit_dropped),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
+        }
         out.push_str(
             "# HELP portcullis_http_requests_total HTTP requests answered, by route and status.\n",
         );

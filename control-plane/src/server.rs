@@ -9,7 +9,7 @@ use axum::middleware;
 use axum::routing::{self, MethodRouter};
 use axum::Router;
 
-use crate::api::{connect_config, openapi, ops, policy, servers};
+use crate::api::{audit, connect_config, openapi, ops, policy, servers, sync};
 use crate::config::{Config, LogFormat};
 use crate::db::Db;
 use crate::metadata;
@@ -107,6 +107,13 @@ fn api_routes() -> Routes {
                 .put(policy::put_scope)
                 .delete(policy::delete_scope),
         )
+        .get("/api/audit", audit::list)
+        .get("/v1/policy", sync::policy)
+        .route(
+            "/v1/audit",
+            &["post"],
+            routing::post(sync::audit).layer(DefaultBodyLimit::max(sync::MAX_AUDIT_BODY_BYTES)),
+        )
         .get("/api/group-mappings", policy::list_mappings)
         .route(
             "/api/group-mappings/{group}",
@@ -165,6 +172,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            crate::snapshots::after_write,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
         ))
         .with_state(state)
@@ -192,13 +203,19 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
     tracing::info!(?config, "starting");
     let db = Db::connect(&config).await?;
     let state = AppState::new(config, db.clone())?;
+    state.publisher.spawn(state.clone());
+    crate::audit::spawn_retention(db.clone(), state.config.audit.clone());
+    let publisher = state.publisher.clone();
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            publisher.close();
+        })
         .await
         .context("serving")?;
     db.close().await;

@@ -10,6 +10,7 @@ use crate::connect::CapabilityCache;
 use crate::db::Db;
 use crate::metadata::IdpMetadata;
 use crate::metrics::Metrics;
+use crate::snapshots::Publisher;
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
@@ -23,6 +24,8 @@ pub struct Inner {
     pub idp_metadata: IdpMetadata,
     /// What the IdP can do (DCR, CIMD), for connect configs; failures are not cached.
     pub idp_capabilities: CapabilityCache,
+    /// The current policy snapshot and its rebuild task.
+    pub publisher: Publisher,
 }
 
 impl Deref for AppState {
@@ -50,7 +53,13 @@ impl AppState {
             metrics: Metrics::default(),
             idp_metadata,
             idp_capabilities,
+            publisher: Publisher::new(),
         })))
+    }
+
+    /// A filter refused a token for an unknown `kid`: the IdP may have rotated its keys.
+    pub fn unknown_kid_seen(&self) {
+        tracing::info!("a filter saw an unknown key id");
     }
 
     pub fn public_url(&self) -> &str {

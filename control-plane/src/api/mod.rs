@@ -1,10 +1,12 @@
 //! The HTTP API: registry, scopes and group mappings, operations endpoints, OpenAPI.
 
+pub mod audit;
 pub mod connect_config;
 pub mod openapi;
 pub mod ops;
 pub mod policy;
 pub mod servers;
+pub mod sync;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};

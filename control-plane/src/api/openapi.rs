@@ -153,6 +153,57 @@ pub fn document() -> Value {
                     "properties": {"group": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}}}})),
                 "delete": op("Delete a mapping", true, json!({"204": {"description": "Deleted"}, "404": err("No such mapping")})),
             },
+            "/api/audit": {
+                "get": {
+                    "summary": "The decision trail, newest first (admins only)",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        param("user", "query", "sub or preferred username, exact"),
+                        param("server", "query", "registry server name"),
+                        param("tool", "query", "tool name"),
+                        param("decision", "query", "allow or deny"),
+                        param("since", "query", "unix milliseconds, inclusive"),
+                        param("until", "query", "unix milliseconds, exclusive"),
+                        param("limit", "query", "1 to 1000 (default 100)"),
+                        param("cursor", "query", "next_cursor of the previous page"),
+                    ],
+                    "responses": {
+                        "200": ok("One page", json!({"type": "object", "required": ["events", "next_cursor"], "properties": {
+                            "events": {"type": "array", "items": r("AuditRecord")}, "next_cursor": {"type": ["string", "null"]}}})),
+                        "400": err("Unknown parameter"), "401": err("No or invalid credentials"),
+                        "403": err("Not an admin"), "422": err("Invalid parameter"),
+                    },
+                },
+            },
+            "/v1/policy": {
+                "get": {
+                    "summary": "The current policy snapshot for Envoy's sync service; long-polls with If-None-Match",
+                    "security": [{"sync": []}],
+                    "parameters": [
+                        param("wait", "query", "seconds (0-60) to hold the request while the client's ETag is current"),
+                        {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}, "description": "ETag of the snapshot the client has"},
+                    ],
+                    "responses": {
+                        "200": {"description": "Policy snapshot v1 (docs/policy.md); ETag and x-portcullis-policy-version headers", "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "304": {"description": "Unchanged after waiting"},
+                        "401": err("No or invalid sync token"), "422": err("wait out of range"),
+                        "503": err("Sync disabled (no PORTCULLIS_SYNC_TOKEN) or no snapshot yet"),
+                    },
+                },
+            },
+            "/v1/audit": {
+                "post": {
+                    "summary": "A batch of decisions from Envoy's sync service",
+                    "security": [{"sync": []}],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["events"], "additionalProperties": false,
+                        "properties": {"events": {"type": "array", "items": r("AuditEvent")}, "dropped": {"type": "integer", "minimum": 0}}}}}},
+                    "responses": {
+                        "202": ok("Stored", json!({"type": "object", "properties": {"accepted": {"type": "integer"}}})),
+                        "400": err("Malformed batch; nothing stored"), "401": err("No or invalid sync token"),
+                        "413": err("Batch too large"), "503": err("Sync disabled"),
+                    },
+                },
+            },
             "/.well-known/oauth-protected-resource": metadata_op("RFC 9728 metadata of the only registered server", prm.clone(), vec![]),
             "/.well-known/oauth-protected-resource/{path}": metadata_op(
                 "RFC 9728 metadata of the server at this path (its path, <path>/mcp, or its mcp_endpoint's path); also served at <server path>/.well-known/oauth-protected-resource",
@@ -165,8 +216,17 @@ pub fn document() -> Value {
                 vec![param("issuer_path", "path", "The IdP issuer's path")]),
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "PORTCULLIS_ADMIN_TOKEN, or an IdP access token"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "PORTCULLIS_ADMIN_TOKEN, or an IdP access token"},
+                "sync": {"type": "http", "scheme": "bearer", "description": "PORTCULLIS_SYNC_TOKEN (Envoy's sync service)"}},
             "schemas": {
+                "AuditEvent": {"type": "object", "required": ["time_ms", "policy_version", "decision", "status", "reason", "http_method", "path"], "properties": {
+                    "time_ms": {"type": "integer"}, "request_id": {"type": ["string", "null"]}, "policy_version": {"type": "integer"},
+                    "decision": {"enum": ["allow", "deny"]}, "status": {"type": "integer"}, "reason": {"type": "string"},
+                    "sub": {"type": ["string", "null"]}, "username": {"type": ["string", "null"]}, "issuer": {"type": ["string", "null"]},
+                    "client_id": {"type": ["string", "null"]}, "groups": {"type": "array", "items": {"type": "string"}},
+                    "scopes": {"type": "array", "items": {"type": "string"}}, "server": {"type": ["string", "null"]},
+                    "method": {"type": ["string", "null"]}, "tool": {"type": ["string", "null"]}, "http_method": {"type": "string"}, "path": {"type": "string"}}},
+                "AuditRecord": {"allOf": [r("AuditEvent"), {"type": "object", "required": ["id", "received_ms"], "properties": {"id": {"type": "string"}, "received_ms": {"type": "integer"}}}]},
                 "Error": {"type": "object", "required": ["error", "error_description"], "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}},
                 "ServerInput": {"type": "object", "required": ["name", "proxy_pass_url"], "additionalProperties": false, "properties": {
                     "name": {"type": "string"}, "description": {"type": "string"}, "path": {"type": "string", "description": "Must equal the URL's path on PUT"},

@@ -4,8 +4,13 @@
 //! columns, JSON text for lists, `$n` placeholders, `ON CONFLICT` upserts), migrations live in
 //! `control-plane/migrations/` and run at start.
 
+mod audit;
 mod policy;
 mod servers;
+mod versions;
+
+pub use audit::{AuditPage, AuditQuery};
+pub use versions::CHANGES_CHANNEL;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,6 +39,14 @@ pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 

@@ -203,6 +203,17 @@ impl Answer {
 }
 
 impl TestApp {
+    /// Another handle on the same app (for a request held in a spawned task); the original
+    /// cleans up.
+    pub fn share(&self) -> TestApp {
+        TestApp {
+            app: self.app.clone(),
+            state: self.state.clone(),
+            config: self.config.clone(),
+            cleanup: None,
+        }
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Answer {
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();

@@ -9,3 +9,4 @@ mod metadata;
 mod ops;
 mod sdk;
 mod servers;
+mod sync;

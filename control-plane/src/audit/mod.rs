@@ -1,0 +1,230 @@
+//! The audit trail: decisions the filters made, shipped in batches by each Envoy's singleton
+//! (`POST /v1/audit`), stored with bounded retention, searched with `GET /api/audit`.
+//!
+//! Settings (environment):
+//! - `PORTCULLIS_AUDIT_RETENTION_DAYS` (default 30): older records are deleted.
+//! - `PORTCULLIS_AUDIT_MAX_EVENTS` (default 1000000): beyond this many, the oldest are deleted.
+//! - `PORTCULLIS_AUDIT_MAX_BATCH` (default 5000): larger batches are refused with 413.
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::db::Db;
+
+/// Longest text accepted in any field of an event; longer is refused (not truncated), so a
+/// record is never silently altered.
+pub const MAX_FIELD_CHARS: usize = 2048;
+/// Most groups or scopes in one event.
+pub const MAX_LIST_ITEMS: usize = 256;
+
+/// Audit settings.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub retention: Duration,
+    pub max_events: u64,
+    pub max_batch: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention: Duration::from_secs(30 * 86_400),
+            max_events: 1_000_000,
+            max_batch: 5000,
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<AuditConfig> {
+        let mut c = AuditConfig::default();
+        if let Some(days) = get("PORTCULLIS_AUDIT_RETENTION_DAYS") {
+            let days: u64 =
+                days.trim().parse().ok().filter(|d| *d > 0).context(
+                    "PORTCULLIS_AUDIT_RETENTION_DAYS: expected a whole number of days ≥ 1",
+                )?;
+            c.retention = Duration::from_secs(days * 86_400);
+        }
+        if let Some(n) = get("PORTCULLIS_AUDIT_MAX_EVENTS") {
+            c.max_events = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .context("PORTCULLIS_AUDIT_MAX_EVENTS: expected a number ≥ 1")?;
+        }
+        if let Some(n) = get("PORTCULLIS_AUDIT_MAX_BATCH") {
+            c.max_batch = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .context("PORTCULLIS_AUDIT_MAX_BATCH: expected a number ≥ 1")?;
+        }
+        Ok(c)
+    }
+}
+
+/// `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Decision> {
+        match s {
+            "allow" => Some(Decision::Allow),
+            "deny" => Some(Decision::Deny),
+            _ => None,
+        }
+    }
+}
+
+/// One decision as the filter reports it (the wire format of `POST /v1/audit`). Fields a newer
+/// filter adds are ignored, so filters can be upgraded before the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub time_ms: u64,
+    pub request_id: Option<String>,
+    pub policy_version: u64,
+    pub decision: Decision,
+    pub status: u16,
+    pub reason: String,
+    pub sub: Option<String>,
+    pub username: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub server: Option<String>,
+    pub method: Option<String>,
+    pub tool: Option<String>,
+    pub http_method: String,
+    pub path: String,
+}
+
+/// A batch from one Envoy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditBatch {
+    pub events: Vec<AuditEvent>,
+    /// Events the singleton had to drop since its last batch (buffer full).
+    #[serde(default)]
+    pub dropped: u64,
+}
+
+/// Why an event was refused; the message names the event and the field.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("events[{index}].{field}: {problem}")]
+pub struct InvalidEvent {
+    pub index: usize,
+    pub field: &'static str,
+    pub problem: &'static str,
+}
+
+impl AuditEvent {
+    /// Refuses events that cannot be stored as they are (over-long text, control characters,
+    /// an unknown reason shape), naming the field.
+    pub fn validate(&self, index: usize) -> Result<(), InvalidEvent> {
+        let err = |field, problem| InvalidEvent {
+            index,
+            field,
+            problem,
+        };
+        let texts: [(&'static str, Option<&str>); 10] = [
+            ("request_id", self.request_id.as_deref()),
+            ("reason", Some(&self.reason)),
+            ("sub", self.sub.as_deref()),
+            ("username", self.username.as_deref()),
+            ("issuer", self.issuer.as_deref()),
+            ("client_id", self.client_id.as_deref()),
+            ("server", self.server.as_deref()),
+            ("method", self.method.as_deref()),
+            ("tool", self.tool.as_deref()),
+            ("path", Some(&self.path)),
+        ];
+        for (field, text) in texts {
+            if let Some(text) = text {
+                check_text(text).map_err(|problem| err(field, problem))?;
+            }
+        }
+        check_text(&self.http_method).map_err(|p| err("http_method", p))?;
+        if self.reason.is_empty()
+            || !self
+                .reason
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(err("reason", "expected a lowercase reason code"));
+        }
+        if !(100..=599).contains(&self.status) {
+            return Err(err("status", "expected an HTTP status (100-599)"));
+        }
+        for (field, list) in [("groups", &self.groups), ("scopes", &self.scopes)] {
+            if list.len() > MAX_LIST_ITEMS {
+                return Err(err(field, "too many items"));
+            }
+            for item in list {
+                check_text(item).map_err(|p| err(field, p))?;
+            }
+        }
+        if self.time_ms > i64::MAX as u64 || self.policy_version > i64::MAX as u64 {
+            return Err(err("time_ms", "out of range"));
+        }
+        Ok(())
+    }
+}
+
+fn check_text(text: &str) -> Result<(), &'static str> {
+    if text.chars().count() > MAX_FIELD_CHARS {
+        return Err("too long");
+    }
+    if text.chars().any(char::is_control) {
+        return Err("contains control characters");
+    }
+    Ok(())
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    /// Unique, random; with `time_ms` the paging key.
+    pub id: String,
+    /// When the control plane stored it (unix milliseconds).
+    pub received_ms: u64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// Deletes records past the retention period or beyond the row bound, once a minute.
+pub fn spawn_retention(db: Db, config: AuditConfig) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            let cutoff = crate::db::now_ms().saturating_sub(config.retention.as_millis() as i64);
+            match db.prune_audit(cutoff, config.max_events).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "audit retention: old records deleted"),
+                Err(e) => tracing::warn!(error = %e, "audit retention failed; will retry"),
+            }
+        }
+    });
+}

@@ -1,0 +1,236 @@
+//! The `audit_events` table.
+
+use sqlx::any::AnyRow;
+use sqlx::Row as _;
+
+use super::{json_list, Db};
+use crate::audit::{AuditEvent, AuditRecord, Decision};
+
+/// Rows per `INSERT`: keeps the bind count far below SQLite's and PostgreSQL's limits.
+const INSERT_CHUNK: usize = 200;
+const COLUMNS: &str = "id, time_ms, received_ms, request_id, policy_version, decision, status, \
+    reason, sub, username, issuer, client_id, groups_json, scopes_json, server, method, tool, \
+    http_method, path";
+const COLUMN_COUNT: usize = 19;
+
+/// Filters of `GET /api/audit`; every one optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Matches `sub` or `username` exactly.
+    pub user: Option<String>,
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    pub decision: Option<Decision>,
+    /// Inclusive lower bound, unix milliseconds.
+    pub since_ms: Option<i64>,
+    /// Exclusive upper bound, unix milliseconds.
+    pub until_ms: Option<i64>,
+    pub limit: usize,
+    /// Continue after this (time_ms, id), newest first.
+    pub after: Option<(i64, String)>,
+}
+
+/// One page, newest first.
+#[derive(Debug)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<(i64, String)>,
+}
+
+fn record_from_row(row: &AnyRow) -> Result<AuditRecord, sqlx::Error> {
+    let decision: String = row.try_get("decision")?;
+    let decision = Decision::parse(&decision)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown decision {decision:?}").into()))?;
+    let number = |column: &str| -> Result<u64, sqlx::Error> {
+        let n: i64 = row.try_get(column)?;
+        Ok(n.max(0) as u64)
+    };
+    Ok(AuditRecord {
+        id: row.try_get("id")?,
+        received_ms: number("received_ms")?,
+        event: AuditEvent {
+            time_ms: number("time_ms")?,
+            request_id: row.try_get("request_id")?,
+            policy_version: number("policy_version")?,
+            decision,
+            status: number("status")? as u16,
+            reason: row.try_get("reason")?,
+            sub: row.try_get("sub")?,
+            username: row.try_get("username")?,
+            issuer: row.try_get("issuer")?,
+            client_id: row.try_get("client_id")?,
+            groups: json_list(row, "groups_json")?,
+            scopes: json_list(row, "scopes_json")?,
+            server: row.try_get("server")?,
+            method: row.try_get("method")?,
+            tool: row.try_get("tool")?,
+            http_method: row.try_get("http_method")?,
+            path: row.try_get("path")?,
+        },
+    })
+}
+
+impl Db {
+    /// Stores a batch in one transaction: all of it or none.
+    pub async fn insert_audit(&self, records: &[AuditRecord]) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in records.chunks(INSERT_CHUNK) {
+            let mut sql = format!("INSERT INTO audit_events ({COLUMNS}) VALUES ");
+            for (i, _) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for c in 0..COLUMN_COUNT {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", i * COLUMN_COUNT + c + 1));
+                }
+                sql.push(')');
+            }
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                let e = &r.event;
+                query = query
+                    .bind(r.id.clone())
+                    .bind(e.time_ms as i64)
+                    .bind(r.received_ms as i64)
+                    .bind(e.request_id.clone())
+                    .bind(e.policy_version as i64)
+                    .bind(e.decision.as_str())
+                    .bind(i64::from(e.status))
+                    .bind(e.reason.clone())
+                    .bind(e.sub.clone())
+                    .bind(e.username.clone())
+                    .bind(e.issuer.clone())
+                    .bind(e.client_id.clone())
+                    .bind(serde_json::to_string(&e.groups).unwrap_or_else(|_| "[]".into()))
+                    .bind(serde_json::to_string(&e.scopes).unwrap_or_else(|_| "[]".into()))
+                    .bind(e.server.clone())
+                    .bind(e.method.clone())
+                    .bind(e.tool.clone())
+                    .bind(e.http_method.clone())
+                    .bind(e.path.clone());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+
+    /// One page of records matching `q`, newest first.
+    pub async fn query_audit(&self, q: &AuditQuery) -> Result<AuditPage, sqlx::Error> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let next = |binds: &mut Vec<Bind>, value: Bind| {
+            binds.push(value);
+            format!("${}", binds.len())
+        };
+        if let Some(user) = &q.user {
+            let a = next(&mut binds, Bind::Text(user.clone()));
+            let b = next(&mut binds, Bind::Text(user.clone()));
+            clauses.push(format!("(sub = {a} OR username = {b})"));
+        }
+        for (column, value) in [("server", &q.server), ("tool", &q.tool)] {
+            if let Some(value) = value {
+                let p = next(&mut binds, Bind::Text(value.clone()));
+                clauses.push(format!("{column} = {p}"));
+            }
+        }
+        if let Some(decision) = q.decision {
+            let p = next(&mut binds, Bind::Text(decision.as_str().into()));
+            clauses.push(format!("decision = {p}"));
+        }
+        if let Some(since) = q.since_ms {
+            let p = next(&mut binds, Bind::Int(since));
+            clauses.push(format!("time_ms >= {p}"));
+        }
+        if let Some(until) = q.until_ms {
+            let p = next(&mut binds, Bind::Int(until));
+            clauses.push(format!("time_ms < {p}"));
+        }
+        if let Some((time, id)) = &q.after {
+            let a = next(&mut binds, Bind::Int(*time));
+            let b = next(&mut binds, Bind::Int(*time));
+            let c = next(&mut binds, Bind::Text(id.clone()));
+            clauses.push(format!("(time_ms < {a} OR (time_ms = {b} AND id < {c}))"));
+        }
+        let limit = next(&mut binds, Bind::Int(q.limit as i64 + 1));
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_events {filter} ORDER BY time_ms DESC, id DESC LIMIT {limit}"
+        );
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Text(t) => query.bind(t),
+                Bind::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut records = rows
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if records.len() > q.limit {
+            records.truncate(q.limit);
+            records
+                .last()
+                .map(|r| (r.event.time_ms as i64, r.id.clone()))
+        } else {
+            None
+        };
+        Ok(AuditPage { records, next })
+    }
+
+    /// Deletes records older than `cutoff_ms` and the oldest beyond `max_rows`; how many went.
+    pub async fn prune_audit(&self, cutoff_ms: i64, max_rows: u64) -> Result<u64, sqlx::Error> {
+        let old = sqlx::query("DELETE FROM audit_events WHERE time_ms < $1")
+            .bind(cutoff_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        // The time of the newest record that falls outside the bound, if any.
+        let boundary = sqlx::query(
+            "SELECT time_ms, id FROM audit_events ORDER BY time_ms DESC, id DESC LIMIT 1 OFFSET $1",
+        )
+        .bind(max_rows as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        let excess = match boundary {
+            Some(row) => {
+                let time: i64 = row.try_get("time_ms")?;
+                let id: String = row.try_get("id")?;
+                sqlx::query(
+                    "DELETE FROM audit_events WHERE time_ms < $1 OR (time_ms = $2 AND id <= $3)",
+                )
+                .bind(time)
+                .bind(time)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+            }
+            None => 0,
+        };
+        Ok(old + excess)
+    }
+
+    pub async fn count_audit(&self) -> Result<u64, sqlx::Error> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_events")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}

@@ -1,0 +1,393 @@
+//! `/v1/policy` (versioned snapshots, ETag, long-poll), `/v1/audit` and `/api/audit`, and two
+//! replicas on one PostgreSQL database.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+pub const SYNC_TOKEN: &str = "test-sync-token-0123456789";
+
+both_backends!(
+    sync_endpoints_need_the_sync_token,
+    versions_follow_content_and_long_polls_wake_on_change,
+    audit_batches_are_stored_and_searchable,
+    bad_audit_batches_change_nothing,
+    audit_retention_keeps_the_newest,
+);
+
+async fn sync_app(b: &Backend) -> TestApp {
+    let t = app_with(b, |c| {
+        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()))
+    })
+    .await;
+    t.state.publisher.spawn(t.state.clone());
+    t
+}
+
+impl TestApp {
+    /// `GET /v1/policy` with the sync token, an optional known ETag and wait.
+    pub async fn poll(&self, etag: Option<&str>, wait: u64) -> Answer {
+        let mut b = Request::get(format!("/v1/policy?wait={wait}"))
+            .header(header::AUTHORIZATION, format!("Bearer {SYNC_TOKEN}"));
+        if let Some(etag) = etag {
+            b = b.header(header::IF_NONE_MATCH, etag);
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    /// The first snapshot, once the rebuild task has published it.
+    pub async fn first_snapshot(&self) -> Answer {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let a = self.poll(None, 0).await;
+            if a.status.as_u16() == 200 || Instant::now() > deadline {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn post_audit(&self, body: Value) -> Answer {
+        self.call("POST", "/v1/audit", Some(SYNC_TOKEN), Some(body))
+            .await
+    }
+}
+
+fn etag_of(a: &Answer) -> String {
+    a.headers[header::ETAG].to_str().unwrap().to_string()
+}
+
+fn version_of(a: &Answer) -> u64 {
+    let header: u64 = a.headers["x-portcullis-policy-version"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(a.json()["version"], header, "header and body agree");
+    header
+}
+
+async fn sync_endpoints_need_the_sync_token(b: Backend) {
+    // Not configured: disabled, and says how to enable it.
+    let off = app(&b).await;
+    let msg = off
+        .call("GET", "/v1/policy", Some(SYNC_TOKEN), None)
+        .await
+        .error(503);
+    assert!(msg.contains("PORTCULLIS_SYNC_TOKEN"), "{msg}");
+    off.call(
+        "POST",
+        "/v1/audit",
+        Some(SYNC_TOKEN),
+        Some(json!({"events": []})),
+    )
+    .await
+    .error(503);
+
+    let t = sync_app(&b).await;
+    t.call("GET", "/v1/policy", None, None).await.error(401);
+    t.call("GET", "/v1/policy", Some("wrong-token-0123456789"), None)
+        .await
+        .error(401);
+    // The admin token is not a sync token, and the sync token is not an admin token.
+    t.call("GET", "/v1/policy", Some(ADMIN_TOKEN), None)
+        .await
+        .error(401);
+    t.call("GET", "/api/servers", Some(SYNC_TOKEN), None)
+        .await
+        .error(401);
+    t.call("POST", "/v1/audit", None, Some(json!({"events": []})))
+        .await
+        .error(401);
+    t.first_snapshot().await.ok(200);
+}
+
+async fn versions_follow_content_and_long_polls_wake_on_change(b: Backend) {
+    let t = sync_app(&b).await;
+    let first = t.first_snapshot().await;
+    let body = first.ok(200);
+    assert_eq!(body["format"], 1);
+    assert_eq!(first.headers[header::CACHE_CONTROL], "no-store");
+    let v1 = version_of(&first);
+    let e1 = etag_of(&first);
+    assert!(e1.starts_with(&format!("\"{v1}-")), "{e1}");
+    policy::Policy::from_json(first.text.as_bytes()).expect("the served snapshot validates");
+
+    // Same content: 304 with the same ETag, however often it is rebuilt.
+    let same = t.poll(Some(&e1), 0).await;
+    assert_eq!(same.status.as_u16(), 304);
+    assert_eq!(etag_of(&same), e1);
+    t.state.publisher.rebuild(&t.state).await.unwrap();
+    t.state.publisher.rebuild(&t.state).await.unwrap();
+    assert_eq!(t.poll(Some(&e1), 0).await.status.as_u16(), 304);
+    // W/ and unquoted forms name the same version.
+    assert_eq!(
+        t.poll(Some(&format!("W/{e1}")), 0).await.status.as_u16(),
+        304
+    );
+
+    // A held poll times out with 304 after about `wait`.
+    let started = Instant::now();
+    assert_eq!(t.poll(Some(&e1), 1).await.status.as_u16(), 304);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // A held poll answers as soon as a change is published.
+    let poller = {
+        let t2 = t.share();
+        let e1 = e1.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let a = t2.poll(Some(&e1), 30).await;
+            (a, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let changed_at = Instant::now();
+    t.register("GitHub", "/github", &[]).await;
+    let (second, held) = poller.await.unwrap();
+    let after_change = changed_at.elapsed();
+    second.ok(200);
+    let v2 = version_of(&second);
+    assert_eq!(v2, v1 + 1);
+    assert!(held >= Duration::from_millis(150), "it was held: {held:?}");
+    assert!(
+        after_change < Duration::from_secs(1),
+        "answered {after_change:?} after the change"
+    );
+    assert_eq!(second.json()["servers"][0]["name"], "GitHub");
+    eprintln!("long-poll answered {after_change:?} after the API call");
+
+    // An unknown or old ETag gets the current snapshot at once.
+    assert_eq!(version_of(&t.poll(Some(&e1), 30).await), v2);
+    assert_eq!(version_of(&t.poll(Some("\"999-nothing\""), 30).await), v2);
+
+    // Back to the first content: a new version, never an old one reused.
+    t.admin("DELETE", "/api/servers/github", None).await.ok(204);
+    let e2 = etag_of(&second);
+    let third = t.poll(Some(&e2), 10).await;
+    assert_eq!(version_of(&third), v2 + 1);
+
+    // Bad parameters.
+    t.call("GET", "/v1/policy?wait=61", Some(SYNC_TOKEN), None)
+        .await
+        .error(422);
+    t.call("GET", "/v1/policy?wait=-1", Some(SYNC_TOKEN), None)
+        .await
+        .error(400);
+    t.call("GET", "/v1/policy?since=3", Some(SYNC_TOKEN), None)
+        .await
+        .error(400);
+}
+
+pub fn audit_event(n: u64, decision: &str, sub: &str, tool: Option<&str>) -> Value {
+    json!({
+        "time_ms": 1_700_000_000_000u64 + n, "request_id": format!("req-{n}"), "policy_version": 3,
+        "decision": decision, "status": if decision == "allow" { 200 } else { 403 },
+        "reason": if decision == "allow" { "allowed" } else { "tool_not_allowed" },
+        "sub": sub, "username": format!("{sub}-name"), "issuer": ISSUER, "client_id": "cli",
+        "groups": ["eng"], "scopes": ["read"], "server": "everything",
+        "method": "tools/call", "tool": tool, "http_method": "POST", "path": "/everything/mcp"
+    })
+}
+
+async fn audit_batches_are_stored_and_searchable(b: Backend) {
+    let t = sync_app(&b).await;
+    let events: Vec<Value> = (0..5)
+        .map(|n| {
+            let (decision, sub, tool) = match n {
+                0 => ("allow", "alice", Some("echo")),
+                1 => ("deny", "alice", Some("add")),
+                2 => ("allow", "bob", Some("echo")),
+                3 => ("deny", "bob", None),
+                _ => ("allow", "alice", Some("echo")),
+            };
+            audit_event(n, decision, sub, tool)
+        })
+        .collect();
+    let a = t.post_audit(json!({"events": events})).await;
+    assert_eq!(a.ok(202)["accepted"], 5);
+
+    let all = t.admin("GET", "/api/audit", None).await.ok(200);
+    let list = all["events"].as_array().unwrap();
+    assert_eq!(list.len(), 5);
+    assert!(all["next_cursor"].is_null());
+    // Newest first, every field as sent, plus id and received time.
+    let newest = &list[0];
+    let mut expected = events[4].clone();
+    for (k, v) in expected.as_object_mut().unwrap().iter_mut() {
+        assert_eq!(&newest[k], v, "field {k}");
+        *v = Value::Null;
+    }
+    assert_eq!(newest["id"].as_str().unwrap().len(), 32);
+    assert!(newest["received_ms"].as_u64().unwrap() > 1_700_000_000_000);
+
+    let count = |q: &str| {
+        let t = &t;
+        let q = q.to_string();
+        async move {
+            t.admin("GET", &format!("/api/audit?{q}"), None)
+                .await
+                .ok(200)["events"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(count("user=alice").await, 3);
+    assert_eq!(count("user=bob-name").await, 2, "username matches too");
+    assert_eq!(count("decision=deny").await, 2);
+    assert_eq!(count("tool=echo").await, 3);
+    assert_eq!(
+        count("server=everything&decision=allow&user=alice").await,
+        2
+    );
+    assert_eq!(count("server=other").await, 0);
+    assert_eq!(count("since=1700000000001&until=1700000000003").await, 2);
+
+    // Paging: 2 + 2 + 1, no overlap, same order as one page.
+    let mut seen = Vec::new();
+    let mut uri = "/api/audit?limit=2".to_string();
+    loop {
+        let page = t.admin("GET", &uri, None).await.ok(200);
+        for e in page["events"].as_array().unwrap() {
+            seen.push(e["request_id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => uri = format!("/api/audit?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["req-4", "req-3", "req-2", "req-1", "req-0"]);
+
+    // Only admins read the trail.
+    t.call("GET", "/api/audit", Some(&token("carol", &["eng"])), None)
+        .await
+        .error(403);
+    t.call("GET", "/api/audit", None, None).await.error(401);
+    // Bad parameters are refused, not ignored.
+    for (q, status) in [
+        ("decision=maybe", 422),
+        ("limit=0", 422),
+        ("limit=1001", 422),
+        ("cursor=nonsense", 422),
+        ("since=5&until=5", 422),
+        ("since=yesterday", 400),
+        ("color=blue", 400),
+    ] {
+        t.admin("GET", &format!("/api/audit?{q}"), None)
+            .await
+            .error(status);
+    }
+    let m = t.call("GET", "/metrics", None, None).await.text;
+    assert!(
+        m.contains("portcullis_audit_events_received_total 5"),
+        "{m}"
+    );
+}
+
+async fn bad_audit_batches_change_nothing(b: Backend) {
+    let t = app_with(&b, |c| {
+        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()));
+        c.audit.max_batch = 3;
+    })
+    .await;
+    let good = audit_event(1, "allow", "alice", Some("echo"));
+    let mut bad_reason = good.clone();
+    bad_reason["reason"] = json!("Robert'); DROP TABLE audit_events;--");
+    let mut no_path = good.clone();
+    no_path.as_object_mut().unwrap().remove("path");
+    let cases = [
+        (
+            json!({"events": [good.clone(), bad_reason]}),
+            400,
+            "events[1].reason",
+        ),
+        (json!({"events": [no_path]}), 400, "path"),
+        (
+            json!({"events": [good.clone()], "extra": true}),
+            400,
+            "extra",
+        ),
+        (json!({"events": "all of them"}), 400, "events"),
+        (json!({"events": vec![good.clone(); 4]}), 413, ""),
+    ];
+    for (body, status, mention) in cases {
+        let msg = t.post_audit(body).await.error(status);
+        assert!(msg.contains(mention), "{msg:?} should mention {mention}");
+    }
+    let raw = Request::post("/v1/audit")
+        .header(header::AUTHORIZATION, format!("Bearer {SYNC_TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"events\": [ "))
+        .unwrap();
+    t.send(raw).await.error(400);
+    assert_eq!(t.state.db.count_audit().await.unwrap(), 0, "nothing stored");
+    // A report of dropped events is counted.
+    t.post_audit(json!({"events": [good], "dropped": 7}))
+        .await
+        .ok(202);
+    let m = t.call("GET", "/metrics", None, None).await.text;
+    assert!(m.contains("portcullis_audit_events_dropped_total 7"), "{m}");
+}
+
+async fn audit_retention_keeps_the_newest(b: Backend) {
+    let t = sync_app(&b).await;
+    let events: Vec<Value> = (0..10)
+        .map(|n| audit_event(n, "allow", "a", None))
+        .collect();
+    t.post_audit(json!({"events": events})).await.ok(202);
+    // Older than the cutoff go, then all but the newest 4.
+    let deleted = t.state.db.prune_audit(1_700_000_000_002, 4).await.unwrap();
+    assert_eq!(deleted, 6);
+    let left = t.admin("GET", "/api/audit", None).await.ok(200);
+    let ids: Vec<&str> = left["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["req-9", "req-8", "req-7", "req-6"]);
+    assert_eq!(t.state.db.prune_audit(0, 100).await.unwrap(), 0);
+}
+
+/// Two control planes on one PostgreSQL database: a change through one reaches a long-poll held
+/// on the other within a second, and both serve the same version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_versions_and_changes() {
+    let Some(b) = postgres() else { return };
+    let a = sync_app(&b).await;
+    // The second replica: same database and schema, its own state and rebuild task.
+    let url = a.config.database_url.clone();
+    let replica = app_with(&Backend::Sqlite, |c| {
+        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()));
+        c.database_url = url;
+    })
+    .await;
+    replica.state.publisher.spawn(replica.state.clone());
+
+    let on_a = a.first_snapshot().await;
+    let on_b = replica.first_snapshot().await;
+    assert_eq!(etag_of(&on_a), etag_of(&on_b), "same content, same version");
+    let etag = etag_of(&on_b);
+
+    let poll = {
+        let r = replica.share();
+        tokio::spawn(async move { r.poll(Some(&etag), 30).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let changed_at = Instant::now();
+    a.register("GitHub", "/github", &[]).await;
+    let seen = poll.await.unwrap();
+    let took = changed_at.elapsed();
+    seen.ok(200);
+    assert_eq!(seen.json()["servers"][0]["name"], "GitHub");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    eprintln!("replica B saw replica A's change after {took:?}");
+    let now_a = a.poll(None, 0).await;
+    assert_eq!(etag_of(&now_a), etag_of(&seen));
+    assert_eq!(version_of(&now_a), version_of(&on_a) + 1);
+}
