@@ -1,0 +1,486 @@
+//! The registry as Envoy resources: one upstream cluster per server and one route configuration
+//! that sends each server's path to its cluster and the discovery paths to the control plane.
+//!
+//! Building happens in two steps so the rules can be read (and tested) apart from protobuf: a
+//! plan ([`plan`]: [`PlannedRoute`]s and [`Upstream`]s in plain Rust), then its Envoy form
+//! ([`XdsResources::build`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    address, data_source, socket_address, transport_socket, Address, DataSource, SocketAddress,
+    TransportSocket,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch,
+    VirtualHost,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    common_tls_context, subject_alt_name_matcher, CertificateValidationContext, CommonTlsContext,
+    SubjectAltNameMatcher, UpstreamTlsContext,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, StringMatcher};
+use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration};
+use prost::{Message, Name};
+use sha2::{Digest, Sha256};
+use url::{Host, Url};
+
+use crate::registry::Server;
+
+use super::XdsConfig;
+
+/// How long Envoy waits for a TCP (and TLS) connection to an MCP server.
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prefix of every upstream cluster name (`mcp_<sanitised server name>`).
+pub const CLUSTER_PREFIX: &str = "mcp_";
+/// Envoy's name for the TLS transport socket.
+const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
+
+/// Why a server gets no route and no cluster. The registry validates `proxy_pass_url` on write,
+/// so these only show for rows written by something else (or by an older version).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum UpstreamError {
+    #[error("proxy_pass_url is not a URL: {0}")]
+    NotAUrl(String),
+    #[error("proxy_pass_url must be http or https, not {0}")]
+    Scheme(String),
+    #[error("proxy_pass_url has no host")]
+    NoHost,
+    #[error("server path must start with / and not end with /: {0:?}")]
+    Path(String),
+}
+
+/// Where one server's traffic goes, read from its `proxy_pass_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Cluster name: `mcp_<sanitised server name>`.
+    pub cluster: String,
+    pub tls: bool,
+    /// Host as Envoy dials it: a hostname, or an IP literal without brackets.
+    pub host: String,
+    pub ip_literal: bool,
+    pub port: u16,
+    /// `Host` header sent upstream: `host[:port]` as in the URL (default port left out), like
+    /// a reverse proxy that passes `proxy_pass_url` on.
+    pub authority: String,
+    /// The upstream URL's path without its trailing `/` (empty for the root).
+    pub base_path: String,
+}
+
+/// What a route matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// The whole path (query excluded).
+    Exact(String),
+    /// A path prefix (always ending in `/`, so `/github` never matches `/githubx`).
+    Prefix(String),
+}
+
+impl PathMatch {
+    pub fn text(&self) -> &str {
+        match self {
+            PathMatch::Exact(p) | PathMatch::Prefix(p) => p,
+        }
+    }
+}
+
+/// Where a route sends a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// The control plane's static cluster (OAuth discovery documents), path unchanged.
+    ControlPlane,
+    /// A server's cluster, with the matched part of the path replaced by `rewrite`.
+    Upstream {
+        cluster: String,
+        rewrite: String,
+        authority: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRoute {
+    /// Route name in Envoy (shows in `/config_dump` and debug logs).
+    pub name: String,
+    pub matcher: PathMatch,
+    pub target: RouteTarget,
+}
+
+/// The rules applied to a set of servers, before they become protobuf.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Most specific first: Envoy takes the first route that matches.
+    pub routes: Vec<PlannedRoute>,
+    /// Sorted by cluster name.
+    pub upstreams: Vec<Upstream>,
+    /// Servers left out, with why.
+    pub skipped: Vec<(String, UpstreamError)>,
+}
+
+/// The upstream's MCP endpoint ends in one of these: a server registered with such a
+/// `proxy_pass_url` is served at the URL itself (see `connect::auto_append_mcp_path`).
+fn is_mcp_endpoint_path(path: &str) -> bool {
+    path.ends_with("/mcp") || path.ends_with("/sse")
+}
+
+/// `mcp_` + the server name lowercased with every character outside `[a-z0-9_]` replaced by
+/// `_`. Names that collide after this get a hash suffix (see [`plan`]).
+pub fn sanitised_cluster_name(server_name: &str) -> String {
+    let body: String = server_name
+        .trim()
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{CLUSTER_PREFIX}{body}")
+}
+
+fn name_hash8(name: &str) -> String {
+    let digest = Sha256::digest(name.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads a server's upstream from its `proxy_pass_url`.
+pub fn upstream_of(server: &Server, cluster: String) -> Result<Upstream, UpstreamError> {
+    let url = Url::parse(server.proxy_pass_url.trim())
+        .map_err(|e| UpstreamError::NotAUrl(e.to_string()))?;
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => return Err(UpstreamError::Scheme(other.to_string())),
+    };
+    let (host, ip_literal) = match url.host() {
+        Some(Host::Domain(d)) if !d.is_empty() => (d.to_string(), false),
+        Some(Host::Ipv4(ip)) => (ip.to_string(), true),
+        Some(Host::Ipv6(ip)) => (ip.to_string(), true),
+        _ => return Err(UpstreamError::NoHost),
+    };
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    let mut authority = url.host_str().unwrap_or_default().to_string();
+    if let Some(explicit) = url.port() {
+        authority.push_str(&format!(":{explicit}"));
+    }
+    Ok(Upstream {
+        cluster,
+        tls,
+        host,
+        ip_literal,
+        port,
+        authority,
+        base_path: url.path().trim_end_matches('/').to_string(),
+    })
+}
+
+fn check_server_path(path: &str) -> Result<&str, UpstreamError> {
+    let p = path.trim();
+    if p.len() < 2 || !p.starts_with('/') || p.ends_with('/') {
+        return Err(UpstreamError::Path(path.to_string()));
+    }
+    Ok(p)
+}
+
+/// The routing rules, for every server:
+///
+/// - `<path>/.well-known/…` and `<path>/mcp/.well-known/…` (and, once, `/.well-known/…`) go to
+///   the control plane: the OAuth discovery documents (RFC 9728, RFC 8414, OIDC) for clients
+///   that look next to the MCP URL;
+/// - `<path>` and `<path>/…` go to the server's cluster with `<path>` replaced by the path of
+///   `proxy_pass_url` (the reverse-proxy rule: `/github/mcp` → `http://up:8000` + `/mcp`;
+///   a root-endpoint server with `append_mcp_path: false` is reached at `/github` → `/`);
+/// - when `/mcp` is appended (`append_mcp_path: true`) to a `proxy_pass_url` that is itself the
+///   MCP endpoint (ends in `/mcp` or `/sse`), the client's `<path>/mcp` is that endpoint:
+///   exactly `<path>/mcp` → the `proxy_pass_url` path (not `…/mcp/mcp`);
+/// - `mcp_endpoint` changes what clients are told, not the routing: a custom endpoint on this
+///   gateway lies under the server's path (the filter knows servers by path) and takes the rule
+///   above; one elsewhere is not ours to route.
+///
+/// Routes are ordered most specific first (longest match text, exact before prefix, then by
+/// text) so nested server paths (`/team` and `/team/github`) each get their own traffic;
+/// paths no route matches get Envoy's 404.
+pub fn plan(servers: &[Server]) -> Plan {
+    // Cluster names: the sanitised name, plus a hash of the real name for every server whose
+    // sanitised name is shared (both get one, so neither name depends on the other's order).
+    let mut by_sanitised: HashMap<String, usize> = HashMap::new();
+    for s in servers {
+        *by_sanitised
+            .entry(sanitised_cluster_name(&s.name))
+            .or_default() += 1;
+    }
+    let mut out = Plan::default();
+    let mut routes: BTreeMap<(std::cmp::Reverse<usize>, u8, String), PlannedRoute> =
+        BTreeMap::new();
+    let mut add = |route: PlannedRoute| {
+        let kind = match route.matcher {
+            PathMatch::Exact(_) => 0,
+            PathMatch::Prefix(_) => 1,
+        };
+        let key = (
+            std::cmp::Reverse(route.matcher.text().len()),
+            kind,
+            route.matcher.text().to_string(),
+        );
+        // First writer wins: two servers cannot share a path (the registry's key), and the
+        // discovery routes are identical whoever adds them.
+        routes.entry(key).or_insert(route);
+    };
+    add(PlannedRoute {
+        name: "discovery".into(),
+        matcher: PathMatch::Prefix("/.well-known/".into()),
+        target: RouteTarget::ControlPlane,
+    });
+    for server in servers {
+        let sanitised = sanitised_cluster_name(&server.name);
+        let cluster = if by_sanitised.get(&sanitised).copied().unwrap_or(0) > 1 {
+            format!("{sanitised}_{}", name_hash8(&server.name))
+        } else {
+            sanitised
+        };
+        let path = match check_server_path(&server.path) {
+            Ok(p) => p.to_string(),
+            Err(e) => {
+                out.skipped.push((server.name.clone(), e));
+                continue;
+            }
+        };
+        let upstream = match upstream_of(server, cluster) {
+            Ok(u) => u,
+            Err(e) => {
+                out.skipped.push((server.name.clone(), e));
+                continue;
+            }
+        };
+        let to_upstream = |rewrite: String| RouteTarget::Upstream {
+            cluster: upstream.cluster.clone(),
+            rewrite,
+            authority: upstream.authority.clone(),
+        };
+        let base = &upstream.base_path;
+        for discovery in [
+            format!("{path}/.well-known/"),
+            format!("{path}/mcp/.well-known/"),
+        ] {
+            add(PlannedRoute {
+                name: format!("discovery:{}", server.name),
+                matcher: PathMatch::Prefix(discovery),
+                target: RouteTarget::ControlPlane,
+            });
+        }
+        if server.appends_mcp_path() && is_mcp_endpoint_path(base) {
+            add(PlannedRoute {
+                name: format!("mcp-endpoint:{}", server.name),
+                matcher: PathMatch::Exact(format!("{path}/mcp")),
+                target: to_upstream(base.clone()),
+            });
+        }
+        add(PlannedRoute {
+            name: format!("server:{}", server.name),
+            matcher: PathMatch::Exact(path.clone()),
+            target: to_upstream(if base.is_empty() {
+                "/".to_string()
+            } else {
+                base.clone()
+            }),
+        });
+        add(PlannedRoute {
+            name: format!("server:{}", server.name),
+            matcher: PathMatch::Prefix(format!("{path}/")),
+            target: to_upstream(format!("{base}/")),
+        });
+        out.upstreams.push(upstream);
+    }
+    out.routes = routes.into_values().collect();
+    out.upstreams.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    out
+}
+
+/// Packs a message as `google.protobuf.Any`.
+pub fn to_any<M: Message + Name>(message: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: message.encode_to_vec(),
+    }
+}
+
+fn duration(d: Duration) -> PbDuration {
+    PbDuration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// The Envoy route for one planned route.
+fn envoy_route(planned: &PlannedRoute, config: &XdsConfig) -> Route {
+    let path_specifier = match &planned.matcher {
+        PathMatch::Exact(p) => route_match::PathSpecifier::Path(p.clone()),
+        PathMatch::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
+    };
+    let action = match &planned.target {
+        RouteTarget::ControlPlane => RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                config.control_plane_cluster.clone(),
+            )),
+            ..Default::default()
+        },
+        RouteTarget::Upstream {
+            cluster,
+            rewrite,
+            authority,
+        } => RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.clone())),
+            prefix_rewrite: rewrite.clone(),
+            host_rewrite_specifier: Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
+                authority.clone(),
+            )),
+            // MCP streams (SSE) and long tool calls must not be cut by the 15 s default.
+            timeout: Some(duration(Duration::ZERO)),
+            ..Default::default()
+        },
+    };
+    Route {
+        name: planned.name.clone(),
+        r#match: Some(RouteMatch {
+            path_specifier: Some(path_specifier),
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(action)),
+        ..Default::default()
+    }
+}
+
+/// The Envoy cluster for one upstream: STATIC for an IP literal, STRICT_DNS for a hostname
+/// (re-resolved as DNS changes; IPv4 preferred so `localhost` reaches a server listening on
+/// 127.0.0.1), HTTP/1.1 (Envoy's default), TLS with SNI and certificate checks for https.
+fn envoy_cluster(upstream: &Upstream, config: &XdsConfig) -> Cluster {
+    let discovery_type = if upstream.ip_literal {
+        cluster::DiscoveryType::Static
+    } else {
+        cluster::DiscoveryType::StrictDns
+    };
+    let endpoint = LbEndpoint {
+        host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: upstream.host.clone(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(
+                        upstream.port,
+                    ))),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    Cluster {
+        name: upstream.cluster.clone(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(discovery_type as i32)),
+        connect_timeout: Some(duration(UPSTREAM_CONNECT_TIMEOUT)),
+        dns_lookup_family: if upstream.ip_literal {
+            cluster::DnsLookupFamily::Auto as i32
+        } else {
+            cluster::DnsLookupFamily::V4Preferred as i32
+        },
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: upstream.cluster.clone(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![endpoint],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        transport_socket: upstream.tls.then(|| tls_transport_socket(upstream, config)),
+        ..Default::default()
+    }
+}
+
+/// TLS to an https upstream: SNI = the URL's host (not for IP literals, where SNI is not
+/// allowed), the peer certificate checked against the CA bundle and the host (DNS or IP SAN).
+fn tls_transport_socket(upstream: &Upstream, config: &XdsConfig) -> TransportSocket {
+    let san = SubjectAltNameMatcher {
+        san_type: if upstream.ip_literal {
+            subject_alt_name_matcher::SanType::IpAddress as i32
+        } else {
+            subject_alt_name_matcher::SanType::Dns as i32
+        },
+        matcher: Some(StringMatcher {
+            match_pattern: Some(string_matcher::MatchPattern::Exact(upstream.host.clone())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let context = UpstreamTlsContext {
+        sni: if upstream.ip_literal {
+            String::new()
+        } else {
+            upstream.host.clone()
+        },
+        common_tls_context: Some(CommonTlsContext {
+            validation_context_type: Some(
+                common_tls_context::ValidationContextType::ValidationContext(
+                    CertificateValidationContext {
+                        trusted_ca: Some(DataSource {
+                            specifier: Some(data_source::Specifier::Filename(
+                                config.upstream_ca_file.clone(),
+                            )),
+                            ..Default::default()
+                        }),
+                        match_typed_subject_alt_names: vec![san],
+                        ..Default::default()
+                    },
+                ),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: TLS_TRANSPORT_SOCKET.into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(to_any(&context))),
+    }
+}
+
+/// Envoy's view of one set of servers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XdsResources {
+    /// Sorted by name.
+    pub clusters: Vec<Cluster>,
+    pub route_configuration: RouteConfiguration,
+    /// Servers that got no route (logged by the caller).
+    pub skipped: Vec<(String, UpstreamError)>,
+}
+
+impl XdsResources {
+    pub fn build(servers: &[Server], config: &XdsConfig) -> XdsResources {
+        let plan = plan(servers);
+        XdsResources {
+            clusters: plan
+                .upstreams
+                .iter()
+                .map(|u| envoy_cluster(u, config))
+                .collect(),
+            route_configuration: RouteConfiguration {
+                name: config.route_config_name.clone(),
+                virtual_hosts: vec![VirtualHost {
+                    name: "portcullis".into(),
+                    domains: vec!["*".into()],
+                    routes: plan.routes.iter().map(|r| envoy_route(r, config)).collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            skipped: plan.skipped,
+        }
+    }
+}
