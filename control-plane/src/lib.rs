@@ -14,6 +14,7 @@ pub mod db;
 pub mod devtools;
 pub mod doctor;
 pub mod error;
+pub mod idp_keys;
 pub mod metadata;
 pub mod metrics;
 pub mod registry;
