@@ -29,3 +29,5 @@ mod smoke;
 mod stats;
 #[path = "e2e/validate.rs"]
 mod validate;
+#[path = "e2e/xds.rs"]
+mod xds;
