@@ -1,12 +1,13 @@
 //! Who is calling the API: the bootstrap admin token, or an IdP JWT verified with the policy
 //! crate whose groups map (through the registry's group mappings) to scopes.
 
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use serde_json::json;
+use serde_json::{json, Value};
 use subtle::ConstantTimeEq as _;
 
 use crate::config::{sha256, Config};
@@ -14,41 +15,72 @@ use crate::error::AppError;
 use crate::registry::Scope;
 use crate::state::AppState;
 
-/// Verifies credentials. Built once at start.
+/// Verifies credentials. Built once at start; the IdP's keys follow the published snapshot.
 pub struct Authenticator {
     admin_token_sha256: Option<[u8; 32]>,
     admin_scope: String,
-    /// A policy with only the IdP issuer in it: the same verification the filter does.
-    idp: Option<policy::Policy>,
+    idp_config: Option<crate::config::IdpConfig>,
+    /// A policy with only the IdP issuer in it (its configured audiences, not the servers'
+    /// resources: a token for an MCP server is not an API credential): the same verification
+    /// the filter does.
+    idp: RwLock<Option<Arc<policy::Policy>>>,
 }
 
 impl Authenticator {
     pub fn new(config: &Config) -> anyhow::Result<Authenticator> {
-        let idp = match &config.idp {
-            Some(idp) if idp.jwks.is_some() => {
-                let snapshot = json!({
-                    "format": 1,
-                    "version": 0,
-                    "issuers": [{
-                        "issuer": idp.issuer,
-                        "jwks": idp.jwks,
-                        "algorithms": idp.algorithms,
-                        "audiences": idp.audiences,
-                        "groups_claim": idp.groups_claim,
-                    }],
-                });
-                let bytes = serde_json::to_vec(&snapshot)?;
-                Some(policy::Policy::from_json(&bytes).map_err(|e| {
-                    anyhow::anyhow!("IdP configuration (PORTCULLIS_IDP_*) refused: {e}")
-                })?)
-            }
-            _ => None,
-        };
-        Ok(Authenticator {
+        let auth = Authenticator {
             admin_token_sha256: config.admin_token_sha256,
             admin_scope: config.admin_scope.clone(),
-            idp,
-        })
+            idp_config: config.idp.clone(),
+            idp: RwLock::new(None),
+        };
+        if let Some(jwks) = config.idp.as_ref().and_then(|i| i.jwks.clone()) {
+            let policy = auth.idp_policy(jwks).map_err(|e| {
+                anyhow::anyhow!("IdP configuration (PORTCULLIS_IDP_*) refused: {e}")
+            })?;
+            auth.store(policy);
+        }
+        Ok(auth)
+    }
+
+    /// Takes the IdP keys of a newly published snapshot (`None`: no keys yet).
+    pub fn set_idp_jwks(&self, jwks: Option<Value>) {
+        match jwks.map(|jwks| self.idp_policy(jwks)).transpose() {
+            Ok(policy) => self.store(policy.flatten()),
+            Err(e) => {
+                tracing::error!(error = %e, "the IdP's keys do not load for API authentication; keeping the previous ones")
+            }
+        }
+    }
+
+    fn store(&self, policy: Option<policy::Policy>) {
+        if let Ok(mut idp) = self.idp.write() {
+            *idp = policy.map(Arc::new);
+        }
+    }
+
+    /// `None` when no audience is configured: IdP tokens are then not accepted by the API.
+    fn idp_policy(&self, jwks: Value) -> Result<Option<policy::Policy>, policy::SnapshotError> {
+        let Some(idp) = self.idp_config.as_ref().filter(|i| !i.audiences.is_empty()) else {
+            return Ok(None);
+        };
+        let snapshot = json!({
+            "format": 1,
+            "version": 0,
+            "issuers": [{
+                "issuer": idp.issuer,
+                "jwks": jwks,
+                "algorithms": idp.algorithms,
+                "audiences": idp.audiences,
+                "groups_claim": idp.groups_claim,
+            }],
+        });
+        let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
+        policy::Policy::from_json(&bytes).map(Some)
+    }
+
+    fn idp(&self) -> Option<Arc<policy::Policy>> {
+        self.idp.read().ok().and_then(|p| p.clone())
     }
 }
 
@@ -140,7 +172,7 @@ impl FromRequestParts<AppState> for Caller {
                 });
             }
         }
-        let Some(idp) = &auth.idp else {
+        let Some(idp) = auth.idp() else {
             return Err(AppError::Unauthorized("invalid credential".into()));
         };
         if !policy::looks_like_jwt(token) {

@@ -91,6 +91,10 @@ pub struct Config {
     pub sync_token_sha256: Option<[u8; 32]>,
     /// `PORTCULLIS_AUDIT_*`.
     pub audit: crate::audit::AuditConfig,
+    /// `PORTCULLIS_IDP_JWKS_*`, `PORTCULLIS_IDP_KEY_OVERLAP_SECONDS`: fetching the IdP's keys.
+    pub idp_keys: crate::idp_keys::IdpKeysConfig,
+    /// `PORTCULLIS_XDS_*`, `PORTCULLIS_CONTROL_PLANE_CLUSTER`: Envoy's routes and clusters.
+    pub xds: crate::xds::XdsConfig,
 }
 
 /// A secret value whose `Debug` never shows it.
@@ -129,6 +133,8 @@ impl std::fmt::Debug for Config {
             .field("idp_expect_dcr", &self.idp_expect_dcr)
             .field("sync_token", &self.sync_token_sha256.map(|_| "<set>"))
             .field("audit", &self.audit)
+            .field("idp_keys", &self.idp_keys)
+            .field("xds", &self.xds)
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +164,8 @@ impl Default for Config {
             idp_expect_dcr: false,
             sync_token_sha256: None,
             audit: crate::audit::AuditConfig::default(),
+            idp_keys: crate::idp_keys::IdpKeysConfig::default(),
+            xds: crate::xds::XdsConfig::default(),
         }
     }
 }
@@ -241,6 +249,10 @@ impl Config {
         c.admin_token_sha256 = hashed_secret(&get, "PORTCULLIS_ADMIN_TOKEN")?;
         c.sync_token_sha256 = hashed_secret(&get, "PORTCULLIS_SYNC_TOKEN")?;
         c.audit = crate::audit::AuditConfig::from_lookup(&get)?;
+        c.idp_keys = crate::idp_keys::IdpKeysConfig::from_lookup(&get)?;
+        c.xds = crate::xds::XdsConfig::from_lookup(&get)?;
+        // Envoy authenticates to xDS with the same token as to /v1/policy.
+        c.xds.token_sha256 = c.sync_token_sha256;
         if let Some(scope) = get("PORTCULLIS_ADMIN_SCOPE") {
             c.admin_scope = scope.trim().to_string();
         }

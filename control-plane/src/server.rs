@@ -9,7 +9,7 @@ use axum::middleware;
 use axum::routing::{self, MethodRouter};
 use axum::Router;
 
-use crate::api::{audit, connect_config, openapi, ops, policy, servers, sync};
+use crate::api::{audit, connect_config, keys, openapi, ops, policy, servers, sync};
 use crate::config::{Config, LogFormat};
 use crate::db::Db;
 use crate::metadata;
@@ -106,6 +106,16 @@ fn api_routes() -> Routes {
             routing::get(policy::get_scope)
                 .put(policy::put_scope)
                 .delete(policy::delete_scope),
+        )
+        .route(
+            "/api/keys",
+            &["get", "post"],
+            routing::get(keys::list).post(keys::create),
+        )
+        .route(
+            "/api/keys/{name}",
+            &["delete"],
+            routing::delete(keys::delete),
         )
         .get("/api/audit", audit::list)
         .get("/v1/policy", sync::policy)
@@ -205,6 +215,42 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
     let state = AppState::new(config, db.clone())?;
     state.publisher.spawn(state.clone());
     crate::audit::spawn_retention(db.clone(), state.config.audit.clone());
+    {
+        let (publisher, db) = (state.publisher.clone(), db.clone());
+        state.idp_keys.clone().spawn(move || {
+            let (publisher, db) = (publisher.clone(), db.clone());
+            tokio::spawn(async move { publisher.changed(&db).await });
+        });
+    }
+    let (stop_xds, mut xds_stopped) = tokio::sync::oneshot::channel::<()>();
+    // Bound now so a taken port stops the start with a clear message.
+    let xds_listener = match state.config.xds.listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("xDS: cannot listen on {addr} (PORTCULLIS_XDS_LISTEN; `off` disables xDS)")
+        })?),
+        None => {
+            tracing::info!("xDS is off (PORTCULLIS_XDS_LISTEN=off)");
+            None
+        }
+    };
+    let xds = {
+        let (config, publisher) = (state.config.xds.clone(), state.publisher.clone());
+        tokio::spawn(async move {
+            // Envoy must never be sent an empty registry by a control plane that has not read
+            // its database yet (a restart would drop every route for a moment).
+            let inputs = tokio::select! {
+                inputs = xds_inputs(&publisher) => inputs,
+                _ = &mut xds_stopped => return Ok(()),
+            };
+            let Some(listener) = xds_listener else {
+                return Ok(());
+            };
+            crate::xds::serve_xds_on(listener, config, inputs, async move {
+                let _ = xds_stopped.await;
+            })
+            .await
+        })
+    };
     let publisher = state.publisher.clone();
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -215,12 +261,52 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             publisher.close();
+            let _ = stop_xds.send(());
         })
         .await
         .context("serving")?;
+    match xds.await {
+        Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "xDS server failed"),
+        Err(e) => tracing::error!(error = %e, "xDS server task failed"),
+        Ok(Ok(())) => {}
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The registry of every published snapshot, as the xDS server's inputs (same version); ready
+/// once the first snapshot is.
+async fn xds_inputs(
+    publisher: &crate::snapshots::Publisher,
+) -> tokio::sync::watch::Receiver<std::sync::Arc<crate::xds::XdsInputs>> {
+    use std::sync::Arc;
+    let inputs = |p: &crate::snapshots::Published| {
+        Arc::new(crate::xds::XdsInputs {
+            version: p.version,
+            servers: p.servers.to_vec(),
+        })
+    };
+    let mut snapshots = publisher.subscribe();
+    let first = loop {
+        if let Some(p) = snapshots.borrow_and_update().clone() {
+            break p;
+        }
+        if snapshots.changed().await.is_err() {
+            // Never published: hand out a channel that never changes.
+            return tokio::sync::watch::channel(Arc::new(crate::xds::XdsInputs::default())).1;
+        }
+    };
+    let (tx, rx) = tokio::sync::watch::channel(inputs(&first));
+    tokio::spawn(async move {
+        while snapshots.changed().await.is_ok() {
+            let current = snapshots.borrow_and_update().clone();
+            if let Some(p) = current {
+                tx.send_replace(inputs(&p));
+            }
+        }
+    });
+    rx
 }
 
 async fn shutdown_signal() {

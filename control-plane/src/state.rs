@@ -8,6 +8,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::connect::CapabilityCache;
 use crate::db::Db;
+use crate::idp_keys::IdpKeys;
 use crate::metadata::IdpMetadata;
 use crate::metrics::Metrics;
 use crate::snapshots::Publisher;
@@ -26,6 +27,8 @@ pub struct Inner {
     pub idp_capabilities: CapabilityCache,
     /// The current policy snapshot and its rebuild task.
     pub publisher: Publisher,
+    /// The IdP's signing keys, fetched and rotated.
+    pub idp_keys: IdpKeys,
 }
 
 impl Deref for AppState {
@@ -46,6 +49,7 @@ impl AppState {
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let idp_capabilities = CapabilityCache::with_client(client, config.idp_metadata_ttl);
+        let idp_keys = IdpKeys::with_db(&db, &config, config.idp_keys.clone())?;
         Ok(AppState(Arc::new(Inner {
             config,
             db,
@@ -54,12 +58,20 @@ impl AppState {
             idp_metadata,
             idp_capabilities,
             publisher: Publisher::new(),
+            idp_keys,
         })))
     }
 
     /// A filter refused a token for an unknown `kid`: the IdP may have rotated its keys.
+    /// Refreshes the keys in the background (rate-limited by
+    /// `PORTCULLIS_IDP_JWKS_MIN_REFRESH_SECONDS`); a change triggers a new snapshot.
     pub fn unknown_kid_seen(&self) {
-        tracing::info!("a filter saw an unknown key id");
+        let keys = self.idp_keys.clone();
+        tokio::spawn(async move {
+            if keys.refresh_if_due_for_unknown_kid().await {
+                tracing::info!("the IdP's keys changed after a filter saw an unknown key id");
+            }
+        });
     }
 
     pub fn public_url(&self) -> &str {

@@ -159,6 +159,7 @@ async fn start_serve(public_url: &str, issuer: &str) -> (Serve, u16) {
         .env("PORTCULLIS_AUTH_MODE", "direct")
         .env("PORTCULLIS_IDP_ISSUER", issuer)
         .env("MCP_ADVERTISED_SCOPES", SCOPES)
+        .env("PORTCULLIS_XDS_LISTEN", "off")
         .env_remove("DATABASE_URL")
         .env_remove("IDE_OAUTH_CLIENT_ID")
         .stdin(Stdio::null())

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod connect_config;
+pub mod keys;
 pub mod openapi;
 pub mod ops;
 pub mod policy;

@@ -153,6 +153,18 @@ pub fn document() -> Value {
                     "properties": {"group": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}}}})),
                 "delete": op("Delete a mapping", true, json!({"204": {"description": "Deleted"}, "404": err("No such mapping")})),
             },
+            "/api/keys": {
+                "get": op("List API keys (never the keys themselves)", true, json!({"200": ok("The keys", json!({"type": "object", "properties": {"keys": {"type": "array", "items": r("ApiKey")}}}))})),
+                "post": with_body(op("Create an API key; the answer's `key` is the only time it is shown", true, json!({
+                    "201": ok("Created", r("ApiKey")), "400": err("Malformed JSON or unknown field"), "409": err("Name taken"), "422": err("Invalid field")})),
+                    json!({"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+                        "name": {"type": "string"}, "subject": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
+                        "scopes": {"type": "array", "items": {"type": "string"}}, "expires_at": {"type": ["integer", "null"], "description": "unix seconds"}}})),
+            },
+            "/api/keys/{name}": {
+                "parameters": [param("name", "path", "Key name")],
+                "delete": op("Revoke an API key", true, json!({"204": {"description": "Revoked"}, "404": err("No such key")})),
+            },
             "/api/audit": {
                 "get": {
                     "summary": "The decision trail, newest first (admins only)",
@@ -219,6 +231,10 @@ pub fn document() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "PORTCULLIS_ADMIN_TOKEN, or an IdP access token"},
                 "sync": {"type": "http", "scheme": "bearer", "description": "PORTCULLIS_SYNC_TOKEN (Envoy's sync service)"}},
             "schemas": {
+                "ApiKey": {"type": "object", "required": ["name", "subject", "groups", "scopes", "created_at"], "properties": {
+                    "name": {"type": "string"}, "subject": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
+                    "scopes": {"type": "array", "items": {"type": "string"}}, "expires_at": {"type": ["integer", "null"]}, "created_at": {"type": "integer"},
+                    "key": {"type": "string", "description": "only in the answer to POST"}}},
                 "AuditEvent": {"type": "object", "required": ["time_ms", "policy_version", "decision", "status", "reason", "http_method", "path"], "properties": {
                     "time_ms": {"type": "integer"}, "request_id": {"type": ["string", "null"]}, "policy_version": {"type": "integer"},
                     "decision": {"enum": ["allow", "deny"]}, "status": {"type": "integer"}, "reason": {"type": "string"},

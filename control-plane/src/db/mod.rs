@@ -4,6 +4,7 @@
 //! columns, JSON text for lists, `$n` placeholders, `ON CONFLICT` upserts), migrations live in
 //! `control-plane/migrations/` and run at start.
 
+mod api_keys;
 mod audit;
 mod policy;
 mod servers;
@@ -108,6 +109,11 @@ impl Db {
             .await
             .context("running database migrations")?;
         Ok(Db { pool, kind })
+    }
+
+    /// The pool, for modules that keep their own tables (`idp_keys`).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     pub fn kind(&self) -> DbKind {

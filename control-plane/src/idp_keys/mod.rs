@@ -38,11 +38,10 @@ use base64::Engine as _;
 use policy::keys::{Algorithm, Jwk, VerifyingKey};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
-use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row as _};
 
 use crate::config::Config;
-use crate::db::{now, Db, DbKind};
+use crate::db::{now, Db};
 use crate::error::AppError;
 use crate::metadata::IdpMetadata;
 
@@ -421,7 +420,12 @@ struct Inner {
 impl IdpKeys {
     /// Sets up key refresh for `config`'s IdP, storing in `db` (whose migrations have run).
     pub async fn new(db: &Db, config: &Config, keys: IdpKeysConfig) -> anyhow::Result<IdpKeys> {
-        let pool = open_pool(db, config).await?;
+        IdpKeys::with_db(db, config, keys)
+    }
+
+    /// [`IdpKeys::new`] for synchronous callers: the same database pool as `db`.
+    pub fn with_db(db: &Db, config: &Config, keys: IdpKeysConfig) -> anyhow::Result<IdpKeys> {
+        let pool = db.pool().clone();
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
@@ -829,35 +833,4 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// A small pool of our own on the configured database (the same URL `Db::connect` opened and
-/// migrated): `Db` keeps its pool private to `crate::db`.
-async fn open_pool(db: &Db, config: &Config) -> anyhow::Result<AnyPool> {
-    sqlx::any::install_default_drivers();
-    let url = match &config.database_url {
-        Some(url) => url.clone(),
-        None => format!(
-            "sqlite://{}?mode=rw",
-            config.data_dir.join("portcullis.db").display()
-        ),
-    };
-    let mut options = AnyPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(5));
-    if db.kind() == DbKind::Sqlite {
-        options = options.after_connect(|conn, _| {
-            Box::pin(async move {
-                // Two pools write the same file: wait for the other's lock instead of failing.
-                sqlx::query("PRAGMA busy_timeout = 5000")
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            })
-        });
-    }
-    options
-        .connect(&url)
-        .await
-        .context("connecting to the database for the IdP keys")
 }

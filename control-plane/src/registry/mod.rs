@@ -164,6 +164,23 @@ pub struct Scope {
     pub updated_at: i64,
 }
 
+/// A static credential. `sha256` is the lowercase hex SHA-256 of the key; the key itself is
+/// never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub name: String,
+    #[serde(skip)]
+    pub sha256: String,
+    /// Identity the key stands for (`x-portcullis-user`, audit `sub`).
+    pub subject: String,
+    pub groups: Vec<String>,
+    /// Scopes granted directly, besides those the groups map to.
+    pub scopes: Vec<String>,
+    /// Unix seconds after which the key is refused.
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
 /// IdP group → registry scopes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupMapping {

@@ -5,13 +5,21 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::idp_keys::IdpKeys;
 
-/// Compiles the database into a policy snapshot (`format: 1`) with the given version.
+/// Compiles the database into a policy snapshot (`format: 1`) with the given version. The IdP's
+/// keys come from `idp_keys` (the static `PORTCULLIS_IDP_JWKS_FILE`, else the fetched ones); an
+/// issuer with no key yet is left out, so its tokens are refused until the first fetch.
 ///
 /// Grants naming a server that is no longer registered, and mappings naming a scope that no
 /// longer exists, are left out (the API refuses to create them; they appear when a server or a
 /// scope is deleted), so the snapshot always validates.
-pub async fn compile_snapshot(db: &Db, config: &Config, version: u64) -> anyhow::Result<Value> {
+pub async fn compile_snapshot(
+    db: &Db,
+    config: &Config,
+    idp_keys: &IdpKeys,
+    version: u64,
+) -> anyhow::Result<Value> {
     let public_url = config.public_url();
     let servers = db.list_servers().await?;
     let scopes = db.list_scopes().await?;
@@ -63,14 +71,38 @@ pub async fn compile_snapshot(db: &Db, config: &Config, version: u64) -> anyhow:
         })
         .collect();
 
+    let api_keys_json: Vec<Value> = db
+        .list_api_keys()
+        .await?
+        .into_iter()
+        .map(|k| {
+            let scopes: Vec<&String> = k
+                .scopes
+                .iter()
+                .filter(|s| scope_names.contains(&s.as_str()))
+                .collect();
+            json!({
+                "name": k.name,
+                "sha256": k.sha256,
+                "subject": k.subject,
+                "groups": k.groups,
+                "scopes": scopes,
+                "expires_at": k.expires_at.map(|t| t.max(0) as u64),
+            })
+        })
+        .collect();
+
     let mut issuers = Vec::new();
     if let Some(idp) = &config.idp {
-        if let Some(jwks) = &idp.jwks {
+        if let Some(jwks) = idp_keys.snapshot_jwks(&idp.issuer).await? {
+            // RFC 8707 / MCP: a token whose audience is the server's resource URL is for that
+            // server; `audiences` adds operator-configured ones.
             issuers.push(json!({
                 "issuer": idp.issuer,
                 "jwks": jwks,
                 "algorithms": idp.algorithms,
                 "audiences": idp.audiences,
+                "audience_is_resource": true,
                 "groups_claim": idp.groups_claim,
             }));
         }
@@ -83,5 +115,6 @@ pub async fn compile_snapshot(db: &Db, config: &Config, version: u64) -> anyhow:
         "servers": servers_json,
         "group_mappings": mappings_json,
         "scopes": scopes_json,
+        "api_keys": api_keys_json,
     }))
 }

@@ -40,6 +40,8 @@ pub struct Published {
     pub servers: Arc<[Server]>,
     /// The snapshot compiled by the `policy` crate, as every filter will.
     pub policy: Arc<policy::Policy>,
+    /// The IdP's keys in it (for the API's own token checks).
+    pub idp_jwks: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for Published {
@@ -149,6 +151,7 @@ impl Publisher {
             "policy snapshot published"
         );
         state.metrics.set_policy_version(published.version);
+        state.auth.set_idp_jwks(published.idp_jwks.clone());
         self.inner.tx.send_replace(Some(published.clone()));
         Ok(published)
     }
@@ -248,9 +251,12 @@ async fn compile(state: &AppState) -> Result<Published, PublishError> {
         .await
         .map_err(|e| PublishError::Compile(e.into()))?
         .into();
-    let mut content = registry::compile_snapshot(&state.db, &state.config, 0)
+    let mut content = registry::compile_snapshot(&state.db, &state.config, &state.idp_keys, 0)
         .await
         .map_err(PublishError::Compile)?;
+    let idp_jwks = content["issuers"]
+        .get(0)
+        .map(|issuer| issuer["jwks"].clone());
     let hash = content_hash(&mut content);
     let version = state.db.version_for_hash(&hash).await?;
     content["version"] = version.into();
@@ -264,6 +270,7 @@ async fn compile(state: &AppState) -> Result<Published, PublishError> {
         body,
         servers,
         policy: Arc::new(policy),
+        idp_jwks,
     })
 }
 

@@ -269,9 +269,10 @@ async fn snapshot_compiles(b: Backend) {
     t.admin("DELETE", "/api/servers/gone", None).await.ok(204);
     t.admin("DELETE", "/api/scopes/temp", None).await.ok(204);
 
-    let snapshot = portcullis::registry::compile_snapshot(&t.state.db, &t.config, 7)
-        .await
-        .unwrap();
+    let snapshot =
+        portcullis::registry::compile_snapshot(&t.state.db, &t.config, &t.state.idp_keys, 7)
+            .await
+            .unwrap();
     let policy = ::policy::Policy::from_json(snapshot.to_string().as_bytes())
         .unwrap_or_else(|e| panic!("policy refused the snapshot: {e}\n{snapshot:#}"));
     assert_eq!(policy.version, 7);

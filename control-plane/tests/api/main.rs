@@ -5,6 +5,7 @@
 mod common;
 mod access;
 mod connect_config;
+mod keys;
 mod metadata;
 mod ops;
 mod sdk;
