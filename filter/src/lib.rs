@@ -1,25 +1,33 @@
 //! Portcullis proxy-wasm filter: authenticates and authorizes every request to a registered
 //! MCP server inside Envoy, from a policy snapshot, with no network call on the request path.
 //!
-//! The glue only: decisions are made by the `policy` crate.
+//! The glue only: decisions are made by the `policy` crate. The same module is also the
+//! singleton that brings snapshots from the control plane and ships audit events (`sync`);
+//! the plugin configuration decides which (`config`).
 
+mod audit;
+mod backoff;
 mod cache;
 mod clock;
 mod config;
 mod metrics;
 mod request;
 mod response;
+mod shared_policy;
+mod sync;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
-use cache::CredentialCache;
+use audit::AuditSink;
+use config::Role;
 use metrics::Metrics;
-use policy::Policy;
+use shared_policy::PolicySlot;
+use sync::SyncService;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -28,45 +36,70 @@ proxy_wasm::main! {{
 
 /// What every request context of one worker shares.
 pub(crate) struct Shared {
-    pub policy: Rc<Policy>,
-    pub cache: RefCell<CredentialCache>,
+    pub policy: PolicySlot,
     pub metrics: Metrics,
     pub clock: clock::Clock,
     /// Whether the missing-body hint was logged already.
     pub warned_no_body: Cell<bool>,
+    /// Where decisions are recorded, when audit is on.
+    pub audit: Option<AuditSink>,
 }
 
+impl Shared {
+    fn new(policy: PolicySlot, audit: bool) -> Shared {
+        Shared {
+            policy,
+            metrics: Metrics::default(),
+            clock: clock::Clock::default(),
+            warned_no_body: Cell::new(false),
+            audit: audit.then(AuditSink::default),
+        }
+    }
+}
+
+/// One root context: an HTTP filter's (per worker) or the singleton's, by configuration.
 #[derive(Default)]
 struct PortcullisRoot {
     shared: Option<Rc<Shared>>,
+    sync: Option<SyncService>,
 }
 
-impl Context for PortcullisRoot {}
+impl Context for PortcullisRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if let Some(sync) = &mut self.sync {
+            sync.on_http_call_response(token_id, body_size);
+        }
+    }
+}
 
 impl RootContext for PortcullisRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match config::parse(self.get_plugin_configuration().as_deref()) {
-            Ok(policy) => {
-                let settings = &policy.settings;
-                let cache = CredentialCache::new(
-                    settings.token_cache_entries,
-                    settings.negative_cache_entries,
-                    settings.negative_cache_seconds,
-                );
+            Ok(Role::Static { policy, audit }) => {
                 log::info!(
                     "portcullis: policy version {} loaded ({} issuers, {} servers)",
                     policy.version,
                     policy.issuers.len(),
                     policy.servers.len()
                 );
-                self.shared = Some(Rc::new(Shared {
-                    policy: Rc::new(policy),
-                    cache: RefCell::new(cache),
-                    metrics: Metrics::default(),
-                    clock: clock::Clock::default(),
-                    warned_no_body: Cell::new(false),
-                }));
+                self.shared = Some(Rc::new(Shared::new(PolicySlot::fixed(*policy), audit)));
                 self.set_tick_period(Duration::from_secs(1));
+                true
+            }
+            Ok(Role::Shared { audit }) => {
+                self.shared = Some(Rc::new(Shared::new(PolicySlot::shared(), audit)));
+                self.set_tick_period(Duration::from_secs(1));
+                true
+            }
+            Ok(Role::Singleton(config)) => {
+                self.sync = Some(SyncService::start(config));
+                self.set_tick_period(sync::TICK);
                 true
             }
             Err(e) => {
@@ -77,6 +110,9 @@ impl RootContext for PortcullisRoot {
     }
 
     fn on_tick(&mut self) {
+        if let Some(sync) = &mut self.sync {
+            sync.on_tick();
+        }
         if let Some(shared) = &self.shared {
             if let Ok(now) = self
                 .get_current_time()
@@ -85,6 +121,12 @@ impl RootContext for PortcullisRoot {
                 shared.clock.set(now.as_secs());
             }
             shared.metrics.flush();
+        }
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        if let Some(sync) = &mut self.sync {
+            sync.on_queue_ready(queue_id);
         }
     }
 

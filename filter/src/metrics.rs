@@ -12,12 +12,16 @@ const ALLOWED: &str = "portcullis.allowed";
 const CACHE_HIT: &str = "portcullis.token_cache.hit";
 const CACHE_MISS: &str = "portcullis.token_cache.miss";
 const VERIFY_US: &str = "portcullis.verify_us";
+const AUDIT_QUEUED: &str = "portcullis.audit.queued";
+const AUDIT_UNQUEUED: &str = "portcullis.audit.unqueued";
 
 #[derive(Default)]
 pub struct Metrics {
     allowed: Cell<u64>,
     cache_hit: Cell<u64>,
     cache_miss: Cell<u64>,
+    audit_queued: Cell<u64>,
+    audit_unqueued: Cell<u64>,
     denied: RefCell<HashMap<&'static str, u64>>,
     /// Metric ids by name, defined on first flush.
     ids: RefCell<HashMap<String, u32>>,
@@ -36,6 +40,16 @@ impl Metrics {
             &self.cache_miss
         };
         counter.set(counter.get() + 1);
+    }
+
+    /// An audit event went onto the shared queue.
+    pub fn audit_queued(&self) {
+        self.audit_queued.set(self.audit_queued.get() + 1);
+    }
+
+    /// An audit event could not be queued (no singleton): counted, never silently lost.
+    pub fn audit_unqueued(&self) {
+        self.audit_unqueued.set(self.audit_unqueued.get() + 1);
     }
 
     pub fn denied(&self, reason: &'static str) {
@@ -64,6 +78,8 @@ impl Metrics {
             (ALLOWED, &self.allowed),
             (CACHE_HIT, &self.cache_hit),
             (CACHE_MISS, &self.cache_miss),
+            (AUDIT_QUEUED, &self.audit_queued),
+            (AUDIT_UNQUEUED, &self.audit_unqueued),
         ] {
             let n = cell.replace(0);
             if n > 0 {

@@ -8,9 +8,12 @@ use proxy_wasm::types::Action;
 
 use policy::{looks_like_jwt, parse_body, Identity, Policy, Route, ServerId, TokenError};
 
+use crate::audit::{summarize, AuditEvent, Outcome, RequestFacts};
 use crate::cache::Cached;
 use crate::clock;
 use crate::response::{self, Reply};
+use crate::shared_policy::Loaded;
+use crate::sync::unix_millis;
 use crate::Shared;
 
 /// Identity headers clients must never be able to set themselves.
@@ -29,14 +32,26 @@ enum State {
 
 pub struct Request {
     shared: Option<Rc<Shared>>,
+    /// The policy this request is decided by, from headers to body, even if a new snapshot
+    /// arrives in between.
+    loaded: Option<Rc<Loaded>>,
     state: State,
+    /// For the audit event; captured only when audit is on.
+    facts: Option<RequestFacts>,
+    /// Who and where, once known, for the audit event.
+    identity: Option<Rc<Identity>>,
+    server: Option<ServerId>,
 }
 
 impl Request {
     pub fn new(shared: Option<Rc<Shared>>) -> Self {
         Request {
             shared,
+            loaded: None,
             state: State::Idle,
+            facts: None,
+            identity: None,
+            server: None,
         }
     }
 
@@ -55,9 +70,27 @@ impl Request {
     }
 
     fn reply(&mut self, shared: Option<&Shared>, reply: Reply) -> Action {
+        self.reply_about(shared, reply, None, None)
+    }
+
+    /// A local refusal, recorded with the refused JSON-RPC message's method and tool when the
+    /// body was what got refused.
+    fn reply_about(
+        &mut self,
+        shared: Option<&Shared>,
+        reply: Reply,
+        method: Option<&str>,
+        tool: Option<&str>,
+    ) -> Action {
         if let Some(shared) = shared {
             shared.metrics.denied(reply.reason);
         }
+        self.record(Outcome {
+            status: reply.status,
+            reason: reply.reason,
+            method,
+            tool,
+        });
         let mut headers = vec![
             ("content-type", "application/json"),
             ("cache-control", "no-store"),
@@ -70,17 +103,45 @@ impl Request {
         Action::Pause
     }
 
+    /// The request goes on upstream.
+    fn allow(&self, shared: &Shared, method: Option<&str>, tool: Option<&str>) {
+        shared.metrics.allowed();
+        self.record(Outcome::allowed(method, tool));
+    }
+
+    /// Pushes the audit event of this request's decision (when audit is on). Never blocks or
+    /// fails the request: a missing queue is only counted.
+    fn record(&self, outcome: Outcome<'_>) {
+        let (Some(shared), Some(facts)) = (&self.shared, &self.facts) else {
+            return;
+        };
+        let Some(sink) = &shared.audit else {
+            return;
+        };
+        let time_ms = unix_millis(self.get_current_time());
+        let event = AuditEvent::new(
+            time_ms,
+            facts,
+            self.loaded.as_deref().map(|l| &l.policy),
+            self.identity.as_deref(),
+            self.server,
+            outcome,
+        );
+        sink.send(&event.to_json(), &shared.metrics, time_ms / 1000);
+    }
+
     /// Resolves a credential through the cache, verifying it on a miss.
     fn authenticate(
         &self,
         shared: &Shared,
+        loaded: &Loaded,
         credential: Credential<'_>,
     ) -> Result<Rc<Identity>, TokenError> {
         let token = credential.text();
         let mut now = self.now(shared);
         {
-            // The cache lives beside its policy in `Shared`: a new snapshot comes with an empty one.
-            let cache = shared.cache.borrow();
+            // The cache lives beside its policy in `Loaded`: a new snapshot comes with an empty one.
+            let cache = loaded.cache.borrow();
             let mut entry = cache.lookup(token);
             if let Some((_, until)) = entry {
                 // Near its deadline an entry is judged by the real clock, not the cached one.
@@ -108,15 +169,15 @@ impl Request {
         now = unix_seconds(started);
         shared.clock.set(now);
         let outcome = match credential {
-            Credential::Bearer(t) if looks_like_jwt(t) => shared.policy.verify_jwt(t, now),
+            Credential::Bearer(t) if looks_like_jwt(t) => loaded.policy.verify_jwt(t, now),
             Credential::Bearer(key) | Credential::ApiKey(key) => {
-                shared.policy.verify_api_key(key, now)
+                loaded.policy.verify_api_key(key, now)
             }
         };
         if let Ok(elapsed) = self.get_current_time().duration_since(started) {
             shared.metrics.verify_time(elapsed.as_micros() as u64);
         }
-        let mut cache = shared.cache.borrow_mut();
+        let mut cache = loaded.cache.borrow_mut();
         match outcome {
             Ok(identity) => {
                 let identity = Rc::new(identity);
@@ -181,6 +242,7 @@ impl<'a> Credential<'a> {
 struct Seen<'a> {
     path: Option<&'a str>,
     method: Option<&'a str>,
+    request_id: Option<&'a str>,
     authorization: Option<&'a str>,
     authorization_count: usize,
     api_key: Option<&'a str>,
@@ -240,17 +302,30 @@ impl Context for Request {
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
+            return self.reply(None, response::no_policy("no valid policy is configured"));
+        };
+        let Some(loaded) = shared.policy.current() else {
+            if shared.audit.is_some() {
+                let headers = self.get_http_request_headers();
+                let find = |wanted: &str| {
+                    headers
+                        .iter()
+                        .find(|(name, _)| name == wanted)
+                        .map(|(_, value)| value.as_str())
+                };
+                self.facts = Some(RequestFacts::new(
+                    find("x-request-id"),
+                    find(":method"),
+                    find(":path"),
+                ));
+            }
             return self.reply(
-                None,
-                response::plain(
-                    503,
-                    "temporarily_unavailable",
-                    "no policy is loaded; refusing all requests",
-                    "no_policy",
-                ),
+                Some(&shared),
+                response::no_policy("the control plane has not delivered a policy yet"),
             );
         };
-        let policy = &*shared.policy;
+        self.loaded = Some(loaded.clone());
+        let policy = &loaded.policy;
         let settings = &policy.settings;
         let headers = self.get_http_request_headers();
         let mut seen = Seen::default();
@@ -258,6 +333,7 @@ impl HttpContext for Request {
             match name.as_str() {
                 ":path" => seen.path = Some(value),
                 ":method" => seen.method = Some(value),
+                "x-request-id" => seen.request_id = Some(value),
                 "authorization" => {
                     seen.authorization = Some(value);
                     seen.authorization_count += 1;
@@ -278,6 +354,9 @@ impl HttpContext for Request {
                 }
                 _ => {}
             }
+        }
+        if shared.audit.is_some() {
+            self.facts = Some(RequestFacts::new(seen.request_id, seen.method, seen.path));
         }
 
         if seen.strip_count > MAX_STRIPPED {
@@ -318,6 +397,7 @@ impl HttpContext for Request {
             }
             Ok(Route::Server(id)) => id,
         };
+        self.server = Some(server_id);
         let server = &policy.servers[server_id];
 
         if let Some(origin) = seen.origin {
@@ -347,12 +427,15 @@ impl HttpContext for Request {
                 return self.reply(Some(&shared), response::missing_credentials(server))
             }
         };
-        let identity = match self.authenticate(&shared, credential) {
+        let identity = match self.authenticate(&shared, &loaded, credential) {
             Ok(identity) => identity,
             Err(error) => {
                 return self.reply(Some(&shared), response::invalid_token(server, &error))
             }
         };
+        if self.facts.is_some() {
+            self.identity = Some(identity.clone());
+        }
         if let Err(error) = policy.check_audience(&identity, server_id) {
             return self.reply(Some(&shared), response::invalid_token(server, &error));
         }
@@ -386,7 +469,7 @@ impl HttpContext for Request {
         }
 
         self.forward_identity(policy, &identity, &headers, seen.stripped());
-        shared.metrics.allowed();
+        self.allow(&shared, None, None);
         Action::Continue
     }
 
@@ -399,10 +482,10 @@ impl HttpContext for Request {
         };
         *body_seen = true;
         let server = *server;
-        let Some(shared) = self.shared.clone() else {
+        let (Some(shared), Some(loaded)) = (self.shared.clone(), self.loaded.clone()) else {
             return Action::Continue;
         };
-        let policy = &*shared.policy;
+        let policy = &loaded.policy;
         if body_size > policy.settings.max_body_bytes {
             return self.reply(
                 Some(&shared),
@@ -423,12 +506,15 @@ impl HttpContext for Request {
             Err(error) => return self.reply(Some(&shared), response::malformed_jsonrpc(&error)),
         };
         if let Err(deny) = policy.authorize_messages(&identity, server, &messages) {
-            return self.reply(
+            return self.reply_about(
                 Some(&shared),
                 response::forbidden(policy, &policy.servers[server], &deny),
+                deny.method.as_deref(),
+                deny.tool.as_deref(),
             );
         }
-        shared.metrics.allowed();
+        let (method, tool) = summarize(&messages);
+        self.allow(&shared, method, tool);
         Action::Continue
     }
 }

@@ -125,6 +125,16 @@ pub fn plain(status: u32, error: &str, description: &str, reason: &'static str) 
     }
 }
 
+/// 503 while there is no policy to decide with: fail closed, and say why.
+pub fn no_policy(why: &str) -> Reply {
+    plain(
+        503,
+        "temporarily_unavailable",
+        &format!("{why}; Portcullis refuses every request until it has one"),
+        "no_policy",
+    )
+}
+
 pub fn body_too_large(limit: usize) -> Reply {
     plain(
         413,

@@ -93,3 +93,17 @@ fn malformed_jsonrpc_is_a_jsonrpc_error() {
 fn quoted_strings_stay_printable_ascii() {
     assert_eq!(quoted("a\"b\\c\u{7f}é\t"), "a\\\"b\\\\c???");
 }
+
+#[test]
+fn no_policy_is_a_503_that_says_why() {
+    let reply = no_policy("the control plane has not delivered a policy yet");
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.reason, "no_policy");
+    let body = json(&reply.body);
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("control plane has not delivered a policy yet"),
+        "{description}"
+    );
+}

@@ -1,0 +1,318 @@
+//! Audit events: one per request the filter decides, built from the decision (never from the
+//! credential: no token or API key ever goes in), serialised to JSON and pushed to the shared
+//! queue `portcullis.audit`. The singleton drains the queue into an [`AuditBuffer`] and ships
+//! batches to the control plane (`POST /v1/audit`, see `sync`).
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+
+use proxy_wasm::hostcalls;
+use serde::Serialize;
+
+use policy::{Identity, Policy, RpcMessage, ServerId};
+
+use crate::metrics::Metrics;
+
+/// Name of the shared queue the singleton registers and filters enqueue on.
+pub const QUEUE: &str = "portcullis.audit";
+/// The `vm_id` the shipped configurations use for both the filter and the singleton. The
+/// queue is first looked up under the filter's own `vm_id` (an empty name means "mine" to the
+/// host), which also works when an operator picks another one; this is the fallback.
+pub const VM_ID: &str = "portcullis";
+
+/// What the filter knows about a request before deciding it; captured from the one header read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// `x-request-id` (Envoy sets one on every request).
+    pub request_id: Option<String>,
+    pub http_method: String,
+    /// The path without query or fragment.
+    pub path: String,
+}
+
+impl RequestFacts {
+    pub fn new(request_id: Option<&str>, http_method: Option<&str>, path: Option<&str>) -> Self {
+        let path = path.unwrap_or_default();
+        RequestFacts {
+            request_id: request_id.map(str::to_owned),
+            http_method: http_method.unwrap_or_default().to_owned(),
+            path: path.split(['?', '#']).next().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+/// How a request was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome<'a> {
+    /// The HTTP status the filter answered; 200 when it let the request through.
+    pub status: u32,
+    /// `"allowed"`, or the reply's reason (`missing_credentials`, `unknown_kid`, …).
+    pub reason: &'a str,
+    /// JSON-RPC method (for a batch, the refused message's, or `"batch"`).
+    pub method: Option<&'a str>,
+    pub tool: Option<&'a str>,
+}
+
+impl<'a> Outcome<'a> {
+    pub fn allowed(method: Option<&'a str>, tool: Option<&'a str>) -> Self {
+        Outcome {
+            status: 200,
+            reason: "allowed",
+            method,
+            tool,
+        }
+    }
+}
+
+/// The method and tool an allowed body is recorded with: a single message's own, or
+/// `"batch"` (no tool) for several.
+pub fn summarize<'m>(messages: &'m [RpcMessage<'_>]) -> (Option<&'m str>, Option<&'m str>) {
+    match messages {
+        [RpcMessage::Call { method, tool }] => (Some(method.as_ref()), tool.as_deref()),
+        [RpcMessage::Response] | [] => (None, None),
+        _ => (Some("batch"), None),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+/// One decision, as the control plane stores it (contract: "AuditEvent"). Every field is
+/// always present, `null` when unknown.
+#[derive(Debug, Serialize)]
+pub struct AuditEvent<'a> {
+    pub time_ms: u64,
+    pub request_id: Option<&'a str>,
+    /// 0 when no policy was loaded.
+    pub policy_version: u64,
+    pub decision: Decision,
+    pub status: u16,
+    pub reason: &'a str,
+    pub sub: Option<&'a str>,
+    pub username: Option<&'a str>,
+    pub issuer: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub groups: &'a [String],
+    pub scopes: Vec<&'a str>,
+    /// Registry name of the server.
+    pub server: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub tool: Option<&'a str>,
+    pub http_method: &'a str,
+    pub path: &'a str,
+}
+
+impl<'a> AuditEvent<'a> {
+    pub fn new(
+        time_ms: u64,
+        facts: &'a RequestFacts,
+        policy: Option<&'a Policy>,
+        identity: Option<&'a Identity>,
+        server: Option<ServerId>,
+        outcome: Outcome<'a>,
+    ) -> Self {
+        let scopes = match (policy, identity) {
+            (Some(policy), Some(identity)) => identity
+                .scopes
+                .iter()
+                .filter_map(|id| policy.scope_names.get(id).map(String::as_str))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let server = policy
+            .zip(server)
+            .and_then(|(policy, id)| policy.servers.get(id))
+            .map(|s| s.name.as_str());
+        AuditEvent {
+            time_ms,
+            request_id: facts.request_id.as_deref(),
+            policy_version: policy.map_or(0, |p| p.version),
+            decision: if outcome.status == 200 && outcome.reason == "allowed" {
+                Decision::Allow
+            } else {
+                Decision::Deny
+            },
+            status: u16::try_from(outcome.status).unwrap_or(u16::MAX),
+            reason: outcome.reason,
+            sub: identity.map(|i| i.subject.as_str()),
+            username: identity.map(|i| i.username.as_str()),
+            issuer: identity.map(|i| i.issuer.as_str()),
+            client_id: identity.and_then(|i| i.client_id.as_deref()),
+            groups: identity.map_or(&[], |i| &i.groups[..]),
+            scopes,
+            server,
+            method: outcome.method,
+            tool: outcome.tool,
+            http_method: &facts.http_method,
+            path: &facts.path,
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain strings, numbers and lists: serialisation cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The filter's end of the queue: resolves it once and caches the id. When the queue does
+/// not exist (no singleton, or a different `vm_id`), the event is counted as unqueued and the
+/// request goes on; a lookup is retried at most once a second.
+#[derive(Default)]
+pub struct AuditSink {
+    queue: Cell<Option<u32>>,
+    /// Unix second before which no new lookup is tried.
+    retry_at: Cell<u64>,
+    warned: Cell<bool>,
+}
+
+impl AuditSink {
+    pub fn send(&self, event: &[u8], metrics: &Metrics, now_seconds: u64) {
+        let Some(queue) = self.queue.get().or_else(|| self.resolve(now_seconds)) else {
+            metrics.audit_unqueued();
+            return;
+        };
+        match hostcalls::enqueue_shared_queue(queue, Some(event)) {
+            Ok(()) => metrics.audit_queued(),
+            Err(_) => {
+                // The singleton's VM went away; look the queue up again later.
+                self.queue.set(None);
+                metrics.audit_unqueued();
+            }
+        }
+    }
+
+    fn resolve(&self, now_seconds: u64) -> Option<u32> {
+        if now_seconds < self.retry_at.get() {
+            return None;
+        }
+        self.retry_at.set(now_seconds.saturating_add(1));
+        let found = [("", QUEUE), (VM_ID, QUEUE)]
+            .into_iter()
+            .find_map(|(vm_id, name)| hostcalls::resolve_shared_queue(vm_id, name).ok().flatten());
+        if found.is_none() && !self.warned.replace(true) {
+            log::warn!(
+                "portcullis: audit queue {QUEUE} not found (is the sync singleton configured, with the filter's vm_id?); events are counted in portcullis.audit.unqueued until it is"
+            );
+        }
+        self.queue.set(found);
+        found
+    }
+}
+
+/// Marks what a batch took from the buffer, so acknowledging it removes exactly those events
+/// even if older ones were dropped meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMark {
+    /// Sequence number just past the batch's last event.
+    pub end_seq: u64,
+    pub events: usize,
+    /// The `dropped` count the batch reported.
+    pub dropped: u64,
+}
+
+/// Bounded FIFO of serialised events waiting for the control plane. Full: the oldest event
+/// goes and is counted, to be reported in the next batch's `dropped`.
+#[derive(Debug)]
+pub struct AuditBuffer {
+    events: VecDeque<Vec<u8>>,
+    capacity: usize,
+    /// Sequence number of `events[0]`.
+    first_seq: u64,
+    /// Dropped and not yet reported in an acknowledged batch.
+    unreported_drops: u64,
+}
+
+impl AuditBuffer {
+    pub fn new(capacity: usize) -> AuditBuffer {
+        AuditBuffer {
+            events: VecDeque::new(),
+            capacity: capacity.max(1),
+            first_seq: 0,
+            unreported_drops: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Adds an event; returns whether the oldest one was dropped to make room.
+    pub fn push(&mut self, event: Vec<u8>) -> bool {
+        let dropped = self.events.len() >= self.capacity;
+        if dropped {
+            self.events.pop_front();
+            self.first_seq += 1;
+            self.unreported_drops += 1;
+        }
+        self.events.push_back(event);
+        dropped
+    }
+
+    /// Counts events lost elsewhere (refused by the control plane, unreadable) so the next
+    /// batch reports them.
+    pub fn count_dropped(&mut self, n: u64) {
+        self.unreported_drops += n;
+    }
+
+    /// The body of `POST /v1/audit` for the oldest events: at most `max_events`, and no more
+    /// than `max_bytes` unless a single event is larger. `None` when the buffer is empty.
+    pub fn batch(&self, max_events: usize, max_bytes: usize) -> Option<(Vec<u8>, BatchMark)> {
+        if self.events.is_empty() {
+            return None;
+        }
+        let mut body = Vec::with_capacity(max_bytes.min(64 * 1024));
+        body.extend_from_slice(b"{\"events\":[");
+        let mut taken = 0;
+        for event in self.events.iter().take(max_events.max(1)) {
+            if taken > 0 && body.len() + event.len() + 40 > max_bytes {
+                break;
+            }
+            if taken > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(event);
+            taken += 1;
+        }
+        body.extend_from_slice(format!("],\"dropped\":{}}}", self.unreported_drops).as_bytes());
+        let mark = BatchMark {
+            end_seq: self.first_seq + taken as u64,
+            events: taken,
+            dropped: self.unreported_drops,
+        };
+        Some((body, mark))
+    }
+
+    /// The control plane has the batch: its events leave the buffer (those still here) and
+    /// its drop count is reported. Returns how many events left.
+    pub fn acknowledge(&mut self, mark: BatchMark) -> usize {
+        self.unreported_drops = self.unreported_drops.saturating_sub(mark.dropped);
+        self.remove_through(mark.end_seq)
+    }
+
+    /// The control plane refused the batch for good (400): its events are dropped and counted.
+    pub fn discard(&mut self, mark: BatchMark) -> usize {
+        let removed = self.remove_through(mark.end_seq);
+        self.unreported_drops += removed as u64;
+        removed
+    }
+
+    fn remove_through(&mut self, end_seq: u64) -> usize {
+        let mut removed = 0;
+        while self.first_seq < end_seq && self.events.pop_front().is_some() {
+            self.first_seq += 1;
+            removed += 1;
+        }
+        removed
+    }
+}
+
+#[cfg(test)]
+mod tests;

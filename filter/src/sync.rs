@@ -1,0 +1,471 @@
+//! The singleton service (`bootstrap_extensions`, `envoy.bootstrap.wasm`, `singleton: true`, on
+//! Envoy's main thread): keeps one long-poll `GET /v1/policy` open to the control plane,
+//! validates each snapshot with the `policy` crate and writes the good ones to shared data for
+//! the workers; drains the audit queue into a bounded buffer and ships it in batches
+//! (`POST /v1/audit`). Both calls retry with exponential back-off and jitter; the last good
+//! policy stays in shared data whatever happens to the control plane.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType, MetricType};
+
+use policy::Policy;
+
+use crate::audit::{AuditBuffer, BatchMark, QUEUE};
+use crate::backoff::{mix, Backoff, FailureLog};
+use crate::config::SyncConfig;
+use crate::shared_policy::{SNAPSHOT_KEY, VERSION_KEY};
+
+/// How often the service looks at its timers (retries, audit shipping).
+pub const TICK: Duration = Duration::from_millis(200);
+/// Extra time a long-poll call gets beyond the wait the control plane is asked for.
+const POLL_GRACE_SECONDS: u64 = 5;
+/// A poll that comes back with nothing new sooner than this (a control plane that does not
+/// hold the request) waits out the rest, so a misbehaving server cannot cause a busy loop.
+const MIN_POLL_SPACING_MS: u64 = 1_000;
+/// 503 means "up, but no snapshot compiled yet" (or starting): retried at least twice a second,
+/// so the first snapshot is picked up quickly.
+const NOT_READY_CAP_MS: u64 = 500;
+/// Upper bound of one audit batch's body.
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
+const AUDIT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Metrics of the singleton, defined once (prefixed `wasmcustom.` by Envoy).
+#[derive(Clone, Copy)]
+enum Metric {
+    Accepted,
+    Refused,
+    Errors,
+    Version,
+    Shipped,
+    Dropped,
+    AuditErrors,
+}
+
+const METRICS: [(&str, MetricType); 7] = [
+    ("portcullis.sync.accepted", MetricType::Counter),
+    ("portcullis.sync.refused", MetricType::Counter),
+    ("portcullis.sync.errors", MetricType::Counter),
+    ("portcullis.sync.version", MetricType::Gauge),
+    ("portcullis.audit.shipped", MetricType::Counter),
+    ("portcullis.audit.dropped", MetricType::Counter),
+    ("portcullis.audit.ship_errors", MetricType::Counter),
+];
+
+struct Metrics {
+    ids: [Option<u32>; METRICS.len()],
+}
+
+impl Metrics {
+    fn define() -> Metrics {
+        let mut ids = [None; METRICS.len()];
+        for (slot, (name, kind)) in ids.iter_mut().zip(METRICS) {
+            *slot = hostcalls::define_metric(kind, name).ok();
+        }
+        Metrics { ids }
+    }
+
+    fn add(&self, metric: Metric, n: u64) {
+        if let Some(id) = self.ids[metric as usize] {
+            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn set(&self, metric: Metric, value: u64) {
+        if let Some(id) = self.ids[metric as usize] {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch and some entropy for jitter, from one host call.
+fn now() -> (u64, u64) {
+    let since = hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    let ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+    (ms, mix(u64::from(since.subsec_nanos()) ^ ms))
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Status and headers of the response to a dispatched call; no status means the call failed
+/// (timeout, connection refused or reset).
+fn call_response() -> (Option<u32>, Vec<(String, String)>) {
+    let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let status = header(&headers, ":status").and_then(|s| s.parse().ok());
+    (status, headers)
+}
+
+fn describe_failure(status: Option<u32>) -> String {
+    match status {
+        None => "no response (timeout, connection refused or reset)".into(),
+        Some(401) => "HTTP 401: the control plane refused the sync token".into(),
+        Some(503) => {
+            "HTTP 503: the control plane is not ready (no snapshot or sync disabled)".into()
+        }
+        Some(s) => format!("HTTP {s}"),
+    }
+}
+
+struct PollState {
+    /// Token and start time of the call in flight.
+    in_flight: Option<(u32, u64)>,
+    next_at_ms: u64,
+    /// ETag of the last snapshot accepted or refused, sent as `If-None-Match`.
+    etag: Option<String>,
+    accepted_version: Option<u64>,
+    backoff: Backoff,
+    failures: FailureLog,
+}
+
+struct AuditState {
+    queue: Option<u32>,
+    buffer: AuditBuffer,
+    in_flight: Option<(u32, BatchMark)>,
+    next_at_ms: u64,
+    /// Events per batch; halved when the control plane says a batch is too large.
+    batch_events: usize,
+    backoff: Backoff,
+    failures: FailureLog,
+    warned_bad_item: bool,
+}
+
+pub struct SyncService {
+    config: SyncConfig,
+    metrics: Metrics,
+    poll: PollState,
+    audit: AuditState,
+}
+
+impl SyncService {
+    /// Registers the audit queue and defines the metrics; the first poll goes out on the first
+    /// tick (the cluster manager may not be up yet while bootstrap extensions are configured).
+    pub fn start(config: SyncConfig) -> SyncService {
+        let queue = hostcalls::register_shared_queue(QUEUE).ok();
+        if queue.is_none() {
+            log::error!("portcullis: cannot register the audit queue {QUEUE}");
+        }
+        log::info!(
+            "portcullis: sync singleton started (cluster {}, long-poll {} s, audit buffer {} events)",
+            config.cluster,
+            config.poll_seconds,
+            config.audit_buffer_events
+        );
+        SyncService {
+            metrics: Metrics::define(),
+            poll: PollState {
+                in_flight: None,
+                next_at_ms: 0,
+                etag: None,
+                accepted_version: None,
+                backoff: Backoff::default(),
+                failures: FailureLog::default(),
+            },
+            audit: AuditState {
+                queue,
+                buffer: AuditBuffer::new(config.audit_buffer_events),
+                in_flight: None,
+                next_at_ms: 0,
+                batch_events: config.audit_batch_events,
+                backoff: Backoff::default(),
+                failures: FailureLog::default(),
+                warned_bad_item: false,
+            },
+            config,
+        }
+    }
+
+    pub fn on_tick(&mut self) {
+        let (now_ms, entropy) = now();
+        if self.poll.in_flight.is_none() && now_ms >= self.poll.next_at_ms {
+            self.start_poll(now_ms, entropy);
+        }
+        // Also drains here: a missed queue notification must not strand events.
+        self.drain_queue();
+        self.ship(now_ms, entropy, false);
+    }
+
+    pub fn on_queue_ready(&mut self, queue_id: u32) {
+        if self.audit.queue != Some(queue_id) {
+            return;
+        }
+        self.drain_queue();
+        if self.audit.buffer.len() >= self.audit.batch_events {
+            let (now_ms, entropy) = now();
+            self.ship(now_ms, entropy, true);
+        }
+    }
+
+    pub fn on_http_call_response(&mut self, token: u32, body_size: usize) {
+        let (now_ms, entropy) = now();
+        if let Some((in_flight, started_ms)) = self.poll.in_flight {
+            if in_flight == token {
+                self.poll.in_flight = None;
+                self.poll_response(now_ms, entropy, started_ms, body_size);
+                return;
+            }
+        }
+        if let Some((in_flight, mark)) = self.audit.in_flight {
+            if in_flight == token {
+                self.audit.in_flight = None;
+                self.ship_response(now_ms, entropy, mark);
+            }
+        }
+    }
+
+    // ---- policy ----
+
+    fn start_poll(&mut self, now_ms: u64, entropy: u64) {
+        let config = &self.config;
+        let path = format!("/v1/policy?wait={}", config.poll_seconds);
+        let authorization = format!("Bearer {}", config.token);
+        let mut headers = vec![
+            (":method", "GET"),
+            (":path", path.as_str()),
+            (":authority", config.authority.as_str()),
+            ("authorization", authorization.as_str()),
+        ];
+        if let Some(etag) = &self.poll.etag {
+            headers.push(("if-none-match", etag.as_str()));
+        }
+        let timeout = Duration::from_secs(config.poll_seconds + POLL_GRACE_SECONDS);
+        match hostcalls::dispatch_http_call(&config.cluster, headers, None, vec![], timeout) {
+            Ok(token) => self.poll.in_flight = Some((token, now_ms)),
+            Err(status) => {
+                let what = format!("cannot call cluster {:?} ({status:?})", config.cluster);
+                self.poll_failed(now_ms, entropy, &what, u64::MAX);
+            }
+        }
+    }
+
+    fn poll_response(&mut self, now_ms: u64, entropy: u64, started_ms: u64, body_size: usize) {
+        let (status, headers) = call_response();
+        match status {
+            Some(200) => {
+                let Some(etag) = header(&headers, "etag").map(str::to_owned) else {
+                    self.poll_failed(now_ms, entropy, "HTTP 200 without an ETag", u64::MAX);
+                    return;
+                };
+                self.poll_succeeded();
+                let unchanged = self.poll.etag.as_deref() == Some(etag.as_str());
+                if !unchanged {
+                    let body =
+                        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                    self.receive_snapshot(&body, etag);
+                }
+                if unchanged {
+                    self.poll_again_spaced(now_ms, entropy, started_ms);
+                } else {
+                    self.start_poll(now_ms, entropy);
+                }
+            }
+            Some(304) => {
+                self.poll_succeeded();
+                self.poll_again_spaced(now_ms, entropy, started_ms);
+            }
+            Some(503) => {
+                self.poll_failed(now_ms, entropy, &describe_failure(status), NOT_READY_CAP_MS)
+            }
+            _ => self.poll_failed(now_ms, entropy, &describe_failure(status), u64::MAX),
+        }
+    }
+
+    fn poll_again_spaced(&mut self, now_ms: u64, entropy: u64, started_ms: u64) {
+        let earliest = started_ms.saturating_add(MIN_POLL_SPACING_MS);
+        if now_ms >= earliest {
+            self.start_poll(now_ms, entropy);
+        } else {
+            self.poll.next_at_ms = earliest;
+        }
+    }
+
+    /// Validates a snapshot and publishes it, or refuses it and keeps the last good one.
+    fn receive_snapshot(&mut self, body: &[u8], etag: String) {
+        match Policy::from_json(body) {
+            Ok(policy) => {
+                let version = policy.version;
+                let version_text = version.to_string();
+                // Snapshot first: a worker that sees the new version key finds its snapshot.
+                let written =
+                    hostcalls::set_shared_data(SNAPSHOT_KEY, Some(body), None).and_then(|()| {
+                        hostcalls::set_shared_data(VERSION_KEY, Some(version_text.as_bytes()), None)
+                    });
+                if let Err(status) = written {
+                    log::error!("portcullis: cannot write policy version {version} to shared data ({status:?})");
+                    return;
+                }
+                self.metrics.add(Metric::Accepted, 1);
+                self.metrics.set(Metric::Version, version);
+                if self.poll.accepted_version != Some(version) {
+                    log::info!(
+                        "portcullis: policy version {version} accepted from the control plane ({etag}; {} issuers, {} servers)",
+                        policy.issuers.len(),
+                        policy.servers.len()
+                    );
+                }
+                self.poll.accepted_version = Some(version);
+            }
+            Err(error) => {
+                // The error names a field and a problem; snapshots hold no secrets (API keys
+                // only as hashes), and the body itself is not logged.
+                log::error!("portcullis: refused policy snapshot {etag}: {error}");
+                self.metrics.add(Metric::Refused, 1);
+            }
+        }
+        // Accepted or refused, wait for the next change rather than this one again.
+        self.poll.etag = Some(etag);
+    }
+
+    fn poll_succeeded(&mut self) {
+        self.poll.backoff.reset();
+        let failures = self.poll.failures.succeeded();
+        if failures > 0 {
+            log::info!("portcullis: policy sync: control plane reachable again after {failures} failed attempts");
+        }
+    }
+
+    fn poll_failed(&mut self, now_ms: u64, entropy: u64, what: &str, cap_ms: u64) {
+        self.metrics.add(Metric::Errors, 1);
+        let delay = self.poll.backoff.fail(entropy, cap_ms);
+        self.poll.next_at_ms = now_ms.saturating_add(delay);
+        if let Some(unlogged) = self.poll.failures.failed(now_ms) {
+            let last_good = self
+                .poll
+                .accepted_version
+                .map_or_else(|| "none yet".to_owned(), |v| v.to_string());
+            log::warn!(
+                "portcullis: policy sync: {what}; retrying in {delay} ms (policy version in force: {last_good}; {unlogged} similar failures not logged)"
+            );
+        }
+    }
+
+    // ---- audit ----
+
+    fn drain_queue(&mut self) {
+        let Some(queue) = self.audit.queue else {
+            return;
+        };
+        while let Ok(Some(item)) = hostcalls::dequeue_shared_queue(queue) {
+            // One malformed item would make the control plane refuse whole batches forever.
+            let well_formed = item.first() == Some(&b'{')
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&item).is_ok();
+            if !well_formed {
+                self.audit.buffer.count_dropped(1);
+                self.metrics.add(Metric::Dropped, 1);
+                if !std::mem::replace(&mut self.audit.warned_bad_item, true) {
+                    log::error!("portcullis: dropped a malformed item from the audit queue");
+                }
+                continue;
+            }
+            if self.audit.buffer.push(item) {
+                self.metrics.add(Metric::Dropped, 1);
+            }
+        }
+    }
+
+    /// Sends the next batch if none is in flight, the back-off allows, and there is something
+    /// to send (`only_full`: only a full batch).
+    fn ship(&mut self, now_ms: u64, entropy: u64, only_full: bool) {
+        let audit = &mut self.audit;
+        if audit.in_flight.is_some() || now_ms < audit.next_at_ms {
+            return;
+        }
+        if audit.buffer.is_empty() || (only_full && audit.buffer.len() < audit.batch_events) {
+            return;
+        }
+        let Some((body, mark)) = audit.buffer.batch(audit.batch_events, MAX_BATCH_BYTES) else {
+            return;
+        };
+        let authorization = format!("Bearer {}", self.config.token);
+        let headers = vec![
+            (":method", "POST"),
+            (":path", "/v1/audit"),
+            (":authority", self.config.authority.as_str()),
+            ("authorization", authorization.as_str()),
+            ("content-type", "application/json"),
+        ];
+        match hostcalls::dispatch_http_call(
+            &self.config.cluster,
+            headers,
+            Some(&body),
+            vec![],
+            AUDIT_CALL_TIMEOUT,
+        ) {
+            Ok(token) => self.audit.in_flight = Some((token, mark)),
+            Err(status) => {
+                let what = format!("cannot call cluster {:?} ({status:?})", self.config.cluster);
+                self.ship_failed(now_ms, entropy, &what);
+            }
+        }
+    }
+
+    fn ship_response(&mut self, now_ms: u64, entropy: u64, mark: BatchMark) {
+        let (status, _) = call_response();
+        match status {
+            Some(s) if (200..300).contains(&s) => {
+                let shipped = self.audit.buffer.acknowledge(mark);
+                self.metrics.add(Metric::Shipped, shipped as u64);
+                self.audit.backoff.reset();
+                let failures = self.audit.failures.succeeded();
+                if failures > 0 {
+                    log::info!(
+                        "portcullis: audit: control plane accepts events again after {failures} failed attempts ({} buffered)",
+                        self.audit.buffer.len()
+                    );
+                }
+                // More than a batch waiting (after an outage): keep going without a tick.
+                if self.audit.buffer.len() >= self.audit.batch_events {
+                    self.ship(now_ms, entropy, true);
+                }
+            }
+            Some(413) if mark.events > 1 => {
+                self.audit.batch_events = (mark.events / 2).max(1);
+                log::warn!(
+                    "portcullis: audit: a batch of {} events was too large for the control plane; sending {} per batch",
+                    mark.events,
+                    self.audit.batch_events
+                );
+                self.ship(now_ms, entropy, false);
+            }
+            Some(400 | 413) => {
+                // Retrying the same events cannot succeed: drop them, counted and reported.
+                let dropped = self.audit.buffer.discard(mark);
+                self.metrics.add(Metric::Dropped, dropped as u64);
+                log::error!(
+                    "portcullis: audit: the control plane refused a batch of {dropped} events ({}); they are dropped and counted",
+                    describe_failure(status)
+                );
+            }
+            _ => self.ship_failed(now_ms, entropy, &describe_failure(status)),
+        }
+    }
+
+    fn ship_failed(&mut self, now_ms: u64, entropy: u64, what: &str) {
+        self.metrics.add(Metric::AuditErrors, 1);
+        let delay = self.audit.backoff.fail(entropy, u64::MAX);
+        self.audit.next_at_ms = now_ms.saturating_add(delay);
+        if let Some(unlogged) = self.audit.failures.failed(now_ms) {
+            log::warn!(
+                "portcullis: audit: {what}; {} events buffered, retrying in {delay} ms ({unlogged} similar failures not logged)",
+                self.audit.buffer.len()
+            );
+        }
+    }
+}
+
+/// Unix milliseconds of a host time (for the filter's audit events).
+pub fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
