@@ -5,6 +5,11 @@
 //! admin API), the Portcullis wasm filter (optional), the router, and static clusters on
 //! 127.0.0.1. The admin API also binds port 0 and reports its address through
 //! `--admin-address-path`, so no port is ever guessed.
+//!
+//! With [`EnvoyConfig::synced`] (or [`EnvoyConfig::with_sync`]) the same module also runs as the
+//! sync singleton in `bootstrap_extensions` (`envoy.bootstrap.wasm`, `singleton: true`, same
+//! `vm_id`), long-polling a control plane on a static cluster, and the HTTP filter reads its
+//! policy from shared data (`{"shared_snapshot": true}`).
 
 use std::fmt;
 use std::fs::File;
@@ -22,6 +27,10 @@ use crate::util::{tail, TestDir};
 pub const LISTENER_NAME: &str = "portcullis_e2e";
 /// Name of the default upstream cluster in [`EnvoyConfig::portcullis`].
 pub const UPSTREAM_CLUSTER: &str = "upstream";
+/// Name of the control plane's cluster in [`EnvoyConfig::with_sync`].
+pub const CONTROL_PLANE_CLUSTER: &str = "portcullis_control_plane";
+/// The `vm_id` the filter and the singleton share (shared data and queues are per `vm_id`).
+pub const VM_ID: &str = "portcullis";
 
 /// The Portcullis HTTP wasm filter as rendered into the config.
 #[derive(Debug, Clone)]
@@ -36,6 +45,15 @@ pub struct WasmFilter {
     /// read and judged the body. Shipped configs set it; turned off only to test the hint the
     /// filter logs when an operator forgets it.
     pub hold_headers_for_body: bool,
+}
+
+/// The sync singleton as rendered into `bootstrap_extensions`.
+#[derive(Debug, Clone)]
+pub struct SyncSingleton {
+    pub wasm: PathBuf,
+    /// The plugin configuration string (`{"sync": {…}}`).
+    pub configuration: String,
+    pub vm_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +83,8 @@ pub struct Cluster {
 #[derive(Debug, Clone)]
 pub struct EnvoyConfig {
     pub filter: Option<WasmFilter>,
+    /// The sync singleton in `bootstrap_extensions`, if any.
+    pub singleton: Option<SyncSingleton>,
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
     pub concurrency: u32,
@@ -87,6 +107,7 @@ impl EnvoyConfig {
     pub fn new() -> EnvoyConfig {
         EnvoyConfig {
             filter: None,
+            singleton: None,
             routes: Vec::new(),
             clusters: Vec::new(),
             concurrency: 1,
@@ -129,6 +150,45 @@ impl EnvoyConfig {
             hold_headers_for_body: true,
         });
         self
+    }
+
+    /// The usual layout with the policy from a control plane on 127.0.0.1:`control_plane_port`:
+    /// the sync singleton with `{"sync": {"cluster": CONTROL_PLANE_CLUSTER, "token": token,
+    /// "poll_seconds": 30}}` and the filter in `{"shared_snapshot": true}` mode (audit on).
+    pub fn synced(control_plane_port: u16, upstream_port: u16, token: &str) -> EnvoyConfig {
+        EnvoyConfig::plain(upstream_port)
+            .with_sync(
+                control_plane_port,
+                json!({"cluster": CONTROL_PLANE_CLUSTER, "token": token, "poll_seconds": 30}),
+            )
+            .with_shared_snapshot(json!({}))
+    }
+
+    /// Adds the sync singleton with `{"sync": sync}` and a static cluster
+    /// [`CONTROL_PLANE_CLUSTER`] on 127.0.0.1:`control_plane_port`.
+    pub fn with_sync(self, control_plane_port: u16, sync: Value) -> EnvoyConfig {
+        self.cluster(CONTROL_PLANE_CLUSTER, control_plane_port)
+            .with_singleton_configuration(json!({ "sync": sync }).to_string())
+    }
+
+    /// Adds the singleton with a raw plugin configuration string (no cluster).
+    pub fn with_singleton_configuration(mut self, configuration: impl Into<String>) -> EnvoyConfig {
+        self.singleton = Some(SyncSingleton {
+            wasm: paths::filter_wasm(),
+            configuration: configuration.into(),
+            vm_id: VM_ID.into(),
+        });
+        self
+    }
+
+    /// Adds the filter reading its policy from shared data: `{"shared_snapshot": true}` plus the
+    /// members of `extra` (e.g. `{"audit": false}`).
+    pub fn with_shared_snapshot(self, extra: Value) -> EnvoyConfig {
+        let mut configuration = json!({"shared_snapshot": true});
+        if let (Some(target), Some(members)) = (configuration.as_object_mut(), extra.as_object()) {
+            target.extend(members.clone());
+        }
+        self.with_plugin_configuration(configuration.to_string())
     }
 
     pub fn cluster(mut self, name: &str, port: u16) -> EnvoyConfig {
@@ -254,7 +314,7 @@ impl EnvoyConfig {
                 })
             })
             .collect();
-        json!({
+        let mut document = json!({
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
             "static_resources": {
                 "listeners": [{
@@ -284,7 +344,29 @@ impl EnvoyConfig {
                 }],
                 "clusters": clusters,
             },
-        })
+        });
+        if let Some(singleton) = &self.singleton {
+            document["bootstrap_extensions"] = json!([{
+                "name": "envoy.bootstrap.wasm",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService",
+                    "singleton": true,
+                    "config": {
+                        "name": "portcullis_sync",
+                        "vm_config": {
+                            "vm_id": singleton.vm_id,
+                            "runtime": "envoy.wasm.runtime.v8",
+                            "code": {"local": {"filename": singleton.wasm.display().to_string()}},
+                        },
+                        "configuration": {
+                            "@type": "type.googleapis.com/google.protobuf.StringValue",
+                            "value": singleton.configuration,
+                        },
+                    },
+                },
+            }]);
+        }
+        document
     }
 }
 
@@ -502,6 +584,15 @@ impl Envoy {
             .filter(|(k, _)| k.contains(filter))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// The value of the counter or gauge `wasmcustom.<name>` (0 when it does not exist yet).
+    pub fn wasm_stat(&self, name: &str) -> u64 {
+        let full = format!("wasmcustom.{name}");
+        self.stats(&full)
+            .into_iter()
+            .find(|(k, _)| *k == full)
+            .map_or(0, |(_, v)| v.trim().parse().unwrap_or(0))
     }
 
     /// Whether Envoy has exited (and how).

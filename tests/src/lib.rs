@@ -17,6 +17,7 @@ pub mod http;
 pub mod mcp;
 pub mod paths;
 pub mod snapshot;
+pub mod sync_stand_in;
 pub mod upstream;
 pub mod util;
 

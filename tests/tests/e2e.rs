@@ -27,6 +27,8 @@ mod headers;
 mod smoke;
 #[path = "e2e/stats.rs"]
 mod stats;
+#[path = "e2e/sync.rs"]
+mod sync;
 #[path = "e2e/validate.rs"]
 mod validate;
 #[path = "e2e/xds.rs"]
