@@ -3,6 +3,7 @@
 //! queue `portcullis.audit`. The singleton drains the queue into an [`AuditBuffer`] and ships
 //! batches to the control plane (`POST /v1/audit`, see `sync`).
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::VecDeque;
 
@@ -19,6 +20,53 @@ pub const QUEUE: &str = "portcullis.audit";
 /// queue is first looked up under the filter's own `vm_id` (an empty name means "mine" to the
 /// host), which also works when an operator picks another one; this is the fallback.
 pub const VM_ID: &str = "portcullis";
+
+/// Longest text the control plane stores in one field; it refuses a whole batch with a longer
+/// one (or with control characters), so the filter makes every event storable, visibly.
+pub const MAX_FIELD_CHARS: usize = 2048;
+/// Most groups or scopes the control plane stores for one event.
+pub const MAX_LIST_ITEMS: usize = 256;
+const TRUNCATED: &str = "…[truncated]";
+
+/// `text` as the control plane can store it: control characters become U+FFFD and text over
+/// [`MAX_FIELD_CHARS`] is cut, ending in `…[truncated]`. Client-controlled values (paths, tool
+/// names, claims) must not be able to get a batch refused and with it other users' records.
+pub fn storable(text: &str) -> Cow<'_, str> {
+    let clean = !text.chars().any(char::is_control);
+    // Byte length bounds the char count: most texts need no counting.
+    if clean && (text.len() <= MAX_FIELD_CHARS || text.chars().count() <= MAX_FIELD_CHARS) {
+        return Cow::Borrowed(text);
+    }
+    let keep = if text.chars().count() > MAX_FIELD_CHARS {
+        MAX_FIELD_CHARS - TRUNCATED.chars().count()
+    } else {
+        MAX_FIELD_CHARS
+    };
+    let mut out: String = text
+        .chars()
+        .take(keep)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if keep < MAX_FIELD_CHARS {
+        out.push_str(TRUNCATED);
+    }
+    Cow::Owned(out)
+}
+
+/// A list as the control plane can store it: at most [`MAX_LIST_ITEMS`], the last one saying
+/// how many were left out.
+fn storable_list<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> Vec<Cow<'a, str>> {
+    let total = items.len();
+    if total <= MAX_LIST_ITEMS {
+        return items.map(storable).collect();
+    }
+    let mut out: Vec<Cow<'a, str>> = items.take(MAX_LIST_ITEMS - 1).map(storable).collect();
+    out.push(Cow::Owned(format!(
+        "…[{} more]",
+        total - (MAX_LIST_ITEMS - 1)
+    )));
+    out
+}
 
 /// What the filter knows about a request before deciding it; captured from the one header read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,24 +134,24 @@ pub enum Decision {
 #[derive(Debug, Serialize)]
 pub struct AuditEvent<'a> {
     pub time_ms: u64,
-    pub request_id: Option<&'a str>,
+    pub request_id: Option<Cow<'a, str>>,
     /// 0 when no policy was loaded.
     pub policy_version: u64,
     pub decision: Decision,
     pub status: u16,
     pub reason: &'a str,
-    pub sub: Option<&'a str>,
-    pub username: Option<&'a str>,
-    pub issuer: Option<&'a str>,
-    pub client_id: Option<&'a str>,
-    pub groups: &'a [String],
-    pub scopes: Vec<&'a str>,
+    pub sub: Option<Cow<'a, str>>,
+    pub username: Option<Cow<'a, str>>,
+    pub issuer: Option<Cow<'a, str>>,
+    pub client_id: Option<Cow<'a, str>>,
+    pub groups: Vec<Cow<'a, str>>,
+    pub scopes: Vec<Cow<'a, str>>,
     /// Registry name of the server.
-    pub server: Option<&'a str>,
-    pub method: Option<&'a str>,
-    pub tool: Option<&'a str>,
-    pub http_method: &'a str,
-    pub path: &'a str,
+    pub server: Option<Cow<'a, str>>,
+    pub method: Option<Cow<'a, str>>,
+    pub tool: Option<Cow<'a, str>>,
+    pub http_method: Cow<'a, str>,
+    pub path: Cow<'a, str>,
 }
 
 impl<'a> AuditEvent<'a> {
@@ -116,20 +164,23 @@ impl<'a> AuditEvent<'a> {
         outcome: Outcome<'a>,
     ) -> Self {
         let scopes = match (policy, identity) {
-            (Some(policy), Some(identity)) => identity
-                .scopes
-                .iter()
-                .filter_map(|id| policy.scope_names.get(id).map(String::as_str))
-                .collect(),
+            (Some(policy), Some(identity)) => {
+                let names: Vec<&str> = identity
+                    .scopes
+                    .iter()
+                    .filter_map(|id| policy.scope_names.get(id).map(String::as_str))
+                    .collect();
+                storable_list(names.into_iter())
+            }
             _ => Vec::new(),
         };
         let server = policy
             .zip(server)
             .and_then(|(policy, id)| policy.servers.get(id))
-            .map(|s| s.name.as_str());
+            .map(|s| storable(&s.name));
         AuditEvent {
             time_ms,
-            request_id: facts.request_id.as_deref(),
+            request_id: facts.request_id.as_deref().map(storable),
             policy_version: policy.map_or(0, |p| p.version),
             decision: if outcome.status == 200 && outcome.reason == "allowed" {
                 Decision::Allow
@@ -138,17 +189,19 @@ impl<'a> AuditEvent<'a> {
             },
             status: u16::try_from(outcome.status).unwrap_or(u16::MAX),
             reason: outcome.reason,
-            sub: identity.map(|i| i.subject.as_str()),
-            username: identity.map(|i| i.username.as_str()),
-            issuer: identity.map(|i| i.issuer.as_str()),
-            client_id: identity.and_then(|i| i.client_id.as_deref()),
-            groups: identity.map_or(&[], |i| &i.groups[..]),
+            sub: identity.map(|i| storable(&i.subject)),
+            username: identity.map(|i| storable(&i.username)),
+            issuer: identity.map(|i| storable(&i.issuer)),
+            client_id: identity.and_then(|i| i.client_id.as_deref()).map(storable),
+            groups: identity.map_or_else(Vec::new, |i| {
+                storable_list(i.groups.iter().map(String::as_str))
+            }),
             scopes,
             server,
-            method: outcome.method,
-            tool: outcome.tool,
-            http_method: &facts.http_method,
-            path: &facts.path,
+            method: outcome.method.map(storable),
+            tool: outcome.tool.map(storable),
+            http_method: storable(&facts.http_method),
+            path: storable(&facts.path),
         }
     }
 

@@ -264,3 +264,63 @@ fn discarded_batch_counts_as_dropped() {
     let (body, _) = buffer.batch(3, 1 << 20).unwrap();
     assert_eq!(events_of(&body), (vec![3], 4));
 }
+
+#[test]
+fn ordinary_text_is_borrowed_as_is() {
+    assert!(matches!(
+        storable("tools/call"),
+        Cow::Borrowed("tools/call")
+    ));
+    let long_ascii = "a".repeat(MAX_FIELD_CHARS);
+    assert!(matches!(storable(&long_ascii), Cow::Borrowed(_)));
+    // Multi-byte text over the byte bound but within the char bound stays whole.
+    let accents = "é".repeat(MAX_FIELD_CHARS);
+    assert_eq!(storable(&accents), accents.as_str());
+}
+
+#[test]
+fn hostile_text_is_made_storable_visibly() {
+    let cleaned = storable("get-sum\u{0}\r\nx");
+    assert_eq!(cleaned, "get-sum\u{FFFD}\u{FFFD}\u{FFFD}x");
+    let long = format!("/srv/mcp/{}", "x".repeat(10_000));
+    let cut = storable(&long);
+    assert_eq!(cut.chars().count(), MAX_FIELD_CHARS);
+    assert!(
+        cut.starts_with("/srv/mcp/xxx") && cut.ends_with("…[truncated]"),
+        "{cut}"
+    );
+}
+
+#[test]
+fn event_fields_stay_within_what_the_control_plane_stores() {
+    let policy = policy();
+    let mut identity = identity();
+    identity.groups = (0..300).map(|i| format!("g{i}")).collect();
+    identity.username = "ali\u{7}ce".into();
+    let long_path = format!("/srv/{}", "p".repeat(5000));
+    let facts = RequestFacts::new(Some("r"), Some("POST"), Some(&long_path));
+    let outcome = Outcome {
+        status: 403,
+        reason: "tool_not_allowed",
+        method: Some("tools/call"),
+        tool: Some("evil\u{0}tool"),
+    };
+    let v = to_value(&AuditEvent::new(
+        1,
+        &facts,
+        Some(&policy),
+        Some(&identity),
+        Some(0),
+        outcome,
+    ));
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), MAX_LIST_ITEMS);
+    assert_eq!(groups[0], "g0");
+    assert_eq!(
+        groups[MAX_LIST_ITEMS - 1],
+        format!("…[{} more]", 300 - (MAX_LIST_ITEMS - 1))
+    );
+    assert_eq!(v["username"], "ali\u{FFFD}ce");
+    assert_eq!(v["tool"], "evil\u{FFFD}tool");
+    assert_eq!(v["path"].as_str().unwrap().chars().count(), MAX_FIELD_CHARS);
+}
