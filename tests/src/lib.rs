@@ -12,9 +12,12 @@
 //! - `PORTCULLIS_E2E_ENVOY_LOG_LEVEL` (Envoy's `-l`, default `info`; `debug` shows every
 //!   filter decision and stream event)
 
+pub mod control_plane;
 pub mod envoy;
+pub mod gateway;
 pub mod http;
 pub mod mcp;
+pub mod oidc;
 pub mod paths;
 pub mod snapshot;
 pub mod sync_stand_in;

@@ -1,0 +1,119 @@
+//! A real OpenID provider (`oidc-provider`, `tests/node/oidc-idp.mjs`) on loopback whose signing
+//! key tests can rotate and retire. Killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::http::Request;
+use crate::paths;
+
+pub const CLIENT_ID: &str = "portcullis-test";
+pub const CLIENT_SECRET: &str = "portcullis-test-secret";
+/// The groups `oidc-idp.mjs` gives [`CLIENT_ID`]'s tokens.
+pub const CLIENT_GROUPS: [&str; 2] = ["engineering", "mcp-users"];
+
+pub struct OidcIdp {
+    child: Child,
+    port: u16,
+}
+
+impl OidcIdp {
+    pub fn start(dir: &std::path::Path) -> OidcIdp {
+        let node_dir = paths::node_dir();
+        let mut child = Command::new(paths::node_bin())
+            .arg(node_dir.join("oidc-idp.mjs"))
+            .arg("0")
+            .current_dir(&node_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("oidc-idp.log")).expect("oidc-idp.log"))
+            .spawn()
+            .expect("starting node oidc-idp.mjs");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "oidc-idp.mjs did not start: {}",
+                    std::fs::read_to_string(dir.join("oidc-idp.log")).unwrap_or_default()
+                )
+            });
+        let port = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("oidc-idp.mjs printed {line:?}, expected `ready <port>`"));
+        OidcIdp { child, port }
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An access token (JWT, `aud` = `resource`) from the client-credentials grant.
+    pub fn token(&self, resource: &str) -> String {
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+        let body = format!(
+            "grant_type=client_credentials&resource={}",
+            percent(resource)
+        );
+        let r = Request::post("/token")
+            .header("authorization", &format!("Basic {basic}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.into_bytes())
+            .send(self.port);
+        assert_eq!(r.status, 200, "token: {}", r.describe());
+        r.json()["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    /// A new signing key signs from now on; the old ones stay published. The new key's kid.
+    pub fn rotate(&self) -> String {
+        self.admin("/admin/rotate")["current"]
+            .as_str()
+            .expect("current")
+            .to_string()
+    }
+
+    /// Only the current key stays published.
+    pub fn retire(&self) -> Value {
+        self.admin("/admin/retire")
+    }
+
+    fn admin(&self, path: &str) -> Value {
+        let r = Request::post(path).send(self.port);
+        assert_eq!(r.status, 200, "{path}: {}", r.describe());
+        r.json()
+    }
+}
+
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Drop for OidcIdp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
