@@ -28,12 +28,12 @@ pub(crate) fn decode(input: &str) -> Result<Vec<u8>, Invalid> {
     let bytes = input.as_bytes();
     // Strip padding: only whole-group padding ("xx==" / "xxx=") is accepted.
     let data = if let Some(stripped) = bytes.strip_suffix(b"==") {
-        if bytes.len() % 4 != 0 || stripped.len() % 4 != 2 {
+        if !bytes.len().is_multiple_of(4) || stripped.len() % 4 != 2 {
             return Err(Invalid);
         }
         stripped
     } else if let Some(stripped) = bytes.strip_suffix(b"=") {
-        if bytes.len() % 4 != 0 || stripped.len() % 4 != 3 {
+        if !bytes.len().is_multiple_of(4) || stripped.len() % 4 != 3 {
             return Err(Invalid);
         }
         stripped
