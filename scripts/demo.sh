@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the Portcullis demo on this machine, all on 127.0.0.1:
 #   - a real MCP server (@modelcontextprotocol/server-everything) on :3001,
-#   - the control plane (`portcullis serve`, SQLite under .portcullis/demo/data) on :8080, with the
-#     server registered through its API and serving the OAuth discovery documents,
-#   - Envoy with the Portcullis filter on :10000 (admin :9901), from envoy/demo.yaml,
+#   - the control plane (`portcullis serve`, SQLite under .portcullis/demo/data) on :8080 (xDS on
+#     :18000): the server, its scopes and group mappings are set through its API,
+#   - Envoy on :10000 (admin :9901) from envoy/bootstrap-xds.yaml: routes and clusters by xDS,
+#     the policy through the sync singleton, the Portcullis filter on every request, decisions
+#     shipped to the control plane's audit trail,
 #   - demo tokens signed by a key generated here (the control plane's login comes later).
 # Installs what it needs first. Ctrl-C stops everything.
 set -euo pipefail
@@ -15,7 +17,7 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 source .venv/portcullis-env
 
-for port in 3001 8080 10000 9901; do
+for port in 3001 8080 18000 10000 9901; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     say "port $port is already in use on 127.0.0.1; stop what listens there first"
     exit 1
@@ -35,24 +37,14 @@ if [ ! -f "$work/keys/signing-key.pem" ]; then
   "$portcullis" dev keygen --alg RS256 --kid portcullis-demo --out "$work/keys" >&2
 fi
 
-# The shipped config trusts a placeholder key; put this machine's demo key in its place.
-"$root/.venv/bin/python" - "$root/envoy/demo.yaml" "$work/keys/jwks.json" "$work/envoy.yaml" <<'PY'
-import json, sys
-template, jwks_path, out = sys.argv[1:]
-jwks = json.load(open(jwks_path))
-lines = open(template).read().split("\n")
-for i, line in enumerate(lines):
-    stripped = line.strip()
-    if stripped.startswith("value: '{\"snapshot\""):
-        indent = line[: len(line) - len(line.lstrip())]
-        config = json.loads(stripped[len("value: '"):-1])
-        config["snapshot"]["issuers"][0]["jwks"] = jwks
-        lines[i] = indent + "value: '" + json.dumps(config, separators=(",", ":")) + "'"
-        break
-else:
-    sys.exit("envoy/demo.yaml: no snapshot line found")
-open(out, "w").write("\n".join(lines))
-PY
+if [ ! -f "$work/admin.token" ]; then
+  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$work/admin.token")
+fi
+if [ ! -f "$work/sync.token" ]; then
+  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$work/sync.token")
+fi
+# The shipped bootstrap with this machine's sync token (the file stays private: mode 600).
+(umask 077 && sed "s/REPLACE_WITH_THE_SYNC_TOKEN/$(cat "$work/sync.token")/g" envoy/bootstrap-xds.yaml >"$work/envoy.yaml")
 
 pids=()
 cleanup() {
@@ -63,14 +55,13 @@ trap cleanup EXIT INT TERM
 say "starting the MCP server on 127.0.0.1:3001 (log: $work/mcp.log)"
 (PORT=3001 exec "$PORTCULLIS_NODE_DIR/node_modules/.bin/mcp-server-everything" streamableHttp >"$work/mcp.log" 2>&1) &
 pids+=($!)
-if [ ! -f "$work/admin.token" ]; then
-  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$work/admin.token")
-fi
 say "starting the control plane on 127.0.0.1:8080 (log: $work/portcullis.log)"
 (
   export PORTCULLIS_DATA_DIR="$work/data" PORTCULLIS_PUBLIC_URL=http://127.0.0.1:10000 \
-    PORTCULLIS_ADMIN_TOKEN="$(cat "$work/admin.token")" PORTCULLIS_AUTH_MODE=direct \
-    PORTCULLIS_IDP_ISSUER=http://127.0.0.1:10000/demo-issuer MCP_ADVERTISED_SCOPES="openid profile"
+    PORTCULLIS_ADMIN_TOKEN="$(cat "$work/admin.token")" PORTCULLIS_SYNC_TOKEN="$(cat "$work/sync.token")" \
+    PORTCULLIS_XDS_LISTEN=127.0.0.1:18000 PORTCULLIS_AUTH_MODE=direct \
+    PORTCULLIS_IDP_ISSUER=http://127.0.0.1:10000/demo-issuer PORTCULLIS_IDP_JWKS_FILE="$work/keys/jwks.json" \
+    PORTCULLIS_IDP_AUDIENCE=portcullis-demo-api MCP_ADVERTISED_SCOPES="openid profile"
   exec "$portcullis" serve --listen 127.0.0.1:8080 >"$work/portcullis.log" 2>&1
 ) &
 pids+=($!)
@@ -92,15 +83,34 @@ if [ -z "${ready:-}" ]; then
   exit 1
 fi
 
-# Register the MCP server (already there from an earlier run: 409, fine).
-status=$(curl -s -o "$work/register.json" -w '%{http_code}' -X POST http://127.0.0.1:8080/api/servers/register \
-  -H "Authorization: Bearer $(cat "$work/admin.token")" \
-  -F name=everything -F path=/everything -F proxy_pass_url=http://127.0.0.1:3001 \
-  -F "description=MCP reference server (server-everything)" -F tags=demo)
-case "$status" in
-  201|200|409) ;;
-  *) say "registering the server failed ($status): $(cat "$work/register.json")"; exit 1 ;;
-esac
+api() { # method path [json body]; fails loudly on anything but 2xx (and 409 for register)
+  local status
+  status=$(curl -s -o "$work/api.json" -w '%{http_code}' -X "$1" "http://127.0.0.1:8080$2" \
+    -H "Authorization: Bearer $(cat "$work/admin.token")" ${3:+-H 'content-type: application/json' -d "$3"})
+  case "$status" in
+    2??) ;;
+    409) [ "$2" = /api/servers/register ] || { say "$1 $2 failed ($status): $(cat "$work/api.json")"; exit 1; } ;;
+    *) say "$1 $2 failed ($status): $(cat "$work/api.json")"; exit 1 ;;
+  esac
+}
+# The MCP server (already there from an earlier run: 409, fine), then who may do what.
+api POST /api/servers/register '{"name": "everything", "path": "/everything", "proxy_pass_url": "http://127.0.0.1:3001", "description": "MCP reference server (server-everything)", "tags": ["demo"]}'
+api PUT /api/scopes/everything-safe '{"description": "list and call the harmless tools", "grants": [{"server": "everything", "methods": ["tools/list", "tools/call", "resources/*", "prompts/*"], "tools": ["echo", "get-sum", "get-tiny-image"]}]}'
+api PUT /api/scopes/everything-admin '{"grants": [{"server": "everything", "methods": ["*"], "tools": ["*"]}]}'
+api PUT /api/group-mappings/engineering '{"scopes": ["everything-safe"]}'
+api PUT /api/group-mappings/platform-admins '{"scopes": ["everything-admin"]}'
+
+# Envoy is ready once the route and the policy have arrived (the singleton's first long-poll).
+for _ in $(seq 1 100); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:10000/everything/mcp -X POST -d '{}' || true)
+  if [ "$code" = 401 ]; then synced=1; break; fi
+  sleep 0.1
+done
+if [ -z "${synced:-}" ]; then
+  say "Envoy did not get its routes and policy from the control plane (last answer: $code); logs:"
+  tail -n 20 "$work/envoy.log" "$work/portcullis.log" >&2
+  exit 1
+fi
 
 url="http://127.0.0.1:10000/everything/mcp"
 token() {
@@ -138,7 +148,14 @@ Try it:
   # what the Connect dialog shows for Claude Code (admin token in $work/admin.token)
   curl -s "http://127.0.0.1:8080/api/servers/everything/connect-config?ide=claude-code" -H "Authorization: Bearer \$(cat $work/admin.token)"
 
-  # the filter's counters
+  # every decision, newest first (who, which tool, allowed or why not, which policy version)
+  curl -s "http://127.0.0.1:8080/api/audit?limit=5" -H "Authorization: Bearer \$(cat $work/admin.token)"
+
+  # change who may do what: takes effect in Envoy within a second, no restart
+  curl -s -X PUT http://127.0.0.1:8080/api/group-mappings/engineering -H "Authorization: Bearer \$(cat $work/admin.token)" \\
+    -H 'content-type: application/json' -d '{"scopes": ["everything-admin"]}'
+
+  # the filter's and the sync service's counters
   curl -s http://127.0.0.1:9901/stats | grep wasmcustom
 
 Ctrl-C stops the demo.

@@ -1,6 +1,7 @@
-//! The README's demo command works: `bash scripts/demo.sh` starts the control plane, Envoy with
-//! the filter and a real MCP server, prints tokens, and the official MCP client gets exactly what
-//! the demo promises.
+//! The README's demo command works: `bash scripts/demo.sh` starts the control plane, Envoy from
+//! the shipped xDS bootstrap (routes and policy from the control plane) and a real MCP server,
+//! prints tokens, the official MCP client gets exactly what the demo promises, and the refused
+//! call is in the audit trail.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -129,6 +130,32 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
         "{}",
         connect.text()
     );
+
+    // The audit trail has alice's refused get-env call, decided by the served policy version.
+    let version = portcullis_e2e::Request::get("/v1/policy")
+        .bearer(
+            std::fs::read_to_string(work.join("sync.token"))
+                .expect("sync.token")
+                .trim(),
+        )
+        .send(8080);
+    let version = version
+        .header("x-portcullis-policy-version")
+        .expect("a policy version")
+        .to_string();
+    let refused = portcullis_e2e::util::wait_until(Duration::from_secs(10), || {
+        let page = portcullis_e2e::Request::get("/api/audit?user=alice&decision=deny&tool=get-env")
+            .bearer(admin.trim())
+            .send(8080);
+        let events = page.json()["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        events.into_iter().next()
+    })
+    .expect("alice's refused call reached the audit trail");
+    assert_eq!(refused["reason"], "tool_not_allowed", "{refused}");
+    assert_eq!(refused["policy_version"].to_string(), version, "{refused}");
 
     // Without a token: the challenge MCP clients follow.
     let resp = portcullis_e2e::Request::post("/everything/mcp")
