@@ -128,16 +128,17 @@ impl PolicySlot {
         };
         match compiled {
             Ok(policy) => {
-                // The singleton may have written a newer snapshot between the two reads; the
-                // loaded one is labelled with its own version, so the next request sees the
-                // newer key and nothing is compiled twice needlessly.
                 log::info!(
                     "portcullis: policy version {} loaded from shared data ({} issuers, {} servers)",
                     policy.version,
                     policy.issuers.len(),
                     policy.servers.len()
                 );
-                *self.current.borrow_mut() = Some(Rc::new(Loaded::new(policy)));
+                let mut loaded = Loaded::new(policy);
+                // Labelled with the key that was read: if the singleton wrote a newer snapshot
+                // between the two reads, the next request compiles once more, never misses it.
+                loaded.version_text = version_text;
+                *self.current.borrow_mut() = Some(Rc::new(loaded));
                 *self.refused.borrow_mut() = None;
             }
             Err(error) => {

@@ -295,11 +295,13 @@ impl SyncService {
         match Policy::from_json(body) {
             Ok(policy) => {
                 let version = policy.version;
-                let version_text = version.to_string();
+                // The key is the ETag (version and content hash), not the bare version: a
+                // control plane whose database was reset reuses version numbers for other
+                // content, and workers must still notice.
                 // Snapshot first: a worker that sees the new version key finds its snapshot.
                 let written =
                     hostcalls::set_shared_data(SNAPSHOT_KEY, Some(body), None).and_then(|()| {
-                        hostcalls::set_shared_data(VERSION_KEY, Some(version_text.as_bytes()), None)
+                        hostcalls::set_shared_data(VERSION_KEY, Some(etag.as_bytes()), None)
                     });
                 if let Err(status) = written {
                     log::error!("portcullis: cannot write policy version {version} to shared data ({status:?})");
