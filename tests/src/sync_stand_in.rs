@@ -112,6 +112,7 @@ impl StandInControlPlane {
                             break;
                         }
                         let Ok(conn) = conn else { continue };
+                        let _ = conn.set_nodelay(true);
                         if let Ok(clone) = conn.try_clone() {
                             inner.lock().connections.push(clone);
                         }

@@ -69,6 +69,8 @@ impl EchoUpstream {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
+                    // Answers go out as head + body writes; don't let Nagle delay the body.
+                    let _ = conn.set_nodelay(true);
                     let reqs = reqs.clone();
                     let _ = std::thread::Builder::new()
                         .name("echo-upstream-conn".into())
