@@ -17,10 +17,11 @@ use crate::paths;
 /// The listener's name in `envoy/bootstrap-xds.yaml`.
 pub const LISTENER: &str = "mcp";
 
-/// Envoy from the shipped bootstrap; killed on drop.
+/// Envoy started from a bootstrap file (the shipped one, or a test's own); killed on drop.
 pub struct Gateway {
     child: Child,
     dir: PathBuf,
+    listener: String,
     admin_port: u16,
     port: u16,
 }
@@ -60,11 +61,31 @@ pub fn render_shipped_bootstrap(cp: &ControlPlane) -> String {
 }
 
 impl Gateway {
-    /// Starts Envoy (`--concurrency 2`) and waits until it is ready (its first xDS answers
-    /// arrived) and the listener has a port. The policy may still be on its way.
+    /// Starts Envoy from the shipped bootstrap pointed at `cp` (`--concurrency 2`) and waits until
+    /// it is ready (its first xDS answers arrived) and the listener has a port. The policy may
+    /// still be on its way.
     pub fn start(dir: &std::path::Path, cp: &ControlPlane) -> Gateway {
-        let config = dir.join("envoy-bootstrap.yaml");
-        std::fs::write(&config, render_shipped_bootstrap(cp)).expect("write bootstrap");
+        Gateway::start_with(
+            dir,
+            "envoy-bootstrap.yaml",
+            &render_shipped_bootstrap(cp),
+            LISTENER,
+            &[],
+        )
+    }
+
+    /// Starts Envoy (`--concurrency 2`) from `bootstrap` (YAML or JSON text, written to
+    /// `dir/file_name`) with `extra_args`, and waits until `/ready` answers and `listener` has
+    /// a port.
+    pub fn start_with(
+        dir: &std::path::Path,
+        file_name: &str,
+        bootstrap: &str,
+        listener: &str,
+        extra_args: &[&str],
+    ) -> Gateway {
+        let config = dir.join(file_name);
+        std::fs::write(&config, bootstrap).expect("write bootstrap");
         let out = File::create(dir.join("envoy.out")).expect("envoy.out");
         let admin_addr = dir.join("admin.addr");
         let _ = std::fs::remove_file(&admin_addr);
@@ -78,6 +99,7 @@ impl Gateway {
             .arg("--admin-address-path")
             .arg(&admin_addr)
             .args(["-l", "info"])
+            .args(extra_args)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup"))
@@ -87,6 +109,7 @@ impl Gateway {
         let mut gw = Gateway {
             child,
             dir: dir.to_path_buf(),
+            listener: listener.to_string(),
             admin_port: 0,
             port: 0,
         };
@@ -133,9 +156,31 @@ impl Gateway {
         v["listener_statuses"]
             .as_array()?
             .iter()
-            .find(|l| l["name"] == LISTENER)?["local_address"]["socket_address"]["port_value"]
+            .find(|l| l["name"] == self.listener.as_str())?["local_address"]["socket_address"]
+            ["port_value"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
+    }
+
+    /// `GET path` through the gateway.
+    pub fn get(&self, path: &str) -> Response {
+        Request::get(path).send(self.port)
+    }
+
+    /// Names of the clusters Envoy has now.
+    pub fn clusters(&self) -> Vec<String> {
+        let Some(r) = self.admin("/clusters?format=json") else {
+            return Vec::new();
+        };
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        v["cluster_statuses"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A request through the gateway.

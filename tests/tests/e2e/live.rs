@@ -118,6 +118,21 @@ impl Stack {
         }))
     }
 
+    /// Registers the echo server and gives `group` every method and tool on it.
+    fn register_for_group(&self, group: &str) {
+        self.register();
+        self.admin_ok(
+            "PUT",
+            "/api/scopes/echo-all",
+            Some(json!({"grants": [{"server": "echo", "methods": ["*"], "tools": ["*"]}]})),
+        );
+        self.admin_ok(
+            "PUT",
+            &format!("/api/group-mappings/{group}"),
+            Some(json!({"scopes": ["echo-all"]})),
+        );
+    }
+
     fn admin_ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let r = self.cp.admin(method, path, body.as_ref());
         assert!(
@@ -462,17 +477,7 @@ fn every_decision_is_recorded_exactly_once_with_who_what_and_why() {
 fn envoy_keeps_the_last_policy_while_the_control_plane_is_down() {
     let mut s = stack("live-outage", &[]);
     let resource = format!("{PUBLIC_URL}/srv/mcp");
-    s.register();
-    s.admin_ok(
-        "PUT",
-        "/api/scopes/echo-all",
-        Some(json!({"grants": [{"server": "echo", "methods": ["*"], "tools": ["*"]}]})),
-    );
-    s.admin_ok(
-        "PUT",
-        "/api/group-mappings/devs",
-        Some(json!({"scopes": ["echo-all"]})),
-    );
+    s.register_for_group("devs");
     let dave = token("dave", &["devs"], &resource);
     let erin = token("erin", &["sales"], &resource);
     assert!(s
@@ -561,17 +566,7 @@ fn a_rotated_idp_key_is_accepted_without_restart_and_the_old_one_survives_the_ov
         cp,
         dir,
     };
-    s.register();
-    s.admin_ok(
-        "PUT",
-        "/api/scopes/echo-all",
-        Some(json!({"grants": [{"server": "echo", "methods": ["*"], "tools": ["*"]}]})),
-    );
-    s.admin_ok(
-        "PUT",
-        "/api/group-mappings/engineering",
-        Some(json!({"scopes": ["echo-all"]})),
-    );
+    s.register_for_group("engineering");
     let resource = format!("{PUBLIC_URL}/srv/mcp");
 
     let old = idp.token(&resource);

@@ -4,13 +4,12 @@
 //!
 //! No wasm filter here: this is about routes and clusters; the policy has its own tests.
 
-use std::fs::File;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portcullis::registry::{Server, ServerFields};
 use portcullis::xds::{StandaloneXds, XdsConfig, XdsInputs};
-use portcullis_e2e::{paths, ClientPlan, EchoUpstream, McpServer, Request, Response, TestDir};
+use portcullis_e2e::gateway::Gateway;
+use portcullis_e2e::{ClientPlan, EchoUpstream, McpServer, Response, TestDir};
 use serde_json::{json, Value};
 
 const LISTENER: &str = "xds_e2e";
@@ -80,136 +79,15 @@ fn bootstrap(xds_port: u16, control_plane_port: u16) -> Value {
     })
 }
 
-/// Envoy started from [`bootstrap`]; killed on drop.
-struct XdsEnvoy {
-    child: Child,
-    dir: std::path::PathBuf,
-    admin_port: u16,
-    port: u16,
-}
-
-impl XdsEnvoy {
-    fn start(dir: &TestDir, xds_port: u16, control_plane_port: u16) -> XdsEnvoy {
-        let config = dir.join("envoy-xds.json");
-        std::fs::write(
-            &config,
-            serde_json::to_string_pretty(&bootstrap(xds_port, control_plane_port)).unwrap(),
-        )
-        .unwrap();
-        let out = File::create(dir.join("envoy.out")).unwrap();
-        let admin_addr = dir.join("admin.addr");
-        let child = Command::new(paths::envoy_bin())
-            .arg("-c")
-            .arg(&config)
-            .args(["--concurrency", "2", "--disable-hot-restart"])
-            .arg("--log-path")
-            .arg(dir.join("envoy.log"))
-            .arg("--admin-address-path")
-            .arg(&admin_addr)
-            .args([
-                "-l",
-                "info",
-                "--component-log-level",
-                "config:debug,upstream:debug",
-            ])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start envoy");
-        let mut envoy = XdsEnvoy {
-            child,
-            dir: dir.path().to_path_buf(),
-            admin_port: 0,
-            port: 0,
-        };
-        // Ready means: the first CDS and RDS answers arrived (Envoy's init waits for them).
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while envoy.port == 0 {
-            if let Ok(Some(status)) = envoy.child.try_wait() {
-                panic!("Envoy exited during startup ({status}):\n{}", envoy.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Envoy not ready in time:\n{}",
-                envoy.log()
-            );
-            if envoy.admin_port == 0 {
-                envoy.admin_port = std::fs::read_to_string(&admin_addr)
-                    .ok()
-                    .and_then(|t| t.trim().rsplit(':').next().and_then(|p| p.parse().ok()))
-                    .unwrap_or(0);
-            } else if envoy.admin("/ready").is_some_and(|r| r.status == 200) {
-                envoy.port = envoy.listener_port().unwrap_or(0);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        envoy
-    }
-
-    fn admin(&self, path: &str) -> Option<Response> {
-        Request::get(path)
-            .timeout(Duration::from_secs(2))
-            .try_send(self.admin_port)
-            .ok()
-    }
-
-    fn listener_port(&self) -> Option<u16> {
-        let r = self.admin("/listeners?format=json")?;
-        let v: Value = serde_json::from_slice(&r.body).ok()?;
-        v["listener_statuses"]
-            .as_array()?
-            .iter()
-            .find(|l| l["name"] == LISTENER)?["local_address"]["socket_address"]["port_value"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-    }
-
-    fn get(&self, path: &str) -> Response {
-        Request::get(path).send(self.port)
-    }
-
-    /// Names of the clusters Envoy has.
-    fn clusters(&self) -> Vec<String> {
-        let Some(r) = self.admin("/clusters?format=json") else {
-            return Vec::new();
-        };
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
-        v["cluster_statuses"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|c| c["name"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn log(&self) -> String {
-        let read = |n: &str| std::fs::read_to_string(self.dir.join(n)).unwrap_or_default();
-        format!(
-            "{}\n--- stdout/stderr ---\n{}",
-            read("envoy.log"),
-            read("envoy.out")
-        )
-    }
-}
-
-impl Drop for XdsEnvoy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "[e2e] Envoy log ({}), last lines:\n{}",
-                self.dir.display(),
-                lines[lines.len().saturating_sub(40)..].join("\n")
-            );
-        }
-    }
+/// Envoy started from [`bootstrap`] (2 workers), with xDS and upstream debug logs.
+fn start_envoy(dir: &TestDir, xds_port: u16, control_plane_port: u16) -> Gateway {
+    Gateway::start_with(
+        dir.path(),
+        "envoy-xds.json",
+        &serde_json::to_string_pretty(&bootstrap(xds_port, control_plane_port)).unwrap(),
+        LISTENER,
+        &["--component-log-level", "config:debug,upstream:debug"],
+    )
 }
 
 fn server(name: &str, path: &str, proxy_pass_url: &str) -> Server {
@@ -229,7 +107,7 @@ fn server(name: &str, path: &str, proxy_pass_url: &str) -> Server {
 fn time_until(
     what: &str,
     limit: Duration,
-    envoy: &XdsEnvoy,
+    envoy: &Gateway,
     mut done: impl FnMut() -> bool,
 ) -> Duration {
     let start = Instant::now();
@@ -240,7 +118,7 @@ fn time_until(
         assert!(
             start.elapsed() < limit,
             "{what}: not within {limit:?}\n{}",
-            envoy.log()
+            envoy.log_tail(60)
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -272,7 +150,7 @@ fn registry_changes_reach_envoy_routes_within_a_second() {
         },
     )
     .expect("start xDS");
-    let envoy = XdsEnvoy::start(&dir, xds.addr().port(), control_plane.port());
+    let envoy = start_envoy(&dir, xds.addr().port(), control_plane.port());
 
     // Nothing registered: no route.
     assert_eq!(envoy.get("/svc/mcp").status, 404);
@@ -375,8 +253,8 @@ fn real_mcp_session_through_xds_routes() {
         },
     )
     .expect("start xDS");
-    let envoy = XdsEnvoy::start(&dir, xds.addr().port(), control_plane.port());
-    let url = format!("http://127.0.0.1:{}/everything/mcp", envoy.port);
+    let envoy = start_envoy(&dir, xds.addr().port(), control_plane.port());
+    let url = format!("http://127.0.0.1:{}/everything/mcp", envoy.port());
     let run = ClientPlan::new()
         .connect()
         .list_tools()
@@ -397,7 +275,7 @@ fn real_mcp_session_through_xds_routes() {
     );
 }
 
-fn stat(envoy: &XdsEnvoy, name: &str) -> Option<u64> {
+fn stat(envoy: &Gateway, name: &str) -> Option<u64> {
     let text = envoy.admin("/stats")?.text();
     text.lines().find_map(|l| {
         l.strip_prefix(name)?
@@ -432,7 +310,7 @@ fn rejected_update_is_not_resent_and_the_next_change_flows() {
         },
     )
     .expect("start xDS");
-    let envoy = XdsEnvoy::start(&dir, xds.addr().port(), control_plane.port());
+    let envoy = start_envoy(&dir, xds.addr().port(), control_plane.port());
     assert_eq!(envoy.get("/good/mcp").status, 200);
     let rejected_before = stat(&envoy, "cluster_manager.cds.update_rejected").unwrap_or(0);
 
