@@ -4,7 +4,7 @@
 //! batches to the control plane (`POST /v1/audit`, see `sync`).
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use proxy_wasm::hostcalls;
@@ -205,35 +205,69 @@ impl<'a> AuditEvent<'a> {
         }
     }
 
+    #[cfg(test)]
     pub fn to_json(&self) -> Vec<u8> {
         // Plain strings, numbers and lists: serialisation cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
 }
 
-/// The filter's end of the queue: resolves it once and caches the id. When the queue does
-/// not exist (no singleton, or a different `vm_id`), the event is counted as unqueued and the
-/// request goes on; a lookup is retried at most once a second.
+/// Events a worker gathers before putting them on the queue in one item. Every enqueue wakes
+/// the singleton on Envoy's main thread; batching measured far cheaper than one per request.
+pub const WORKER_BATCH_EVENTS: usize = 64;
+/// A worker's batch is also flushed past this size, and on every tick of its root context.
+pub const WORKER_BATCH_BYTES: usize = 64 * 1024;
+
+/// The filter's end of the queue: gathers this worker's events (newline-separated JSON) and
+/// enqueues them as one item per [`WORKER_BATCH_EVENTS`], on each tick, and when the plugin
+/// stops. Resolves the queue once and caches the id. When the queue does not exist (no
+/// singleton, or a different `vm_id`), the events are counted as unqueued and requests go on;
+/// a lookup is retried at most once a second.
 #[derive(Default)]
 pub struct AuditSink {
     queue: Cell<Option<u32>>,
     /// Unix second before which no new lookup is tried.
     retry_at: Cell<u64>,
     warned: Cell<bool>,
+    pending: RefCell<Vec<u8>>,
+    pending_events: Cell<usize>,
 }
 
 impl AuditSink {
-    pub fn send(&self, event: &[u8], metrics: &Metrics, now_seconds: u64) {
+    /// Adds one event to this worker's batch; enqueues the batch when it is full.
+    pub fn record(&self, event: &AuditEvent<'_>, metrics: &Metrics, now_seconds: u64) {
+        {
+            let mut pending = self.pending.borrow_mut();
+            // Plain strings, numbers and lists: serialisation cannot fail.
+            if serde_json::to_writer(&mut *pending, event).is_err() {
+                return;
+            }
+            pending.push(b'\n');
+        }
+        let events = self.pending_events.get() + 1;
+        self.pending_events.set(events);
+        if events >= WORKER_BATCH_EVENTS || self.pending.borrow().len() >= WORKER_BATCH_BYTES {
+            self.flush(metrics, now_seconds);
+        }
+    }
+
+    /// Enqueues whatever this worker has gathered.
+    pub fn flush(&self, metrics: &Metrics, now_seconds: u64) {
+        let events = self.pending_events.replace(0);
+        if events == 0 {
+            return;
+        }
+        let batch = std::mem::take(&mut *self.pending.borrow_mut());
         let Some(queue) = self.queue.get().or_else(|| self.resolve(now_seconds)) else {
-            metrics.audit_unqueued();
+            metrics.audit_unqueued(events);
             return;
         };
-        match hostcalls::enqueue_shared_queue(queue, Some(event)) {
-            Ok(()) => metrics.audit_queued(),
+        match hostcalls::enqueue_shared_queue(queue, Some(&batch)) {
+            Ok(()) => metrics.audit_queued(events),
             Err(_) => {
                 // The singleton's VM went away; look the queue up again later.
                 self.queue.set(None);
-                metrics.audit_unqueued();
+                metrics.audit_unqueued(events);
             }
         }
     }
@@ -254,6 +288,11 @@ impl AuditSink {
         self.queue.set(found);
         found
     }
+}
+
+/// The events in one queue item (a worker's batch: newline-separated JSON objects).
+pub fn split_batch(item: &[u8]) -> impl Iterator<Item = &[u8]> {
+    item.split(|b| *b == b'\n').filter(|line| !line.is_empty())
 }
 
 /// Marks what a batch took from the buffer, so acknowledging it removes exactly those events

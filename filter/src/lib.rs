@@ -57,6 +57,10 @@ impl Shared {
     }
 }
 
+/// A worker's tick: refreshes the cached clock, flushes stats, and puts the audit events it
+/// gathered on the queue (so an event waits at most this long in the worker).
+const FILTER_TICK: Duration = Duration::from_millis(250);
+
 /// One root context: an HTTP filter's (per worker) or the singleton's, by configuration.
 #[derive(Default)]
 struct PortcullisRoot {
@@ -65,6 +69,17 @@ struct PortcullisRoot {
 }
 
 impl Context for PortcullisRoot {
+    /// The plugin is stopping: what this worker gathered still goes on the queue.
+    fn on_done(&mut self) -> bool {
+        if let Some(shared) = &self.shared {
+            if let Some(audit) = &shared.audit {
+                audit.flush(&shared.metrics, shared.clock.cached().unwrap_or(0));
+            }
+            shared.metrics.flush();
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -89,12 +104,12 @@ impl RootContext for PortcullisRoot {
                     policy.servers.len()
                 );
                 self.shared = Some(Rc::new(Shared::new(PolicySlot::fixed(*policy), audit)));
-                self.set_tick_period(Duration::from_secs(1));
+                self.set_tick_period(FILTER_TICK);
                 true
             }
             Ok(Role::Shared { audit }) => {
                 self.shared = Some(Rc::new(Shared::new(PolicySlot::shared(), audit)));
-                self.set_tick_period(Duration::from_secs(1));
+                self.set_tick_period(FILTER_TICK);
                 true
             }
             Ok(Role::Singleton(config)) => {
@@ -119,6 +134,9 @@ impl RootContext for PortcullisRoot {
                 .duration_since(std::time::UNIX_EPOCH)
             {
                 shared.clock.set(now.as_secs());
+            }
+            if let Some(audit) = &shared.audit {
+                audit.flush(&shared.metrics, shared.clock.cached().unwrap_or(0));
             }
             shared.metrics.flush();
         }

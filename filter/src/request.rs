@@ -127,7 +127,7 @@ impl Request {
             self.server,
             outcome,
         );
-        sink.send(&event.to_json(), &shared.metrics, time_ms / 1000);
+        sink.record(&event, &shared.metrics, time_ms / 1000);
     }
 
     /// Resolves a credential through the cache, verifying it on a miss.

@@ -359,19 +359,22 @@ impl SyncService {
             return;
         };
         while let Ok(Some(item)) = hostcalls::dequeue_shared_queue(queue) {
-            // One malformed item would make the control plane refuse whole batches forever.
-            let well_formed = item.first() == Some(&b'{')
-                && serde_json::from_slice::<serde::de::IgnoredAny>(&item).is_ok();
-            if !well_formed {
-                self.audit.buffer.count_dropped(1);
-                self.metrics.add(Metric::Dropped, 1);
-                if !std::mem::replace(&mut self.audit.warned_bad_item, true) {
-                    log::error!("portcullis: dropped a malformed item from the audit queue");
+            // An item is one worker's batch of events, one JSON object per line.
+            for event in crate::audit::split_batch(&item) {
+                // One malformed event would make the control plane refuse whole batches forever.
+                let well_formed = event.first() == Some(&b'{')
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(event).is_ok();
+                if !well_formed {
+                    self.audit.buffer.count_dropped(1);
+                    self.metrics.add(Metric::Dropped, 1);
+                    if !std::mem::replace(&mut self.audit.warned_bad_item, true) {
+                        log::error!("portcullis: dropped a malformed item from the audit queue");
+                    }
+                    continue;
                 }
-                continue;
-            }
-            if self.audit.buffer.push(item) {
-                self.metrics.add(Metric::Dropped, 1);
+                if self.audit.buffer.push(event.to_vec()) {
+                    self.metrics.add(Metric::Dropped, 1);
+                }
             }
         }
     }

@@ -324,3 +324,13 @@ fn event_fields_stay_within_what_the_control_plane_stores() {
     assert_eq!(v["tool"], "evil\u{FFFD}tool");
     assert_eq!(v["path"].as_str().unwrap().chars().count(), MAX_FIELD_CHARS);
 }
+
+#[test]
+fn a_queue_item_is_split_into_its_events() {
+    let item = b"{\"a\":1}\n{\"b\":2}\n\n{\"c\":3}\n";
+    let events: Vec<&[u8]> = super::split_batch(item).collect();
+    assert_eq!(events, [&b"{\"a\":1}"[..], b"{\"b\":2}", b"{\"c\":3}"]);
+    assert_eq!(super::split_batch(b"").count(), 0);
+    // A single event without a newline (an older filter's item) is still one event.
+    assert_eq!(super::split_batch(b"{\"x\":1}").count(), 1);
+}
