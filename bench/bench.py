@@ -16,26 +16,23 @@ Environment (all optional except the paths run.sh sets):
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import platform
 import re
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import benchlib  # noqa: E402  (bench/benchlib.py, found through the line above)
+from benchlib import env_float, env_int, free_ports, median  # noqa: E402
+
 TEMPLATES = HERE / "templates"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Nominal canonical URL of the benchmark's MCP server (RFC 8707 resource, token `aud`). Nothing
 # connects to it: every Envoy under test gets its own port, and one URL keeps the token bytes
@@ -44,16 +41,6 @@ RESOURCE = "http://127.0.0.1:8000/bench/mcp"
 RESOURCE_METADATA = "http://127.0.0.1:8000/.well-known/oauth-protected-resource/bench/mcp"
 ISSUER = "http://127.0.0.1:8000/bench-idp/{alg}"
 REQUEST_PATH = "/bench/mcp"
-
-
-def env_int(name: str, default: int) -> int:
-    v = os.environ.get(name, "").strip()
-    return int(v) if v else default
-
-
-def env_float(name: str, default: float) -> float:
-    v = os.environ.get(name, "").strip()
-    return float(v) if v else default
 
 
 def log(msg: str) -> None:
@@ -109,98 +96,12 @@ CONFIGS = [
 
 
 # ---------------------------------------------------------------------------------------------
-# Processes: every process we start is tracked and stopped at exit, by its own pid.
-
-_children: list[subprocess.Popen] = []
-
-
-def _stop(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=5)
-
-
-def _stop_all() -> None:
-    while _children:
-        _stop(_children.pop())
-
-
-atexit.register(_stop_all)
-
-
-def _on_signal(signum, _frame):
-    _stop_all()
-    sys.exit(128 + signum)
-
-
-signal.signal(signal.SIGTERM, _on_signal)
-signal.signal(signal.SIGINT, _on_signal)
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+# HTTP (processes are started and stopped through benchlib, which stops them all at exit)
 
 
 def http_get(url: str, headers: dict | None = None, timeout: float = 2.0) -> tuple[int, str]:
-    req = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read().decode(errors="replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
-
-
-def start_envoy(envoy: str, config_path: Path, log_path: Path, admin_port: int,
-                timeout: float = 60.0) -> tuple[subprocess.Popen, float]:
-    """Starts Envoy and waits for admin /ready to say LIVE; returns (process, seconds)."""
-    args = [envoy, "-c", str(config_path), "--concurrency", "1", "--disable-hot-restart",
-            "--log-level", "warn"]
-    logf = open(log_path, "ab")
-    t0 = time.monotonic()
-    p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    logf.close()
-    _children.append(p)
-    url = f"http://127.0.0.1:{admin_port}/ready"
-    deadline = t0 + timeout
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError(f"envoy exited with {p.returncode}; see {log_path}")
-        try:
-            status, body = http_get(url, timeout=0.5)
-            if status == 200 and body.strip() == "LIVE":
-                return p, time.monotonic() - t0
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
-        time.sleep(0.01)
-    _stop(p)
-    raise RuntimeError(f"envoy not ready after {timeout}s; see {log_path}")
-
-
-def stop_envoy(p: subprocess.Popen) -> None:
-    _stop(p)
-    if p in _children:
-        _children.remove(p)
-
-
-def cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(")") + 2:].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return int(fields[11]) + int(fields[12])
+    status, _, body = benchlib.http("GET", url, headers, timeout=timeout)
+    return status, body.decode(errors="replace")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,15 +109,7 @@ def cpu_ticks(pid: int) -> int:
 
 
 def render(template: str, values: dict[str, str]) -> str:
-    # Template comments document the placeholders; they are not part of the output.
-    lines = (TEMPLATES / template).read_text().splitlines()
-    text = "\n".join(ln for ln in lines if not ln.lstrip().startswith("#")) + "\n"
-    for k, v in values.items():
-        text = text.replace("{{" + k + "}}", v)
-    left = re.findall(r"\{\{[A-Z_]+\}\}", text)
-    if left:
-        raise ValueError(f"{template}: unfilled placeholders {sorted(set(left))}")
-    return text
+    return benchlib.render(TEMPLATES / template, values)
 
 
 def lit(value) -> str:
@@ -301,23 +194,11 @@ def make_keys(portcullis: str, out: Path) -> dict:
 
 
 def run_wrk(cfg: Config, token: str, seconds: float, threads: int, conns: int) -> dict:
-    url = f"http://127.0.0.1:{cfg.listen_port}{REQUEST_PATH}"
-    args = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds:g}s", "--latency",
-            "-s", str(HERE / "wrk-report.lua"), "-H", f"Authorization: Bearer {token}", url]
-    before = cpu_ticks(cfg.proc.pid)
-    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
-    after = cpu_ticks(cfg.proc.pid)
-    if out.returncode != 0:
-        raise RuntimeError(f"wrk failed: {out.stderr.strip()}")
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
-    if line is None:
-        raise RuntimeError(f"no BENCH_JSON line in wrk output:\n{out.stdout}")
-    r = json.loads(line[len("BENCH_JSON "):])
-    r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
-    r["cpu_s"] = (after - before) / CLK_TCK
+    r, (cpu_s,) = benchlib.run_wrk(f"http://127.0.0.1:{cfg.listen_port}{REQUEST_PATH}", seconds,
+                                   threads, conns, {"Authorization": f"Bearer {token}"},
+                                   (cfg.proc.pid,))
+    r["cpu_s"] = cpu_s
     r["cpu_us_per_req"] = r["cpu_s"] * 1e6 / r["requests"] if r["requests"] else float("nan")
-    r["errors"] = sum(r[k] for k in ("errors_connect", "errors_read", "errors_write",
-                                     "errors_status", "errors_timeout"))
     return r
 
 
@@ -345,11 +226,6 @@ def collect_stats(cfg: Config) -> list[str]:
 # Report
 
 
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
 def fmt(x, spec=".0f", none="–"):
     return none if x is None else format(x, spec)
 
@@ -373,9 +249,9 @@ def summarize(configs: list[Config]) -> list[dict]:
                          if s["round"] in base_by_round]
                 deltas = [s["cpu_us_per_req"] - b["cpu_us_per_req"] for s, b in pairs]
                 row["cpu_delta_us"] = median(deltas)
-                if len(deltas) >= 4:
-                    q = statistics.quantiles(deltas, n=4)
-                    row["cpu_delta_iqr"] = [q[0], q[2]]
+                quartiles = benchlib.iqr(deltas)
+                if quartiles:
+                    row["cpu_delta_iqr"] = quartiles
                 row["rps_ratio"] = median([s["rps"] / b["rps"] for s, b in pairs if b["rps"]])
             elif c is base:
                 row["cpu_delta_us"] = 0.0
@@ -453,7 +329,7 @@ def main() -> int:
     up_cfg = run_dir / "upstream.yaml"
     up_cfg.write_text(render("upstream.yaml", {"ADMIN_PORT": str(up_admin),
                                                "LISTEN_PORT": str(up_port)}))
-    up, _ = start_envoy(envoy, up_cfg, run_dir / "logs" / "upstream.log", up_admin)
+    up, _ = benchlib.start_envoy(envoy, up_cfg, up_admin, run_dir / "logs" / "upstream.log")
     log(f"upstream on 127.0.0.1:{up_port}")
 
     # Envoys under test: measure start time STARTS times, keep the last one running.
@@ -466,10 +342,10 @@ def main() -> int:
         log_path = run_dir / "logs" / f"envoy-{c.num}-{c.name}.log"
         try:
             for i in range(starts):
-                p, secs = start_envoy(envoy, cfg_path, log_path, c.admin_port)
+                p, secs = benchlib.start_envoy(envoy, cfg_path, c.admin_port, log_path)
                 c.start_s.append(secs)
                 if i < starts - 1:
-                    stop_envoy(p)
+                    benchlib.stop(p)
                 else:
                     c.proc = p
             sanity_check(c, keys[c.alg]["token"])
@@ -477,7 +353,7 @@ def main() -> int:
             c.skip = f"failed: {e}"
             log(f"config {c.num} {c.name}: {c.skip}")
             if c.proc:
-                stop_envoy(c.proc)
+                benchlib.stop(c.proc)
                 c.proc = None
             continue
         log(f"config {c.num} {c.name}: ready in {median(c.start_s):.2f}s "

@@ -9,34 +9,28 @@ servers; `wrk` against each endpoint in alternating rounds; medians. See docs/be
 """
 from __future__ import annotations
 
-import atexit
 import datetime
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-REPORT_LUA = ROOT / "bench" / "wrk-report.lua"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(ROOT / "bench"))
+import benchlib  # noqa: E402  (bench/benchlib.py, found through the line above)
+from benchlib import env_float, env_int, http, load1  # noqa: E402
 
-ROUNDS = int(os.environ.get("ROUNDS", "5"))
-DURATION = float(os.environ.get("DURATION", "10"))
-WARMUP = float(os.environ.get("WARMUP", "2"))
-CONNECTIONS = int(os.environ.get("CONNECTIONS", "16"))
-THREADS = int(os.environ.get("THREADS", "1"))
-SERVERS = int(os.environ.get("SERVERS", "20"))
+ROUNDS = env_int("ROUNDS", 5)
+DURATION = env_float("DURATION", 10)
+WARMUP = env_float("WARMUP", 2)
+CONNECTIONS = env_int("CONNECTIONS", 16)
+THREADS = env_int("THREADS", 1)
+SERVERS = env_int("SERVERS", 20)
 ENDPOINTS = os.environ.get("ENDPOINTS", "a b c d e f").split()
 PORTCULLIS = os.environ.get("PORTCULLIS_BIN", str(ROOT / "target" / "release" / "portcullis"))
 OUT = Path(os.environ.get("BENCH_OUT", str(ROOT / "target" / "bench")))
@@ -47,87 +41,15 @@ def say(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Processes: every process we start is tracked and stopped at exit, by its own pid.
-
-_children: list[subprocess.Popen] = []
-
-
-def _stop_all() -> None:
-    for p in reversed(_children):
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    _children.clear()
-
-
-atexit.register(_stop_all)
-for _sig in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_sig, lambda *_: sys.exit(130))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(method: str, url: str, headers: dict | None = None, body: bytes | None = None,
-         timeout: float = 5.0) -> tuple[int, dict, bytes]:
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    # Loopback only: never through a proxy from the environment.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=timeout) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
-
-
-def cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime, all threads
-
-
-def load1() -> float:
-    return os.getloadavg()[0]
-
-
-def machine() -> dict:
-    model = ""
-    try:
-        for ln in Path("/proc/cpuinfo").read_text().splitlines():
-            if ln.startswith("model name"):
-                model = ln.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
-                                "control-plane", "policy"],
-                               capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit, dirty = "", ""
-    return {"cpus": os.cpu_count(), "cpu_model": model,
-            "commit": commit + ("+dirty" if dirty else "")}
-
-
-# ---------------------------------------------------------------------------------------------
 # Setup
 
 
 def start_idp(logdir: Path) -> tuple[subprocess.Popen, int, Path]:
     log = logdir / "idp.log"
-    p = subprocess.Popen([sys.executable, str(HERE / "idp_fixture.py")], stdout=subprocess.PIPE,
-                         stderr=open(log, "w"), stdin=subprocess.DEVNULL, text=True)
-    _children.append(p)
+    with open(log, "w") as logf:
+        p = benchlib.spawn([sys.executable, str(HERE / "idp_fixture.py")],
+                           stdout=subprocess.PIPE, stderr=logf, stdin=subprocess.DEVNULL,
+                           text=True)
     line = p.stdout.readline().strip()
     if not line.startswith("PORT "):
         raise RuntimeError(f"fixture IdP did not start: {line!r}")
@@ -140,12 +62,7 @@ def idp_hits(log: Path) -> int:
 
 def start_portcullis(data_dir: Path, port: int, token: str, issuer: str,
                      logdir: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    for k in list(env):
-        if k.startswith("PORTCULLIS_") or k.startswith("IDE_OAUTH") or k in (
-                "DATABASE_URL", "MCP_ADVERTISED_SCOPES"):
-            del env[k]
-    env.update({
+    return benchlib.start_portcullis(PORTCULLIS, port, {
         "PORTCULLIS_DATA_DIR": str(data_dir),
         "PORTCULLIS_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "PORTCULLIS_ADMIN_TOKEN": token,
@@ -156,25 +73,7 @@ def start_portcullis(data_dir: Path, port: int, token: str, issuer: str,
         "PORTCULLIS_IDP_METADATA_TTL_SECONDS": "86400",
         "PORTCULLIS_IDP_EXPECT_DCR": "true",
         "IDE_OAUTH_CLIENT_ID": "portcullis-bench",
-        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-        "RUST_LOG": os.environ.get("RUST_LOG", "info"),
-    })
-    p = subprocess.Popen([PORTCULLIS, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=open(logdir / "portcullis.log", "w"),
-                         stdin=subprocess.DEVNULL)
-    _children.append(p)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError(f"portcullis serve exited ({p.returncode}); see "
-                               f"{logdir / 'portcullis.log'}")
-        try:
-            if http("GET", f"http://127.0.0.1:{port}/healthz", timeout=0.5)[0] == 200:
-                return p
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("portcullis serve did not answer /healthz within 30 s")
+    }, logdir / "portcullis.log")
 
 
 def keep_log(src: Path, dst: Path) -> tuple[int, int]:
@@ -256,32 +155,17 @@ def check(base: str, key: str, ep: dict, issuer: str, target: str) -> int:
 
 
 def run_wrk(base: str, ep: dict, pid: int, seconds: float) -> dict:
-    args = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency",
-            "-s", str(REPORT_LUA)]
-    for k, v in ep["headers"].items():
-        args += ["-H", f"{k}: {v}"]
-    args.append(base + ep["path"])
     la0 = load1()
-    before = cpu_ticks(pid)
-    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
-    after = cpu_ticks(pid)
-    if out.returncode != 0:
-        raise RuntimeError(f"wrk failed: {out.stderr.strip()}")
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
-    if line is None:
-        raise RuntimeError(f"no BENCH_JSON line in wrk output:\n{out.stdout}")
-    r = json.loads(line[len("BENCH_JSON "):])
-    r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
-    r["cpu_s"] = (after - before) / CLK_TCK
+    r, (cpu_s,) = benchlib.run_wrk(base + ep["path"], seconds, THREADS, CONNECTIONS,
+                                   ep["headers"], (pid,))
+    r["cpu_s"] = cpu_s
     r["cpu_us_per_req"] = r["cpu_s"] * 1e6 / r["requests"] if r["requests"] else float("nan")
-    r["errors"] = sum(r[k] for k in ("errors_connect", "errors_read", "errors_write",
-                                     "errors_status", "errors_timeout"))
     r["load1_before"], r["load1_after"] = la0, load1()
     return r
 
 
 def med(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
+    return benchlib.median(xs, empty=float("nan"))
 
 
 def fmt(x: float, nd: int = 0) -> str:
@@ -301,14 +185,14 @@ def main() -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
     load_start = os.getloadavg()
-    meta = machine()
+    meta = benchlib.machine(["control-plane", "policy"])
     say(f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
 
     with tempfile.TemporaryDirectory(prefix="portcullis-cp-bench-") as tmp:
         tmp = Path(tmp)
         _, idp_port, idp_log = start_idp(run_dir)
         issuer = f"http://127.0.0.1:{idp_port}"
-        port = free_port()
+        port = benchlib.free_port()
         token = secrets.token_hex(24)
         server = start_portcullis(tmp / "data", port, token, issuer, tmp)
         base = f"http://127.0.0.1:{port}"
@@ -345,7 +229,7 @@ def main() -> int:
         rss_kb = next((int(ln.split()[1]) for ln in
                        Path(f"/proc/{server.pid}/status").read_text().splitlines()
                        if ln.startswith("VmRSS:")), 0)
-        _stop_all()
+        benchlib.stop_all()
         log_lines, log_bytes = keep_log(tmp / "portcullis.log", run_dir / "portcullis.log")
     load_end = os.getloadavg()
 

@@ -27,44 +27,29 @@ BENCH_OUT=target/bench; ENVOY_BIN, PORTCULLIS_BIN, FILTER_WASM (set by run.sh).
 
 from __future__ import annotations
 
-import atexit
 import datetime
 from http import client as http_client
 import json
-import math
 import os
 import random
 import re
 import secrets
-import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import benchlib  # noqa: E402  (bench/benchlib.py, found through the line above)
+from benchlib import env_float, env_int, free_ports, http, median, pct, wait_for  # noqa: E402
+
 BOOTSTRAP = ROOT / "envoy" / "bootstrap-xds.yaml"
 UPSTREAM_TEMPLATE = ROOT / "bench" / "templates" / "upstream.yaml"
-REPORT_LUA = ROOT / "bench" / "wrk-report.lua"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def env_int(name: str, default: int) -> int:
-    v = os.environ.get(name, "").strip()
-    return int(v) if v else default
-
-
-def env_float(name: str, default: float) -> float:
-    v = os.environ.get(name, "").strip()
-    return float(v) if v else default
-
 
 CHANGES = env_int("CHANGES", 200)
 POLLERS = [int(x) for x in os.environ.get("POLLERS", "1 2").replace(",", " ").split()]
@@ -98,96 +83,6 @@ AUDIT_STATS = ("queued", "unqueued", "shipped", "dropped", "ship_errors")
 
 def say(msg: str) -> None:
     print(f"[sync-bench] {msg}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Processes: every process we start is tracked and stopped at exit, by its own pid.
-
-_children: list[subprocess.Popen] = []
-
-
-def _stop_all() -> None:
-    for p in reversed(_children):
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    _children.clear()
-
-
-atexit.register(_stop_all)
-for _sig in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_sig, lambda signum, _frame: sys.exit(128 + signum))
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxies
-
-
-def http(method: str, url: str, headers: dict | None = None, body: bytes | None = None,
-         timeout: float = 5.0) -> tuple[int, dict, bytes]:
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with _opener.open(req, timeout=timeout) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 0.05):
-    """Calls check() until it returns something truthy; raises after timeout."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while time.monotonic() < deadline:
-        try:
-            got = check()
-            if got:
-                return got
-        except OSError as e:
-            last_error = e
-        time.sleep(interval)
-    why = f" ({last_error})" if last_error else ""
-    raise RuntimeError(f"{what}: not within {timeout:g} s{why}")
-
-
-def cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime, all threads
-
-
-def machine() -> dict:
-    model = ""
-    try:
-        for ln in Path("/proc/cpuinfo").read_text().splitlines():
-            if ln.startswith("model name"):
-                model = ln.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "filter",
-                            "policy", "control-plane", "envoy"],
-                           capture_output=True, text=True).stdout.strip()
-    return {"cpus": os.cpu_count(), "cpu_model": model,
-            "commit": commit + ("+dirty" if dirty else "")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,36 +256,20 @@ def make_token(portcullis: str, key_dir: Path) -> str:
         check=True, capture_output=True, text=True).stdout.strip()
 
 
-def start_envoy(envoy: str, config: Path, admin_port: int, log: Path, concurrency: int,
-                timeout: float = 60) -> subprocess.Popen:
-    """Starts Envoy and waits for /ready (LIVE: the initial CDS and RDS have arrived). Its
-    stdout (the access log) goes nowhere; its own log to `log`."""
-    args = [envoy, "-c", str(config), "--concurrency", str(concurrency), "--disable-hot-restart",
-            "--log-level", "warn"]
-    with open(log, "ab") as logf:
-        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=logf, stdin=subprocess.DEVNULL,
-                             cwd=ROOT)
-    _children.append(p)
-
-    def ready():
-        if p.poll() is not None:
-            raise RuntimeError(f"envoy exited with {p.returncode}; see {log}")
-        status, _, body = http("GET", f"http://127.0.0.1:{admin_port}/ready", timeout=0.5)
-        return status == 200 and body.strip() == b"LIVE"
-
-    wait_for(f"envoy /ready ({log.name})", ready, timeout, 0.02)
+def start_envoy(envoy: str, config: Path, admin_port: int, log: Path,
+                concurrency: int) -> subprocess.Popen:
+    """Starts Envoy from the repository root (where the shipped config's relative paths point)
+    and waits for /ready (LIVE: the initial CDS and RDS have arrived). Its stdout (the access
+    log) goes nowhere; its own log to `log`."""
+    p, _ = benchlib.start_envoy(envoy, config, admin_port, log, concurrency,
+                                stdout_to_log=False, cwd=ROOT)
     return p
 
 
 def start_portcullis(portcullis: str, data_dir: Path, port: int, xds_port: int, public_url: str,
                      admin_token: str, sync_token: str, jwks_file: Path,
                      log: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    for k in list(env):
-        if k.startswith("PORTCULLIS_") or k.startswith("IDE_OAUTH") or k in (
-                "DATABASE_URL", "MCP_ADVERTISED_SCOPES"):
-            del env[k]
-    env.update({
+    return benchlib.start_portcullis(portcullis, port, {
         "PORTCULLIS_DATA_DIR": str(data_dir),
         "PORTCULLIS_PUBLIC_URL": public_url,
         "PORTCULLIS_ADMIN_TOKEN": admin_token,
@@ -400,21 +279,7 @@ def start_portcullis(portcullis: str, data_dir: Path, port: int, xds_port: int, 
         "PORTCULLIS_IDP_JWKS_FILE": str(jwks_file),
         "PORTCULLIS_IDP_AUDIENCE": AUDIENCE,
         "PORTCULLIS_IDP_ALGORITHMS": "RS256",
-        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-        "RUST_LOG": os.environ.get("RUST_LOG", "info"),
-    })
-    with open(log, "w") as logf:
-        p = subprocess.Popen([portcullis, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=logf, stdin=subprocess.DEVNULL)
-    _children.append(p)
-
-    def healthy():
-        if p.poll() is not None:
-            raise RuntimeError(f"portcullis serve exited ({p.returncode}); see {log}")
-        return http("GET", f"http://127.0.0.1:{port}/healthz", timeout=0.5)[0] == 200
-
-    wait_for("portcullis serve /healthz", healthy, 30, 0.1)
-    return p
+    }, log)
 
 
 def api(base: str, admin: str, method: str, path: str, obj) -> tuple[int, bytes]:
@@ -631,14 +496,6 @@ def propagation_series(envoy: EnvoyUnderTest, base: str, admin: str, token: str,
     return samples, info
 
 
-def pct(xs: list[float], p: float) -> float | None:
-    """Nearest-rank percentile."""
-    xs = sorted(xs)
-    if not xs:
-        return None
-    return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
-
-
 def dist(xs: list[float]) -> dict:
     return {"n": len(xs), "p50": pct(xs, 50), "p95": pct(xs, 95), "p99": pct(xs, 99),
             "max": max(xs) if xs else None}
@@ -691,25 +548,13 @@ def run_wrk(e: EnvoyUnderTest, token: str, seconds: float, cp_pid: int, base: st
     """One wrk sample. CPU is read before the load and after the audit records of the sample
     have reached the control plane, so the shipping of the last batches counts too (the same
     wait follows audit-off samples)."""
-    args = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency",
-            "-s", str(REPORT_LUA), "-H", f"Authorization: Bearer {token}", e.url()]
-    load = os.getloadavg()[0]
-    envoy_before, cp_before = cpu_ticks(e.proc.pid), cpu_ticks(cp_pid)
-    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
-    trail_shipped(base)
-    envoy_after, cp_after = cpu_ticks(e.proc.pid), cpu_ticks(cp_pid)
-    if out.returncode != 0:
-        raise RuntimeError(f"wrk failed: {out.stderr.strip()}")
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
-    if line is None:
-        raise RuntimeError(f"no BENCH_JSON line in wrk output:\n{out.stdout}")
-    r = json.loads(line[len("BENCH_JSON "):])
-    r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+    load = benchlib.load1()
+    r, (envoy_cpu_s, cp_cpu_s) = benchlib.run_wrk(
+        e.url(), seconds, THREADS, CONNECTIONS, {"Authorization": f"Bearer {token}"},
+        (e.proc.pid, cp_pid), before_cpu_after=lambda: trail_shipped(base))
     n = r["requests"] or float("nan")
-    r["envoy_cpu_us_per_req"] = (envoy_after - envoy_before) / CLK_TCK * 1e6 / n
-    r["cp_cpu_us_per_req"] = (cp_after - cp_before) / CLK_TCK * 1e6 / n
-    r["errors"] = sum(r[k] for k in ("errors_connect", "errors_read", "errors_write",
-                                     "errors_status", "errors_timeout"))
+    r["envoy_cpu_us_per_req"] = envoy_cpu_s * 1e6 / n
+    r["cp_cpu_us_per_req"] = cp_cpu_s * 1e6 / n
     r["load1"] = load
     return r
 
@@ -787,20 +632,20 @@ def summarize_audit(envoys: list[EnvoyUnderTest]) -> list[dict]:
                "dropped_samples": len(e.samples) - len(good)}
         if good:
             row.update({
-                "rps": statistics.median(s["rps"] for s in good),
-                "p50_us": statistics.median(s["p50_us"] for s in good),
-                "p99_us": statistics.median(s["p99_us"] for s in good),
-                "envoy_cpu": statistics.median(s["envoy_cpu_us_per_req"] for s in good),
-                "cp_cpu": statistics.median(s["cp_cpu_us_per_req"] for s in good),
-                "load1": statistics.median(s["load1"] for s in good),
+                "rps": median(s["rps"] for s in good),
+                "p50_us": median(s["p50_us"] for s in good),
+                "p99_us": median(s["p99_us"] for s in good),
+                "envoy_cpu": median(s["envoy_cpu_us_per_req"] for s in good),
+                "cp_cpu": median(s["cp_cpu_us_per_req"] for s in good),
+                "load1": median(s["load1"] for s in good),
             })
         if pairs and e.audit:
-            row["rps_ratio"] = statistics.median(s["rps"] / b["rps"] for s, b in pairs)
+            row["rps_ratio"] = median(s["rps"] / b["rps"] for s, b in pairs)
             deltas = [s["envoy_cpu_us_per_req"] - b["envoy_cpu_us_per_req"] for s, b in pairs]
-            row["envoy_cpu_delta"] = statistics.median(deltas)
-            if len(deltas) >= 4:
-                q = statistics.quantiles(deltas, n=4)
-                row["envoy_cpu_delta_iqr"] = [q[0], q[2]]
+            row["envoy_cpu_delta"] = median(deltas)
+            quartiles = benchlib.iqr(deltas)
+            if quartiles:
+                row["envoy_cpu_delta_iqr"] = quartiles
         elif not e.audit:
             row["rps_ratio"] = 1.0
             row["envoy_cpu_delta"] = 0.0
@@ -916,9 +761,9 @@ def main() -> int:
         for old in run_dir.glob(pattern):
             old.unlink()
     started = datetime.datetime.now(datetime.timezone.utc)
-    load_start = os.getloadavg()[0]
+    load_start = benchlib.load1()
     say(f"load average at start: {load_start:.2f}")
-    meta = machine()
+    meta = benchlib.machine(["filter", "policy", "control-plane", "envoy"])
 
     with tempfile.TemporaryDirectory(prefix="portcullis-sync-bench-") as tmp:
         tmp = Path(tmp)
@@ -927,10 +772,8 @@ def main() -> int:
 
         up_port, up_admin = free_ports(2)
         up_cfg = run_dir / "upstream.yaml"
-        text = "\n".join(ln for ln in UPSTREAM_TEMPLATE.read_text().splitlines()
-                         if not ln.lstrip().startswith("#")) + "\n"
-        up_cfg.write_text(text.replace("{{ADMIN_PORT}}", str(up_admin))
-                          .replace("{{LISTEN_PORT}}", str(up_port)))
+        up_cfg.write_text(benchlib.render(UPSTREAM_TEMPLATE, {"ADMIN_PORT": str(up_admin),
+                                                             "LISTEN_PORT": str(up_port)}))
         start_envoy(envoy_bin, up_cfg, up_admin, run_dir / "upstream.log", 1)
 
         cp_port, xds_port, on_listen, on_admin = free_ports(4)
@@ -984,11 +827,11 @@ def main() -> int:
         if cp.poll() is not None:
             raise RuntimeError("portcullis serve exited during the run")
         envoy_stats[env_on.name] = env_on.stats("wasm")
-        _stop_all()
+        benchlib.stop_all()
 
     meta.update({
         "started": f"{started:%Y-%m-%d %H:%M}", "load_start": load_start,
-        "load_end": os.getloadavg()[0],
+        "load_end": benchlib.load1(),
         "envoy": envoy_version(envoy_bin),
         "changes": CHANGES, "pollers": POLLERS, "gap_ms": GAP_S * 1e3,
         "poll_interval_ms": POLL_INTERVAL_S * 1e3, "rounds": ROUNDS, "duration": DURATION,
