@@ -17,6 +17,7 @@ both_backends!(
     audit_batches_are_stored_and_searchable,
     bad_audit_batches_change_nothing,
     audit_retention_keeps_the_newest,
+    audit_text_round_trips_exactly,
 );
 
 async fn sync_app(b: &Backend) -> TestApp {
@@ -391,4 +392,19 @@ async fn two_replicas_share_versions_and_changes() {
     let now_a = a.poll(Some(&etag_of(&on_a)), 5).await;
     assert_eq!(etag_of(&now_a), etag_of(&seen));
     assert_eq!(version_of(&now_a), version_of(&on_a) + 1);
+}
+
+async fn audit_text_round_trips_exactly(b: Backend) {
+    let t = sync_app(&b).await;
+    let mut event = audit_event(1, "deny", "ünï\"cødé' \\ $1 ?", Some("tool'); --"));
+    event["groups"] = json!(["a,b", "\"q\"", "日本"]);
+    event["request_id"] = json!(null);
+    event["path"] = json!("/srv/mcp/%2e%2e/ü");
+    t.post_audit(json!({"events": [event.clone()]}))
+        .await
+        .ok(202);
+    let stored = t.admin("GET", "/api/audit", None).await.ok(200)["events"][0].clone();
+    for (k, v) in event.as_object().unwrap() {
+        assert_eq!(&stored[k], v, "field {k}");
+    }
 }
