@@ -44,12 +44,14 @@ impl Metrics {
 
     /// An audit event went onto the shared queue.
     pub fn audit_queued(&self, events: usize) {
-        self.audit_queued.set(self.audit_queued.get() + events as u64);
+        self.audit_queued
+            .set(self.audit_queued.get() + events as u64);
     }
 
     /// An audit event could not be queued (no singleton): counted, never silently lost.
     pub fn audit_unqueued(&self, events: usize) {
-        self.audit_unqueued.set(self.audit_unqueued.get() + events as u64);
+        self.audit_unqueued
+            .set(self.audit_unqueued.get() + events as u64);
     }
 
     pub fn denied(&self, reason: &'static str) {
