@@ -333,6 +333,26 @@ pub fn header_values<'h>(headers: &'h [(String, String)], name: &str) -> Vec<&'h
         .collect()
 }
 
+/// The next request line on a keep-alive connection (blank lines between requests skipped):
+/// `(method, target)`, or `None` when the peer is gone.
+pub fn read_request_line(reader: &mut impl BufRead) -> Option<(String, String)> {
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.split(' ');
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("").to_string();
+        return Some((method, target));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

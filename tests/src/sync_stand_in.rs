@@ -16,7 +16,7 @@
 //! included); [`StandInControlPlane::restart`] listens on the same port again, with the same
 //! state.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::http::{read_chunked, read_headers};
+use crate::http::{read_chunked, read_headers, read_request_line};
 use crate::util::sha256_hex;
 
 /// A snapshot as served.
@@ -277,18 +277,9 @@ fn serve(conn: TcpStream, inner: &Inner, generation: u64) {
     };
     let mut reader = BufReader::new(conn);
     loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            continue;
-        }
-        let mut parts = line.split(' ');
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("").to_string();
+        let Some((method, target)) = read_request_line(&mut reader) else {
+            return;
+        };
         let Ok(headers) = read_headers(&mut reader) else {
             return;
         };

@@ -5,7 +5,7 @@
 //! Answers: a JSON-RPC request body gets a JSON-RPC result echoing its `method` (a batch gets an
 //! array); anything else gets `{"echo":true}`. Every response carries `x-echo-upstream: 1`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::http::{read_chunked, read_headers};
+use crate::http::{read_chunked, read_headers, read_request_line};
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
@@ -127,18 +127,9 @@ fn serve(conn: TcpStream, reqs: Arc<Mutex<Vec<RecordedRequest>>>) {
     };
     let mut reader = BufReader::new(conn);
     loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            continue;
-        }
-        let mut parts = line.split(' ');
-        let method = parts.next().unwrap_or("").to_string();
-        let path = parts.next().unwrap_or("").to_string();
+        let Some((method, path)) = read_request_line(&mut reader) else {
+            return;
+        };
         let Ok(headers) = read_headers(&mut reader) else {
             return;
         };
