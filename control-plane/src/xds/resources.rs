@@ -17,14 +17,14 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
 use envoy_types::pb::envoy::config::route::v3::{
-    route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch,
-    VirtualHost,
+    header_matcher, route, route_action, route_match, HeaderMatcher, Route, RouteAction,
+    RouteConfiguration, RouteMatch, VirtualHost,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     common_tls_context, subject_alt_name_matcher, CertificateValidationContext, CommonTlsContext,
     SubjectAltNameMatcher, UpstreamTlsContext,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, StringMatcher};
+use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher};
 use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration};
 use prost::{Message, Name};
 use sha2::{Digest, Sha256};
@@ -40,6 +40,16 @@ pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CLUSTER_PREFIX: &str = "mcp_";
 /// Envoy's name for the TLS transport socket.
 const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
+/// The discovery documents the filter lets through without credentials (`docs/policy.md`),
+/// and the only ones routed to the control plane.
+pub const DISCOVERY_DOCUMENTS: [&str; 3] = [
+    "oauth-protected-resource",
+    "oauth-authorization-server",
+    "openid-configuration",
+];
+/// The methods discovery requests may use; any other method on a discovery path under a server
+/// is a server request (the filter asks for credentials) and goes to the server's cluster.
+pub const DISCOVERY_METHODS: &[&str] = &["GET", "HEAD", "OPTIONS"];
 
 /// Why a server gets no route and no cluster. The registry validates `proxy_pass_url` on write,
 /// so these only show for rows written by something else (or by an older version).
@@ -107,6 +117,8 @@ pub struct PlannedRoute {
     /// Route name in Envoy (shows in `/config_dump` and debug logs).
     pub name: String,
     pub matcher: PathMatch,
+    /// The `:method`s the route is for; empty: every method.
+    pub methods: &'static [&'static str],
     pub target: RouteTarget,
 }
 
@@ -193,9 +205,13 @@ fn check_server_path(path: &str) -> Result<&str, UpstreamError> {
 
 /// The routing rules, for every server:
 ///
-/// - `<path>/.well-known/…` and `<path>/mcp/.well-known/…` (and, once, `/.well-known/…`) go to
-///   the control plane: the OAuth discovery documents (RFC 9728, RFC 8414, OIDC) for clients
-///   that look next to the MCP URL;
+/// - the OAuth discovery documents (RFC 9728, RFC 8414, OIDC: [`DISCOVERY_DOCUMENTS`]) go to
+///   the control plane for `GET`, `HEAD` and `OPTIONS` only ([`DISCOVERY_METHODS`]), exactly
+///   where the filter lets them through without credentials: `/.well-known/DOC` and
+///   `/.well-known/DOC/…` once, and exactly `<path>/.well-known/DOC` and
+///   `<path>/mcp/.well-known/DOC` for every server. Any other path under a server (another
+///   `.well-known` document, one deeper, another method) is the server's: the filter wants
+///   credentials for it and the server's cluster gets it;
 /// - `<path>` and `<path>/…` go to the server's cluster with `<path>` replaced by the path of
 ///   `proxy_pass_url` (the reverse-proxy rule: `/github/mcp` → `http://up:8000` + `/mcp`;
 ///   a root-endpoint server with `append_mcp_path: false` is reached at `/github` → `/`);
@@ -206,9 +222,10 @@ fn check_server_path(path: &str) -> Result<&str, UpstreamError> {
 ///   gateway lies under the server's path (the filter knows servers by path) and takes the rule
 ///   above; one elsewhere is not ours to route.
 ///
-/// Routes are ordered most specific first (longest match text, exact before prefix, then by
-/// text) so nested server paths (`/team` and `/team/github`) each get their own traffic;
-/// paths no route matches get Envoy's 404.
+/// Routes are ordered most specific first (longest match text, exact before prefix, method
+/// restricted before any method, then by text) so nested server paths (`/team` and
+/// `/team/github`) each get their own traffic and a discovery request with another method
+/// falls through to its server; paths no route matches get Envoy's 404.
 pub fn plan(servers: &[Server]) -> Plan {
     // Cluster names: the sanitised name, plus a hash of the real name for every server whose
     // sanitised name is shared (both get one, so neither name depends on the other's order).
@@ -219,8 +236,8 @@ pub fn plan(servers: &[Server]) -> Plan {
             .or_default() += 1;
     }
     let mut out = Plan::default();
-    let mut routes: BTreeMap<(std::cmp::Reverse<usize>, u8, String), PlannedRoute> =
-        BTreeMap::new();
+    type Key = (std::cmp::Reverse<usize>, u8, bool, String);
+    let mut routes: BTreeMap<Key, PlannedRoute> = BTreeMap::new();
     let mut add = |route: PlannedRoute| {
         let kind = match route.matcher {
             PathMatch::Exact(_) => 0,
@@ -229,17 +246,28 @@ pub fn plan(servers: &[Server]) -> Plan {
         let key = (
             std::cmp::Reverse(route.matcher.text().len()),
             kind,
+            route.methods.is_empty(),
             route.matcher.text().to_string(),
         );
         // First writer wins: two servers cannot share a path (the registry's key), and the
         // discovery routes are identical whoever adds them.
         routes.entry(key).or_insert(route);
     };
-    add(PlannedRoute {
-        name: "discovery".into(),
-        matcher: PathMatch::Prefix("/.well-known/".into()),
-        target: RouteTarget::ControlPlane,
-    });
+    for doc in DISCOVERY_DOCUMENTS {
+        // RFC 9728 / RFC 8414 / OIDC at the root, and with the resource's or issuer's path
+        // inserted after the document name.
+        for matcher in [
+            PathMatch::Exact(format!("/.well-known/{doc}")),
+            PathMatch::Prefix(format!("/.well-known/{doc}/")),
+        ] {
+            add(PlannedRoute {
+                name: "discovery".into(),
+                matcher,
+                methods: DISCOVERY_METHODS,
+                target: RouteTarget::ControlPlane,
+            });
+        }
+    }
     for server in servers {
         let sanitised = sanitised_cluster_name(&server.name);
         let cluster = if by_sanitised.get(&sanitised).copied().unwrap_or(0) > 1 {
@@ -267,26 +295,28 @@ pub fn plan(servers: &[Server]) -> Plan {
             authority: upstream.authority.clone(),
         };
         let base = &upstream.base_path;
-        for discovery in [
-            format!("{path}/.well-known/"),
-            format!("{path}/mcp/.well-known/"),
-        ] {
-            add(PlannedRoute {
-                name: format!("discovery:{}", server.name),
-                matcher: PathMatch::Prefix(discovery),
-                target: RouteTarget::ControlPlane,
-            });
+        for base in [path.clone(), format!("{path}/mcp")] {
+            for doc in DISCOVERY_DOCUMENTS {
+                add(PlannedRoute {
+                    name: format!("discovery:{}", server.name),
+                    matcher: PathMatch::Exact(format!("{base}/.well-known/{doc}")),
+                    methods: DISCOVERY_METHODS,
+                    target: RouteTarget::ControlPlane,
+                });
+            }
         }
         if server.appends_mcp_path() && is_mcp_endpoint_path(base) {
             add(PlannedRoute {
                 name: format!("mcp-endpoint:{}", server.name),
                 matcher: PathMatch::Exact(format!("{path}/mcp")),
+                methods: &[],
                 target: to_upstream(base.clone()),
             });
         }
         add(PlannedRoute {
             name: format!("server:{}", server.name),
             matcher: PathMatch::Exact(path.clone()),
+            methods: &[],
             target: to_upstream(if base.is_empty() {
                 "/".to_string()
             } else {
@@ -296,6 +326,7 @@ pub fn plan(servers: &[Server]) -> Plan {
         add(PlannedRoute {
             name: format!("server:{}", server.name),
             matcher: PathMatch::Prefix(format!("{path}/")),
+            methods: &[],
             target: to_upstream(format!("{base}/")),
         });
         out.upstreams.push(upstream);
@@ -348,10 +379,29 @@ fn envoy_route(planned: &PlannedRoute, config: &XdsConfig) -> Route {
             ..Default::default()
         },
     };
+    // One `:method` matcher for a restricted route (RE2, matched against the whole value).
+    let headers = if planned.methods.is_empty() {
+        Vec::new()
+    } else {
+        vec![HeaderMatcher {
+            name: ":method".into(),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+                StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+                        regex: planned.methods.join("|"),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }]
+    };
     Route {
         name: planned.name.clone(),
         r#match: Some(RouteMatch {
             path_specifier: Some(path_specifier),
+            headers,
             ..Default::default()
         }),
         action: Some(route::Action::Route(action)),

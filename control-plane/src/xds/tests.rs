@@ -8,7 +8,9 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::envoy::config::core::v3::{address, data_source, socket_address, Node};
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint;
-use envoy_types::pb::envoy::config::route::v3::{route, route_action, RouteConfiguration};
+use envoy_types::pb::envoy::config::route::v3::{
+    header_matcher, route, route_action, RouteConfiguration,
+};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     common_tls_context, subject_alt_name_matcher, UpstreamTlsContext,
 };
@@ -26,6 +28,7 @@ use tonic::Streaming;
 use super::ads::{cluster_type_url, route_type_url};
 use super::resources::{
     plan, sanitised_cluster_name, PathMatch, PlannedRoute, RouteTarget, UpstreamError,
+    DISCOVERY_DOCUMENTS,
 };
 use super::*;
 use crate::registry::{Server, ServerFields};
@@ -48,13 +51,22 @@ fn with_append(mut s: Server, append: Option<bool>) -> Server {
     s
 }
 
-/// Where Envoy would send `path` under `routes`: first match wins; exact matches compare the
-/// path without its query; the matched part is replaced by the rewrite.
+/// Where Envoy would send a `GET` of `path` under `routes`.
 fn route_for(routes: &[PlannedRoute], path: &str) -> Option<(String, String)> {
+    route_with(routes, "GET", path)
+}
+
+/// Where Envoy would send `method` `path` under `routes`: first match wins; exact matches
+/// compare the path without its query; a route with methods matches only those; the matched
+/// part is replaced by the rewrite.
+fn route_with(routes: &[PlannedRoute], method: &str, path: &str) -> Option<(String, String)> {
     let bare = path.split('?').next().unwrap_or(path);
-    let route = routes.iter().find(|r| match &r.matcher {
-        PathMatch::Exact(p) => bare == p,
-        PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+    let route = routes.iter().find(|r| {
+        (r.methods.is_empty() || r.methods.contains(&method))
+            && match &r.matcher {
+                PathMatch::Exact(p) => bare == p,
+                PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            }
     })?;
     let matched = route.matcher.text().len();
     Some(match &route.target {
@@ -120,6 +132,88 @@ fn root_upstream_is_reached_at_path_mcp() {
         ("mcp_everything", "127.0.0.1", 3001, false, true)
     );
     assert_eq!(u.authority, "127.0.0.1:3001");
+}
+
+/// Rules R3/R4 of `docs/policy.md`: the control plane gets exactly the discovery documents the
+/// filter lets through (GET, HEAD, OPTIONS); every other path under a server, whatever its
+/// segments, and every other method is the server's.
+#[test]
+fn only_the_discovery_documents_the_filter_passes_go_to_the_control_plane() {
+    let p = plan(&[
+        server("t", "/t", "http://127.0.0.1:3001"),
+        server("team-github", "/team/github", "http://127.0.0.1:3002/mcp"),
+    ]);
+    let r = &p.routes;
+    for doc in DISCOVERY_DOCUMENTS {
+        for path in [
+            format!("/.well-known/{doc}"),
+            format!("/.well-known/{doc}?x=1"),
+            format!("/.well-known/{doc}/t/mcp"),
+            format!("/.well-known/{doc}/realms/acme"),
+            format!("/t/.well-known/{doc}"),
+            format!("/t/mcp/.well-known/{doc}"),
+            format!("/t/mcp/.well-known/{doc}?x=1"),
+            format!("/team/github/.well-known/{doc}"),
+            format!("/team/github/mcp/.well-known/{doc}"),
+        ] {
+            for method in ["GET", "HEAD", "OPTIONS"] {
+                assert_eq!(route_with(r, method, &path), cp(&path), "{method} {path}");
+            }
+            // Another method is a server request (credentials needed) for the server...
+            for method in ["POST", "PUT", "PATCH", "DELETE"] {
+                let to = route_with(r, method, &path);
+                if path.starts_with("/.well-known/") {
+                    // ...and outside every server, nothing (the filter answers 405 first).
+                    assert_eq!(to, None, "{method} {path}");
+                } else {
+                    let cluster = if path.starts_with("/t/") {
+                        "mcp_t"
+                    } else {
+                        "mcp_team_github"
+                    };
+                    assert_eq!(to.map(|t| t.0), Some(cluster.into()), "{method} {path}");
+                }
+            }
+        }
+    }
+    // Any other `.well-known` path under a server is the server's, whatever the method.
+    for (path, upstream) in [
+        ("/t/mcp/.well-known", "/mcp/.well-known"),
+        ("/t/mcp/.well-known/", "/mcp/.well-known/"),
+        ("/t/mcp/.well-known/foo", "/mcp/.well-known/foo"),
+        ("/t/x/.well-known/y", "/x/.well-known/y"),
+        ("/t/.well-known/jwks.json", "/.well-known/jwks.json"),
+        (
+            "/t/.well-known/oauth-protected-resource/more",
+            "/.well-known/oauth-protected-resource/more",
+        ),
+        (
+            "/t/mcp/.well-known/oauth-protected-resourcex",
+            "/mcp/.well-known/oauth-protected-resourcex",
+        ),
+        (
+            "/t/a/mcp/.well-known/openid-configuration",
+            "/a/mcp/.well-known/openid-configuration",
+        ),
+    ] {
+        for method in ["GET", "POST"] {
+            assert_eq!(
+                route_with(r, method, path),
+                goes("mcp_t", upstream),
+                "{method} {path}"
+            );
+        }
+    }
+    // Other root `.well-known` documents are nobody's (the filter answers 404 first).
+    for path in [
+        "/.well-known/jwks.json",
+        "/.well-known/",
+        "/.well-known/oauth-protected-resourcex",
+    ] {
+        assert_eq!(route_for(r, path), None, "{path}");
+    }
+    // 6 root routes; 6 per server; 2 server routes each (neither appends /mcp to an endpoint).
+    assert_eq!(r.len(), 6 + 2 * (6 + 2), "{r:#?}");
 }
 
 #[test]
@@ -467,9 +561,32 @@ fn route_configuration_in_envoy_form() {
             )
         })
         .collect();
-    assert_eq!(actions.len(), 5, "{actions:?}");
+    assert_eq!(actions.len(), 14, "{actions:?}");
     use route_action::ClusterSpecifier::Cluster as C;
     assert!(actions.contains(&("discovery".into(), C("cp".into()), String::new())));
+    // Discovery routes carry one `:method` matcher (GET, HEAD, OPTIONS); server routes none.
+    for r in &rc.virtual_hosts[0].routes {
+        let Some(route::Action::Route(a)) = &r.action else {
+            unreachable!()
+        };
+        let headers = &r.r#match.as_ref().expect("match").headers;
+        if a.cluster_specifier == Some(C("cp".into())) {
+            assert_eq!(headers.len(), 1, "{}", r.name);
+            assert_eq!(headers[0].name, ":method");
+            assert!(!headers[0].invert_match);
+            let Some(header_matcher::HeaderMatchSpecifier::StringMatch(m)) =
+                &headers[0].header_match_specifier
+            else {
+                panic!("string match")
+            };
+            let Some(string_matcher::MatchPattern::SafeRegex(re)) = &m.match_pattern else {
+                panic!("regex")
+            };
+            assert_eq!(re.regex, "GET|HEAD|OPTIONS");
+        } else {
+            assert!(headers.is_empty(), "{}", r.name);
+        }
+    }
     assert!(actions.contains(&(
         "server:everything".into(),
         C("mcp_everything".into()),
