@@ -7,8 +7,10 @@
 //! `pluginConfig`, an `EnvoyExtensionPolicy`'s `wasm[].config`, also inside YAML carried in a
 //! string such as a Secret's bootstrap fragment) has one of the three documented shapes; within
 //! one example directory, the filters and the sync singleton share a `vm_id`, and every HTTP
-//! filter gets `allow_on_headers_stop_iteration: true` one way or another; the READMEs' relative
-//! links lead to files that exist.
+//! filter gets `allow_on_headers_stop_iteration: true` one way or another; every Envoy HTTP filter
+//! has `failure_policy: FAIL_RELOAD` and nothing fails open (no `fail_open: true`, WasmPlugin
+//! `failStrategy: FAIL_OPEN` or EnvoyExtensionPolicy `failOpen: true`); the READMEs' relative
+//! links lead to files that exist. The shipped `envoy/*.yaml` get the same checks.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -366,12 +368,35 @@ fn check_envoy_plugin_config(plugin: &Map<String, Value>, at: &str, findings: &m
                     "HTTP filter without `allow_on_headers_stop_iteration: true`: every POST would hang",
                 ));
             }
+            check_failure_policy(plugin, at, findings);
             if role == Role::DynamicFilter {
                 findings
                     .filter_vm_ids
                     .push((at.to_owned(), vm_id.to_owned()));
             }
         }
+    }
+}
+
+/// An HTTP filter fails closed and comes back: `failure_policy: FAIL_RELOAD` (a crashed VM is
+/// reloaded; requests get 503 while it reloads), never `fail_open: true` or `FAIL_OPEN`.
+fn check_failure_policy(plugin: &Map<String, Value>, at: &str, findings: &mut Findings) {
+    if plugin.get("fail_open") == Some(&Value::Bool(true)) {
+        findings.problems.push(problem(
+            at,
+            "HTTP filter with `fail_open: true`: a crashed filter would let every request through unchecked",
+        ));
+    }
+    match plugin.get("failure_policy").and_then(Value::as_str) {
+        Some("FAIL_RELOAD") => {}
+        Some(other) => findings.problems.push(problem(
+            at,
+            format!("HTTP filter with `failure_policy: {other}`; use FAIL_RELOAD"),
+        )),
+        None => findings.problems.push(problem(
+            at,
+            "HTTP filter without `failure_policy: FAIL_RELOAD`: a crashed VM would stay dead (503 for everyone on its worker)",
+        )),
     }
 }
 
@@ -410,6 +435,12 @@ fn check_kubernetes_object(doc: &Value, at: &str, findings: &mut Findings) {
     match kind {
         "WasmPlugin" => {
             require_str(doc, &["spec", "url"], at, &mut problems);
+            if non_empty_str(doc, &["spec", "failStrategy"]) == Some("FAIL_OPEN") {
+                problems.push(problem(
+                    at,
+                    "`spec.failStrategy: FAIL_OPEN`: a crashed filter would let every request through unchecked",
+                ));
+            }
             if get(doc, &["spec", "phase"]).is_none() && get(doc, &["spec", "match"]).is_none() {
                 problems.push(problem(at, "`spec.phase` or `spec.match` is required"));
             }
@@ -540,6 +571,12 @@ fn check_envoy_extension_policy(
         .enumerate()
     {
         let at = &format!("{at} spec.wasm[{index}]");
+        if wasm.get("failOpen") == Some(&Value::Bool(true)) {
+            problems.push(problem(
+                at,
+                "`failOpen: true`: a crashed filter would let every request through unchecked",
+            ));
+        }
         match non_empty_str(wasm, &["code", "type"]) {
             Some("Image") => require_str(wasm, &["code", "image", "url"], at, problems),
             Some("HTTP") => require_str(wasm, &["code", "http", "url"], at, problems),
@@ -724,6 +761,36 @@ fn example_groups(root: &Path) -> Vec<Vec<PathBuf>> {
 
 // ---------------------------------------------------------------------------------------------
 // The tests over the real examples
+
+/// `envoy/demo.yaml` (static filter) and `envoy/bootstrap-xds.yaml` (dynamic filter and
+/// singleton), each on its own: the same plugin, filter and failure-policy checks as the examples.
+#[test]
+fn shipped_envoy_configs_pass_the_same_checks() {
+    let root = examples_root().join("..").join("envoy");
+    let files = config_files(&root);
+    assert!(files.len() >= 2, "envoy/*.yaml: {files:?}");
+    let mut plugins = 0;
+    for file in files {
+        let (listing, findings) = check_files(std::slice::from_ref(&file), &root);
+        assert!(
+            findings.problems.is_empty(),
+            "{}:\n  {}",
+            file.display(),
+            findings
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+        println!("{}", listing.join("\n"));
+        plugins += findings.filter_vm_ids.len() + findings.singleton_vm_ids.len();
+    }
+    assert!(
+        plugins >= 2,
+        "the checks found no Portcullis plugin in envoy/"
+    );
+}
 
 #[test]
 fn every_example_file_parses_and_has_the_fields_it_needs() {
@@ -1061,6 +1128,7 @@ spec:
         typed_config:
           config:
             allow_on_headers_stop_iteration: {allow_stop_iteration}
+            failure_policy: FAIL_RELOAD
             vm_config:
               vm_id: {vm_id}
               code: {{local: {{filename: /etc/portcullis/wasm/portcullis_filter.wasm}}}}
@@ -1096,6 +1164,63 @@ fn a_filter_without_stop_iteration_is_caught() {
         http_filter("portcullis", false, r#"{"shared_snapshot": true}"#)
     );
     assert_one_problem_mentioning(&text, "allow_on_headers_stop_iteration");
+}
+
+#[test]
+fn a_filter_without_fail_reload_is_caught() {
+    let good = http_filter("portcullis", true, r#"{"shared_snapshot": true}"#);
+    let text = format!(
+        "{SINGLETON_SECRET}{}",
+        good.replace("            failure_policy: FAIL_RELOAD\n", "")
+    );
+    assert_one_problem_mentioning(&text, "without `failure_policy: FAIL_RELOAD`");
+    let text = format!(
+        "{SINGLETON_SECRET}{}",
+        good.replace("FAIL_RELOAD", "FAIL_CLOSED")
+    );
+    assert_one_problem_mentioning(&text, "`failure_policy: FAIL_CLOSED`; use FAIL_RELOAD");
+}
+
+#[test]
+fn a_filter_that_fails_open_is_caught() {
+    let good = http_filter("portcullis", true, r#"{"shared_snapshot": true}"#);
+    let text = format!(
+        "{SINGLETON_SECRET}{}",
+        good.replace(
+            "            failure_policy: FAIL_RELOAD\n",
+            "            failure_policy: FAIL_RELOAD\n            fail_open: true\n"
+        )
+    );
+    assert_one_problem_mentioning(&text, "`fail_open: true`");
+    let text = format!(
+        "{SINGLETON_SECRET}{}",
+        good.replace("FAIL_RELOAD", "FAIL_OPEN")
+    );
+    assert_one_problem_mentioning(&text, "`failure_policy: FAIL_OPEN`");
+    let plugin = format!("{GOOD_WASM_PLUGIN}  failStrategy: FAIL_OPEN\n");
+    assert_one_problem_mentioning(&plugin, "`spec.failStrategy: FAIL_OPEN`");
+    let reload = format!("{GOOD_WASM_PLUGIN}  failStrategy: FAIL_RELOAD\n");
+    assert_eq!(problems_in(&reload), Vec::<String>::new());
+}
+
+#[test]
+fn an_envoy_extension_policy_that_fails_open_is_caught() {
+    let policy = "
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: EnvoyExtensionPolicy
+metadata: {name: portcullis, namespace: mcp}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: mcp}]
+  wasm:
+  - code: {type: HTTP, http: {url: 'https://example.com/p.wasm'}}
+    config: {shared_snapshot: true}
+    failOpen: true
+";
+    let problems = problems_in(policy);
+    assert!(
+        problems.iter().any(|p| p.contains("`failOpen: true`")),
+        "{problems:#?}"
+    );
 }
 
 #[test]
