@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use proxy_wasm::hostcalls;
 use serde::Serialize;
 
-use policy::{Identity, Policy, RpcMessage, ServerId};
+use policy::{Identity, Policy, ServerId};
 
 use crate::metrics::Metrics;
 
@@ -79,6 +79,22 @@ pub struct RequestFacts {
 }
 
 impl RequestFacts {
+    /// From the header bytes: invalid UTF-8 is recorded as U+FFFD, never refused here.
+    pub fn from_bytes(
+        request_id: Option<&[u8]>,
+        http_method: Option<&[u8]>,
+        path: Option<&[u8]>,
+    ) -> Self {
+        fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
+            bytes.map(String::from_utf8_lossy)
+        }
+        RequestFacts::new(
+            text(request_id).as_deref(),
+            text(http_method).as_deref(),
+            text(path).as_deref(),
+        )
+    }
+
     pub fn new(request_id: Option<&str>, http_method: Option<&str>, path: Option<&str>) -> Self {
         let path = path.unwrap_or_default();
         RequestFacts {
@@ -109,16 +125,6 @@ impl<'a> Outcome<'a> {
             method,
             tool,
         }
-    }
-}
-
-/// The method and tool an allowed body is recorded with: a single message's own, or
-/// `"batch"` (no tool) for several.
-pub fn summarize<'m>(messages: &'m [RpcMessage<'_>]) -> (Option<&'m str>, Option<&'m str>) {
-    match messages {
-        [RpcMessage::Call { method, tool }] => (Some(method.as_ref()), tool.as_deref()),
-        [RpcMessage::Response] | [] => (None, None),
-        _ => (Some("batch"), None),
     }
 }
 

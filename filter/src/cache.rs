@@ -2,7 +2,10 @@
 //! allocation; both are bounded and emptied when a new snapshot arrives.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::rc::Rc;
+
+use sha2::{Digest, Sha256};
 
 use policy::{Identity, TokenError};
 
@@ -18,12 +21,14 @@ struct Entry {
     until: u64,
 }
 
-/// A bounded map from the credential (the whole token, so there are no collisions) to its
-/// outcome. When full, expired entries go first, then an arbitrary eighth (random eviction:
-/// `HashMap` iteration order is randomly seeded).
+/// Bounded maps to outcomes. Verified credentials are keyed by the whole token (no collisions:
+/// a hit grants access); refused ones by the token's SHA-256, so a flood of large junk tokens
+/// costs 32 bytes an entry (and the caller never stores shape errors, see
+/// `TokenError::is_worth_caching`). When full, expired entries go first, then an arbitrary
+/// eighth (random eviction: `HashMap` iteration order is randomly seeded).
 pub struct CredentialCache {
     valid: HashMap<Box<str>, Entry>,
-    invalid: HashMap<Box<str>, Entry>,
+    invalid: HashMap<[u8; 32], Entry>,
     valid_capacity: usize,
     invalid_capacity: usize,
     invalid_seconds: u64,
@@ -43,10 +48,11 @@ impl CredentialCache {
     /// The cached outcome and the unix second after which it must not be used; the caller
     /// compares that with the time.
     pub fn lookup(&self, credential: &str) -> Option<(&Cached, u64)> {
-        let entry = self
-            .valid
-            .get(credential)
-            .or_else(|| self.invalid.get(credential))?;
+        let entry = match self.valid.get(credential) {
+            Some(entry) => entry,
+            None if self.invalid.is_empty() => return None,
+            None => self.invalid.get(&digest(credential))?,
+        };
         Some((&entry.outcome, entry.until))
     }
 
@@ -78,7 +84,7 @@ impl CredentialCache {
         make_room(&mut self.invalid, self.invalid_capacity, now);
         let until = now.saturating_add(self.invalid_seconds);
         self.invalid.insert(
-            credential.into(),
+            digest(credential),
             Entry {
                 outcome: Cached::Invalid(error),
                 until,
@@ -92,14 +98,18 @@ impl CredentialCache {
     }
 }
 
-fn make_room(map: &mut HashMap<Box<str>, Entry>, capacity: usize, now: u64) {
+fn digest(credential: &str) -> [u8; 32] {
+    Sha256::digest(credential.as_bytes()).into()
+}
+
+fn make_room<K: Hash + Eq + Clone>(map: &mut HashMap<K, Entry>, capacity: usize, now: u64) {
     if map.len() < capacity {
         return;
     }
     map.retain(|_, e| e.until >= now);
     if map.len() >= capacity {
         let excess = map.len() + 1 - capacity;
-        let evict: Vec<Box<str>> = map.keys().take(excess.max(capacity / 8)).cloned().collect();
+        let evict: Vec<K> = map.keys().take(excess.max(capacity / 8)).cloned().collect();
         for key in evict {
             map.remove(&key);
         }

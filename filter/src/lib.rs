@@ -10,9 +10,9 @@ mod backoff;
 mod cache;
 mod clock;
 mod config;
+mod host;
 mod metrics;
 mod request;
-mod response;
 mod shared_policy;
 mod sync;
 

@@ -1,4 +1,6 @@
-//! One HTTP request through the filter, following DESIGN.md's request path.
+//! One HTTP request through the filter. Every rule is `policy`'s (`policy::request`): this file
+//! reads the request from the host, verifies credentials through the worker's cache, and
+//! carries the verdicts out (reply, forward with identity headers, hold the body).
 
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -6,26 +8,31 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use policy::{looks_like_jwt, parse_body, Identity, Policy, Route, ServerId, TokenError};
+use policy::reply::{self, Reply};
+use policy::{
+    Admission, BodyRule, Credential, Head, HeadVerdict, HeaderPair, Identity, Policy, ServerId,
+    TokenError,
+};
 
-use crate::audit::{summarize, AuditEvent, Outcome, RequestFacts};
+use crate::audit::{AuditEvent, Outcome, RequestFacts};
 use crate::cache::Cached;
 use crate::clock;
-use crate::response::{self, Reply};
+use crate::host::{self, SerializedHeaders};
 use crate::shared_policy::Loaded;
 use crate::sync::unix_millis;
 use crate::Shared;
 
-/// Identity headers clients must never be able to set themselves.
-const RESERVED_PREFIX: &str = "x-portcullis-";
-
 enum State {
     /// Headers not seen yet, or the request was passed on or answered.
     Idle,
-    /// A `POST` whose JSON-RPC body must be checked before anything goes upstream.
+    /// An admitted request held until its body is decided (`POST`: the JSON-RPC body; any other
+    /// method whose stream is still open: that it has none).
     AwaitBody {
         server: ServerId,
         identity: Rc<Identity>,
+        rule: BodyRule,
+        /// Body bytes buffered so far (Envoy's count, from the last body callback).
+        size: usize,
         body_seen: bool,
     },
 }
@@ -41,6 +48,8 @@ pub struct Request {
     /// Who and where, once known, for the audit event.
     identity: Option<Rc<Identity>>,
     server: Option<ServerId>,
+    /// An allowed browser `Origin`: every answer to it carries the CORS headers.
+    cors_origin: Option<String>,
 }
 
 impl Request {
@@ -52,6 +61,7 @@ impl Request {
             facts: None,
             identity: None,
             server: None,
+            cors_origin: None,
         }
     }
 
@@ -91,14 +101,21 @@ impl Request {
             method,
             tool,
         });
-        let mut headers = vec![
-            ("content-type", "application/json"),
-            ("cache-control", "no-store"),
-        ];
+        let cors = self.cors_origin.as_deref().map(reply::cors_headers);
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(4 + reply.headers.len());
+        if !reply.body.is_empty() {
+            headers.push(("content-type", "application/json"));
+        }
+        headers.push(("cache-control", "no-store"));
         if let Some(challenge) = reply.www_authenticate.as_deref() {
             headers.push(("www-authenticate", challenge));
         }
-        self.send_http_response(reply.status, headers, Some(reply.body.as_bytes()));
+        headers.extend(reply.headers.iter().map(|(n, v)| (*n, v.as_str())));
+        if let Some(cors) = &cors {
+            headers.extend(cors.iter().map(|(n, v)| (*n, v.as_str())));
+        }
+        let body = (!reply.body.is_empty()).then_some(reply.body.as_bytes());
+        self.send_http_response(reply.status, headers, body);
         self.state = State::Idle;
         Action::Pause
     }
@@ -169,10 +186,8 @@ impl Request {
         now = unix_seconds(started);
         shared.clock.set(now);
         let outcome = match credential {
-            Credential::Bearer(t) if looks_like_jwt(t) => loaded.policy.verify_jwt(t, now),
-            Credential::Bearer(key) | Credential::ApiKey(key) => {
-                loaded.policy.verify_api_key(key, now)
-            }
+            Credential::Jwt(t) => loaded.policy.verify_jwt(t, now),
+            Credential::ApiKey(key) => loaded.policy.verify_api_key(key, now),
         };
         if let Ok(elapsed) = self.get_current_time().duration_since(started) {
             shared.metrics.verify_time(elapsed.as_micros() as u64);
@@ -185,8 +200,7 @@ impl Request {
                 Ok(identity)
             }
             Err(error) => {
-                // Time-dependent refusals may turn valid; do not remember them.
-                if !matches!(error, TokenError::NotYetValid | TokenError::IssuedInFuture) {
+                if error.is_worth_caching() {
                     cache.insert_invalid(token, error.clone(), now);
                 }
                 Err(error)
@@ -194,87 +208,112 @@ impl Request {
         }
     }
 
-    /// Writes the request headers back in one host call (measured: several µs cheaper than a
-    /// call per header), without the credentials and client-sent identity headers, and with the
-    /// trusted identity headers.
-    fn forward_identity(
-        &self,
+    /// Writes the request headers back in one host call without the credentials and
+    /// client-sent identity headers, and with the trusted identity headers when there is an
+    /// identity. Every other header keeps its bytes.
+    fn forward(
+        &mut self,
+        shared: &Shared,
         policy: &Policy,
-        identity: &Identity,
-        headers: &[(String, String)],
-        strip: &[&str],
-    ) {
+        headers: &[HeaderPair<'_>],
+        head: &Head<'_>,
+        identity: Option<&Identity>,
+    ) -> Result<(), Action> {
         let settings = &policy.settings;
-        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(headers.len() + 3);
+        let mut pairs: Vec<HeaderPair<'_>> = Vec::with_capacity(headers.len() + 3);
         pairs.extend(
             headers
                 .iter()
-                .filter(|(name, _)| !strip.contains(&name.as_str()))
-                .map(|(name, value)| (name.as_str(), value.as_str())),
+                .filter(|(name, _)| !head.strip.contains(name))
+                .copied(),
         );
-        pairs.push((&settings.user_header, &identity.headers.user));
-        pairs.push((&settings.groups_header, &identity.headers.groups));
-        pairs.push((&settings.scopes_header, &identity.headers.scopes));
-        self.set_http_request_headers(pairs);
+        if let Some(identity) = identity {
+            pairs.push((
+                settings.user_header.as_bytes(),
+                identity.headers.user.as_bytes(),
+            ));
+            pairs.push((
+                settings.groups_header.as_bytes(),
+                identity.headers.groups.as_bytes(),
+            ));
+            pairs.push((
+                settings.scopes_header.as_bytes(),
+                identity.headers.scopes.as_bytes(),
+            ));
+        } else if head.strip.is_empty() {
+            // Nothing to change.
+            return Ok(());
+        }
+        host::set_request_headers(&pairs).map_err(|_| {
+            self.reply(
+                Some(shared),
+                reply::plain(
+                    500,
+                    "server_error",
+                    "the gateway could not rewrite the request headers",
+                    "host_error",
+                ),
+            )
+        })
+    }
+
+    /// The whole body is here (its last chunk, or the request's trailers): decide it.
+    fn decide_body(&mut self) -> Action {
+        let State::AwaitBody {
+            server,
+            identity,
+            rule,
+            size,
+            ..
+        } = std::mem::replace(&mut self.state, State::Idle)
+        else {
+            return Action::Continue;
+        };
+        let (Some(shared), Some(loaded)) = (self.shared.clone(), self.loaded.clone()) else {
+            return self.reply(None, reply::no_policy("the policy went away"));
+        };
+        let policy = &loaded.policy;
+        let body = if size == 0 {
+            Vec::new()
+        } else {
+            match self.get_http_request_body(0, size) {
+                Some(body) => body,
+                // Fail closed: a body we were told of but cannot read is never forwarded.
+                None => {
+                    return self.reply(
+                        Some(&shared),
+                        reply::plain(
+                            500,
+                            "server_error",
+                            "the gateway could not read the request body",
+                            "host_error",
+                        ),
+                    )
+                }
+            }
+        };
+        let decision = policy.check_body(&identity, server, &rule, &body);
+        match decision.reply {
+            Some(reply) => self.reply_about(
+                Some(&shared),
+                reply,
+                decision.method.as_deref(),
+                decision.tool.as_deref(),
+            ),
+            None => {
+                self.allow(
+                    &shared,
+                    decision.method.as_deref(),
+                    decision.tool.as_deref(),
+                );
+                Action::Continue
+            }
+        }
     }
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-#[derive(Clone, Copy)]
-enum Credential<'a> {
-    Bearer(&'a str),
-    ApiKey(&'a str),
-}
-
-impl<'a> Credential<'a> {
-    fn text(self) -> &'a str {
-        match self {
-            Credential::Bearer(t) | Credential::ApiKey(t) => t,
-        }
-    }
-}
-
-/// The request headers a decision needs, from one host call.
-#[derive(Default)]
-struct Seen<'a> {
-    path: Option<&'a str>,
-    method: Option<&'a str>,
-    request_id: Option<&'a str>,
-    authorization: Option<&'a str>,
-    authorization_count: usize,
-    api_key: Option<&'a str>,
-    origin: Option<&'a str>,
-    content_length: Option<&'a str>,
-    /// Headers to remove before forwarding: credentials and client-sent identity headers.
-    strip: [&'a str; MAX_STRIPPED],
-    strip_count: usize,
-}
-
-/// More credential or identity headers than this in one request is refused, so the list of
-/// headers to strip needs no allocation.
-const MAX_STRIPPED: usize = 8;
-
-impl<'a> Seen<'a> {
-    fn strip(&mut self, name: &'a str) {
-        if let Some(slot) = self.strip.get_mut(self.strip_count) {
-            *slot = name;
-        }
-        self.strip_count += 1;
-    }
-
-    fn stripped(&self) -> &[&'a str] {
-        &self.strip[..self.strip_count.min(MAX_STRIPPED)]
-    }
-}
-
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
-        .then_some(token)
 }
 
 impl Context for Request {
@@ -291,7 +330,7 @@ impl Context for Request {
         {
             if !shared.warned_no_body.replace(true) {
                 log::error!(
-                    "portcullis: a POST body never reached the filter; set `allow_on_headers_stop_iteration: true` in the wasm filter's plugin config"
+                    "portcullis: a request body never reached the filter; set `allow_on_headers_stop_iteration: true` in the wasm filter's plugin config"
                 );
             }
         }
@@ -302,219 +341,148 @@ impl Context for Request {
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
-            return self.reply(None, response::no_policy("no valid policy is configured"));
+            return self.reply(None, reply::no_policy("no valid policy is configured"));
+        };
+        let serialized = match SerializedHeaders::request() {
+            Ok(serialized) => serialized,
+            Err(_) => {
+                return self.reply(
+                    Some(&shared),
+                    reply::plain(
+                        500,
+                        "server_error",
+                        "the gateway could not read the request headers",
+                        "host_error",
+                    ),
+                )
+            }
+        };
+        let headers = match serialized.pairs() {
+            Ok(headers) => headers,
+            Err(_) => {
+                return self.reply(
+                    Some(&shared),
+                    reply::bad_request("the request headers could not be read", "bad_headers"),
+                )
+            }
         };
         let Some(loaded) = shared.policy.current() else {
             if shared.audit.is_some() {
-                let headers = self.get_http_request_headers();
-                let find = |wanted: &str| {
+                let find = |wanted: &[u8]| {
                     headers
                         .iter()
-                        .find(|(name, _)| name == wanted)
-                        .map(|(_, value)| value.as_str())
+                        .find(|(name, _)| *name == wanted)
+                        .map(|(_, value)| *value)
                 };
-                self.facts = Some(RequestFacts::new(
-                    find("x-request-id"),
-                    find(":method"),
-                    find(":path"),
+                self.facts = Some(RequestFacts::from_bytes(
+                    find(b"x-request-id"),
+                    find(b":method"),
+                    find(b":path"),
                 ));
             }
             return self.reply(
                 Some(&shared),
-                response::no_policy("the control plane has not delivered a policy yet"),
+                reply::no_policy("the control plane has not delivered a policy yet"),
             );
         };
         self.loaded = Some(loaded.clone());
         let policy = &loaded.policy;
-        let settings = &policy.settings;
-        let headers = self.get_http_request_headers();
-        let mut seen = Seen::default();
-        for (name, value) in &headers {
-            match name.as_str() {
-                ":path" => seen.path = Some(value),
-                ":method" => seen.method = Some(value),
-                "x-request-id" => seen.request_id = Some(value),
-                "authorization" => {
-                    seen.authorization = Some(value);
-                    seen.authorization_count += 1;
-                    seen.strip(name);
-                }
-                "origin" => seen.origin = Some(value),
-                "content-length" => seen.content_length = Some(value),
-                n if n == settings.api_key_header => {
-                    seen.api_key = Some(value);
-                    seen.strip(name);
-                }
-                n if n.starts_with(RESERVED_PREFIX)
-                    || n == settings.user_header
-                    || n == settings.groups_header
-                    || n == settings.scopes_header =>
-                {
-                    seen.strip(name)
-                }
-                _ => {}
-            }
-        }
+        let head = policy.check_head(&headers, end_of_stream);
         if shared.audit.is_some() {
-            self.facts = Some(RequestFacts::new(seen.request_id, seen.method, seen.path));
+            self.facts = Some(RequestFacts::from_bytes(
+                head.facts.request_id,
+                head.facts.method,
+                head.facts.path,
+            ));
         }
-
-        if seen.strip_count > MAX_STRIPPED {
-            return self.reply(
-                Some(&shared),
-                response::plain(
-                    400,
-                    "invalid_request",
-                    "too many credential or identity headers",
-                    "too_many_headers",
-                ),
-            );
-        }
-        let server_id = match policy.route(seen.path.unwrap_or_default()) {
-            Err(e) => {
-                return self.reply(
-                    Some(&shared),
-                    response::plain(400, "invalid_request", &e.to_string(), "bad_path"),
-                )
-            }
-            Ok(Route::WellKnown) => {
+        self.cors_origin = head.cors_origin.map(str::to_owned);
+        let pending = match &head.verdict {
+            HeadVerdict::Reply(reply) => return self.reply(Some(&shared), reply.clone()),
+            HeadVerdict::Discovery => {
                 // Discovery needs no credentials; any the client sent still stay here.
-                for name in seen.stripped() {
-                    self.set_http_request_header(name, None);
-                }
-                return Action::Continue;
+                return match self.forward(&shared, policy, &headers, &head, None) {
+                    Ok(()) => Action::Continue,
+                    Err(action) => action,
+                };
             }
-            Ok(Route::Unknown) => {
-                return self.reply(
-                    Some(&shared),
-                    response::plain(
-                        404,
-                        "not_found",
-                        "no MCP server is registered at this path",
-                        "unknown_server",
-                    ),
-                )
-            }
-            Ok(Route::Server(id)) => id,
+            HeadVerdict::Authenticate(pending) => *pending,
         };
-        self.server = Some(server_id);
-        let server = &policy.servers[server_id];
-
-        if let Some(origin) = seen.origin {
-            if !settings.allowed_origins.iter().any(|o| o == origin) {
-                return self.reply(
-                    Some(&shared),
-                    response::plain(
-                        403,
-                        "forbidden_origin",
-                        "requests from this Origin are not allowed",
-                        "origin_not_allowed",
-                    ),
-                );
+        self.server = Some(pending.server);
+        let verified = self.authenticate(&shared, &loaded, pending.credential);
+        if let Ok(identity) = &verified {
+            if self.facts.is_some() {
+                self.identity = Some(identity.clone());
             }
         }
-
-        let credential = match (seen.authorization, seen.api_key) {
-            _ if seen.authorization_count > 1 => {
-                return self.reply(Some(&shared), response::not_bearer(server))
-            }
-            (Some(value), _) => match bearer_token(value) {
-                Some(token) => Credential::Bearer(token),
-                None => return self.reply(Some(&shared), response::not_bearer(server)),
-            },
-            (None, Some(key)) => Credential::ApiKey(key.trim()),
-            (None, None) => {
-                return self.reply(Some(&shared), response::missing_credentials(server))
-            }
+        let rule = match policy.admit(&pending, verified.as_deref()) {
+            Admission::Reply(reply) => return self.reply(Some(&shared), reply),
+            Admission::Forward(rule) => rule,
         };
-        let identity = match self.authenticate(&shared, &loaded, credential) {
-            Ok(identity) => identity,
-            Err(error) => {
-                return self.reply(Some(&shared), response::invalid_token(server, &error))
-            }
+        let Ok(identity) = verified else {
+            // `admit` refuses every unverified credential; never forward one.
+            return self.reply(Some(&shared), reply::no_policy("unverified credential"));
         };
-        if self.facts.is_some() {
-            self.identity = Some(identity.clone());
+        if let Err(action) = self.forward(&shared, policy, &headers, &head, Some(&identity)) {
+            return action;
         }
-        if let Err(error) = policy.check_audience(&identity, server_id) {
-            return self.reply(Some(&shared), response::invalid_token(server, &error));
+        if !rule.holds() {
+            self.allow(&shared, None, None);
+            return Action::Continue;
         }
-        if let Err(deny) = policy.authorize_server(&identity, server_id) {
-            return self.reply(Some(&shared), response::forbidden(policy, server, &deny));
-        }
-
-        if seen.method == Some("POST") {
-            if end_of_stream {
-                return self.reply(
-                    Some(&shared),
-                    response::malformed_jsonrpc(&policy::RpcError::NotJson("empty body".into())),
-                );
-            }
-            let declared = seen
-                .content_length
-                .and_then(|v| v.trim().parse::<usize>().ok());
-            if declared.is_some_and(|n| n > settings.max_body_bytes) {
-                return self.reply(
-                    Some(&shared),
-                    response::body_too_large(settings.max_body_bytes),
-                );
-            }
-            self.forward_identity(policy, &identity, &headers, seen.stripped());
-            self.state = State::AwaitBody {
-                server: server_id,
-                identity,
-                body_seen: false,
-            };
-            return Action::Pause;
-        }
-
-        self.forward_identity(policy, &identity, &headers, seen.stripped());
-        self.allow(&shared, None, None);
-        Action::Continue
+        // Nothing goes upstream until the body is decided.
+        self.state = State::AwaitBody {
+            server: pending.server,
+            identity,
+            rule,
+            size: 0,
+            body_seen: false,
+        };
+        Action::Pause
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let State::AwaitBody {
-            server, body_seen, ..
+            rule,
+            size,
+            body_seen,
+            ..
         } = &mut self.state
         else {
             return Action::Continue;
         };
         *body_seen = true;
-        let server = *server;
-        let (Some(shared), Some(loaded)) = (self.shared.clone(), self.loaded.clone()) else {
-            return Action::Continue;
-        };
-        let policy = &loaded.policy;
-        if body_size > policy.settings.max_body_bytes {
-            return self.reply(
-                Some(&shared),
-                response::body_too_large(policy.settings.max_body_bytes),
-            );
+        *size = body_size;
+        let refusal = self
+            .loaded
+            .as_ref()
+            .and_then(|loaded| loaded.policy.check_body_size(rule, body_size));
+        if let Some(reply) = refusal {
+            let shared = self.shared.clone();
+            return self.reply(shared.as_deref(), reply);
         }
         if !end_of_stream {
-            // Buffer until the whole body is here.
+            // Buffer until the whole body is here (or trailers end the request).
             return Action::Pause;
         }
-        let State::AwaitBody { identity, .. } = std::mem::replace(&mut self.state, State::Idle)
-        else {
-            return Action::Continue;
-        };
-        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-        let messages = match parse_body(&body) {
-            Ok(messages) => messages,
-            Err(error) => return self.reply(Some(&shared), response::malformed_jsonrpc(&error)),
-        };
-        if let Err(deny) = policy.authorize_messages(&identity, server, &messages) {
-            return self.reply_about(
-                Some(&shared),
-                response::forbidden(policy, &policy.servers[server], &deny),
-                deny.method.as_deref(),
-                deny.tool.as_deref(),
-            );
+        self.decide_body()
+    }
+
+    /// A request that ends with trailers (HTTP/2, or HTTP/1.1 chunked) never has a body chunk
+    /// marked last: its body is decided here, before anything is forwarded.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if let State::AwaitBody { body_seen, .. } = &mut self.state {
+            *body_seen = true;
+            return self.decide_body();
         }
-        let (method, tool) = summarize(&messages);
-        self.allow(&shared, method, tool);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(origin) = self.cors_origin.as_deref() {
+            for (name, value) in reply::cors_headers(origin) {
+                self.set_http_response_header(name, Some(&value));
+            }
+        }
         Action::Continue
     }
 }

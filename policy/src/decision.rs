@@ -5,13 +5,18 @@
 use crate::compiled::{Policy, ServerId};
 use crate::identity::Identity;
 use crate::jsonrpc::RpcMessage;
+use crate::request::DISCOVERY_DOCUMENTS;
 use crate::token::TokenError;
 
 /// Where a request path leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// OAuth discovery documents: passed through without authentication.
-    WellKnown,
+    /// One of [`crate::request::DISCOVERY_DOCUMENTS`] where clients look for it. `server` is the
+    /// server whose path it lies under, if any: only `GET`, `HEAD` and `OPTIONS` make it
+    /// discovery (passed without credentials); any other method is a request to that server.
+    Discovery {
+        server: Option<ServerId>,
+    },
     Server(ServerId),
     /// No registered server has this path.
     Unknown,
@@ -100,8 +105,12 @@ fn is_dot_or_encoded(segment: &str) -> bool {
 }
 
 impl Policy {
-    /// Matches a request path (query ignored) to a server by longest prefix, on segment
-    /// boundaries. A path with a `.well-known` segment is discovery.
+    /// Where `path` (query ignored) leads. Discovery: one of the discovery documents at
+    /// `/.well-known/DOC[/…]` (root, with RFC 8414 / RFC 9728 path insertion), exactly at
+    /// `<server>/.well-known/DOC` or `<server>/mcp/.well-known/DOC`, or exactly at
+    /// `<p>/.well-known/DOC` for a `<p>` outside every server (OIDC issuer path appending).
+    /// Any other path under a server is that server's, whatever segments it holds; servers
+    /// match by longest prefix, on segment boundaries.
     pub fn route(&self, path: &str) -> Result<Route, PathError> {
         let path = path.split(['?', '#']).next().unwrap_or_default();
         if !path.starts_with('/') {
@@ -114,21 +123,36 @@ impl Policy {
                 return Err(PathError);
             }
         }
-        // Discovery documents: `/.well-known/…`, and the locations clients derive from the MCP
-        // URL (`<server>/.well-known/…`, `<server>/mcp/.well-known/…`). No server prefix may
-        // contain a `.well-known` segment, so such a path is never a server's own.
-        if path.split('/').any(|segment| segment == ".well-known") {
-            return Ok(Route::WellKnown);
-        }
-        for &id in self.routes.iter() {
-            let prefix = self.servers[id].path_prefix.as_str();
-            if let Some(rest) = path.strip_prefix(prefix) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    return Ok(Route::Server(id));
+        let server = self.server_for(path);
+        if let Some(at) = path.find("/.well-known/") {
+            let (before, document) = (&path[..at], &path[at + "/.well-known/".len()..]);
+            let (name, rest) = match document.find('/') {
+                Some(slash) => (&document[..slash], &document[slash..]),
+                None => (document, ""),
+            };
+            if DISCOVERY_DOCUMENTS.contains(&name) {
+                let discovery = match server {
+                    None => before.is_empty() || rest.is_empty(),
+                    Some(id) => {
+                        let prefix = self.servers[id].path_prefix.as_str();
+                        rest.is_empty()
+                            && (before == prefix || before.strip_prefix(prefix) == Some("/mcp"))
+                    }
+                };
+                if discovery {
+                    return Ok(Route::Discovery { server });
                 }
             }
         }
-        Ok(Route::Unknown)
+        Ok(server.map_or(Route::Unknown, Route::Server))
+    }
+
+    /// The server whose path `path` lies under: the longest prefix, on a segment boundary.
+    fn server_for(&self, path: &str) -> Option<ServerId> {
+        self.routes.iter().copied().find(|&id| {
+            path.strip_prefix(self.servers[id].path_prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
     }
 
     /// The credential must have been issued for this server (RFC 8707 audience).
@@ -199,7 +223,7 @@ impl Policy {
     ) -> Result<(), Deny> {
         let (method, tool) = match message {
             RpcMessage::Response => return Ok(()),
-            RpcMessage::Call { method, tool } => (method.as_ref(), tool.as_deref()),
+            RpcMessage::Call { method, tool, .. } => (method.as_ref(), tool.as_deref()),
         };
         if tool.is_none() && self.settings.base_methods.matches(method) {
             return Ok(());

@@ -14,6 +14,9 @@ pub enum RpcMessage<'a> {
         method: Cow<'a, str>,
         /// `params.name` of a `tools/call`.
         tool: Option<Cow<'a, str>>,
+        /// What MCP 2026-07-28's `Mcp-Name` header mirrors for the other addressed methods:
+        /// `params.name` of a `prompts/get`, `params.uri` of a `resources/read` (when a string).
+        target: Option<Cow<'a, str>>,
     },
     /// A response to a request the server sent (sampling, elicitation, roots).
     Response,
@@ -50,10 +53,33 @@ struct WireMessage<'a> {
     error: Option<&'a RawValue>,
 }
 
+/// `params` of a `tools/call` or `prompts/get`.
 #[derive(Deserialize)]
 struct ToolCallParams<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
+}
+
+/// `params` of a `resources/read`.
+#[derive(Deserialize)]
+struct UriParams<'a> {
+    #[serde(borrow)]
+    uri: Cow<'a, str>,
+}
+
+/// The `Mcp-Name` target of `prompts/get` and `resources/read`. Only read to compare with that
+/// header, so a missing or non-string value is simply absent (the MCP server refuses the call).
+fn target<'a>(method: &str, params: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+    let params = params?.get();
+    match method {
+        "prompts/get" => serde_json::from_str::<ToolCallParams<'a>>(params)
+            .ok()
+            .map(|p| p.name),
+        "resources/read" => serde_json::from_str::<UriParams<'a>>(params)
+            .ok()
+            .map(|p| p.uri),
+        _ => None,
+    }
 }
 
 /// Parses a single message or a batch.
@@ -85,15 +111,21 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<RpcMessage<'_>>, RpcError> {
             }
             match message.method {
                 Some(method) => {
-                    let tool = if method == "tools/call" {
-                        let params = message.params.ok_or(RpcError::MissingToolName(i))?;
-                        let params: ToolCallParams<'_> = serde_json::from_str(params.get())
-                            .map_err(|_| RpcError::MissingToolName(i))?;
-                        Some(params.name)
-                    } else {
-                        None
+                    let (tool, target) = match method.as_ref() {
+                        "tools/call" => {
+                            let params = message.params.ok_or(RpcError::MissingToolName(i))?;
+                            let params: ToolCallParams<'_> = serde_json::from_str(params.get())
+                                .map_err(|_| RpcError::MissingToolName(i))?;
+                            (Some(params.name), None)
+                        }
+                        "prompts/get" | "resources/read" => (None, target(&method, message.params)),
+                        _ => (None, None),
                     };
-                    Ok(RpcMessage::Call { method, tool })
+                    Ok(RpcMessage::Call {
+                        method,
+                        tool,
+                        target,
+                    })
                 }
                 None if message.result.is_some() || message.error.is_some() => {
                     Ok(RpcMessage::Response)

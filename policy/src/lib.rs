@@ -9,6 +9,8 @@ mod idset;
 pub mod jsonrpc;
 pub mod keys;
 mod patterns;
+pub mod reply;
+pub mod request;
 pub mod snapshot;
 mod token;
 
@@ -18,6 +20,11 @@ pub use identity::{header_safe, Identity, IdentityHeaders};
 pub use idset::IdSet;
 pub use jsonrpc::{parse_body, RpcError, RpcMessage};
 pub use patterns::{Pattern, Patterns};
+pub use reply::Reply;
+pub use request::{
+    bearer_token, Admission, BodyDecision, BodyRule, Credential, Head, HeadVerdict, HeaderPair,
+    Pending,
+};
 pub use token::{looks_like_jwt, Segment, TokenError};
 
 #[cfg(test)]

@@ -95,6 +95,27 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Whether a negative cache may remember this refusal. Shape errors (size, encoding, JSON,
+    /// header fields) cost less to find again than to remember, and an attacker could fill a
+    /// cache with them; time-dependent refusals (`nbf`, `iat`) may turn valid.
+    pub fn is_worth_caching(&self) -> bool {
+        !matches!(
+            self,
+            TokenError::TooLarge(_)
+                | TokenError::Malformed
+                | TokenError::BadBase64(_)
+                | TokenError::BadJson(_)
+                | TokenError::DuplicateMember(_)
+                | TokenError::MissingAlg
+                | TokenError::AlgNone
+                | TokenError::UnsupportedAlg(_)
+                | TokenError::CriticalHeader
+                | TokenError::BadType(_)
+                | TokenError::NotYetValid
+                | TokenError::IssuedInFuture
+        )
+    }
+
     /// Stable machine-readable reason.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -162,27 +162,6 @@ fn denied_event_carries_the_reason_and_no_credential() {
     );
 }
 
-#[test]
-fn summaries_of_bodies() {
-    let call = |m: &'static str, t: Option<&'static str>| RpcMessage::Call {
-        method: Cow::Borrowed(m),
-        tool: t.map(Cow::Borrowed),
-    };
-    assert_eq!(
-        summarize(&[call("tools/call", Some("echo"))]),
-        (Some("tools/call"), Some("echo"))
-    );
-    assert_eq!(
-        summarize(&[call("tools/list", None)]),
-        (Some("tools/list"), None)
-    );
-    assert_eq!(summarize(&[RpcMessage::Response]), (None, None));
-    assert_eq!(
-        summarize(&[call("tools/list", None), call("ping", None)]),
-        (Some("batch"), None)
-    );
-}
-
 fn event(n: u32) -> Vec<u8> {
     format!("{{\"n\":{n}}}").into_bytes()
 }

@@ -20,6 +20,7 @@ fn call(method: &str, tool: Option<&str>) -> RpcMessage<'static> {
     RpcMessage::Call {
         method: method.to_owned().into(),
         tool: tool.map(|t| t.to_owned().into()),
+        target: None,
     }
 }
 
@@ -253,14 +254,55 @@ fn routing() {
     assert_eq!(p.route("/files/mcp"), Ok(Route::Server(FILES)));
     assert_eq!(p.route("/everythingelse/mcp"), Ok(Route::Unknown));
     assert_eq!(p.route("/"), Ok(Route::Unknown));
-    assert_eq!(
-        p.route("/.well-known/oauth-protected-resource/everything/mcp"),
-        Ok(Route::WellKnown)
-    );
-    assert_eq!(
-        p.route("/everything/.well-known/oauth-protected-resource"),
-        Ok(Route::WellKnown)
-    );
+    let root = Ok(Route::Discovery { server: None });
+    let everything = Ok(Route::Discovery {
+        server: Some(EVERYTHING),
+    });
+    // The discovery documents, where clients look for them.
+    for (path, expected) in [
+        ("/.well-known/oauth-protected-resource", root),
+        ("/.well-known/oauth-protected-resource/everything/mcp", root),
+        ("/.well-known/oauth-authorization-server", root),
+        ("/.well-known/oauth-authorization-server/realms/acme", root),
+        ("/.well-known/openid-configuration?x=1", root),
+        ("/realms/acme/.well-known/openid-configuration", root),
+        (
+            "/everything/.well-known/oauth-protected-resource",
+            everything,
+        ),
+        (
+            "/everything/mcp/.well-known/oauth-protected-resource",
+            everything,
+        ),
+        (
+            "/everything/mcp/.well-known/openid-configuration",
+            everything,
+        ),
+    ] {
+        assert_eq!(p.route(path), expected, "{path}");
+    }
+    // Anything else under a server is the server's, whatever segments it holds.
+    for path in [
+        "/everything/mcp/.well-known",
+        "/everything/mcp/.well-known/",
+        "/everything/x/.well-known/y",
+        "/everything/mcp/.well-known/foo",
+        "/everything/.well-known/foo",
+        "/everything/x/.well-known/oauth-protected-resource",
+        "/everything/mcp/.well-known/oauth-protected-resource/more",
+        "/everything/.well-known/oauth-protected-resource/everything/mcp",
+    ] {
+        assert_eq!(p.route(path), Ok(Route::Server(EVERYTHING)), "{path}");
+    }
+    // Outside every server: only the documents themselves are discovery.
+    for path in [
+        "/.well-known/security.txt",
+        "/.well-known/",
+        "/x/.well-known/openid-configuration/more",
+        "/x/.well-known/foo",
+    ] {
+        assert_eq!(p.route(path), Ok(Route::Unknown), "{path}");
+    }
     for bad in [
         "/everything/../admin",
         "/everything/./mcp",

@@ -1,6 +1,5 @@
-use policy::{Deny, DenyReason, Policy, RpcError, TokenError};
-
 use super::*;
+use crate::{DenyReason, Policy, RpcError, TokenError};
 
 fn policy() -> Policy {
     let snapshot = serde_json::json!({
