@@ -5,6 +5,8 @@
 //! - HTTP filter, static policy: `{"snapshot": {…}}` (optionally `"audit": true`);
 //! - HTTP filter, policy from the control plane: `{"shared_snapshot": true}` (optionally
 //!   `"audit": false`; audit is on by default here);
+//! - either HTTP filter may say what it holds while a body is decided, `"hold": "request"` (the
+//!   default) or `"hold": "body"`, see [`Hold`];
 //! - the singleton sync service (`bootstrap_extensions`):
 //!   `{"sync": {"cluster": "…", "token": "…", …}}`, see [`SyncConfig`].
 
@@ -31,7 +33,25 @@ struct RawConfig<'a> {
     #[serde(default)]
     audit: Option<bool>,
     #[serde(default)]
+    hold: Option<Hold>,
+    #[serde(default)]
     sync: Option<RawSync>,
+}
+
+/// What the HTTP filter holds back while it decides a request's body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hold {
+    /// Nothing of the request goes upstream before its decision (headers included). Needs the
+    /// wasm filter's `allow_on_headers_stop_iteration: true`.
+    #[default]
+    Request,
+    /// An authenticated request's headers (credentials removed, identity headers set) go on at
+    /// once; its body is held until decided, and a refused request is reset before any byte of
+    /// its body reaches the upstream. For meshes whose wasm CRDs cannot set
+    /// `allow_on_headers_stop_iteration` (Istio `WasmPlugin`, Envoy Gateway
+    /// `EnvoyExtensionPolicy`).
+    Body,
 }
 
 #[derive(Deserialize)]
@@ -79,9 +99,13 @@ impl std::fmt::Debug for SyncConfig {
 #[derive(Debug)]
 pub enum Role {
     /// HTTP filter deciding from the snapshot in its configuration.
-    Static { policy: Box<Policy>, audit: bool },
+    Static {
+        policy: Box<Policy>,
+        audit: bool,
+        hold: Hold,
+    },
     /// HTTP filter deciding from the snapshot the singleton put in shared data.
-    Shared { audit: bool },
+    Shared { audit: bool, hold: Hold },
     /// The singleton: long-polls the control plane, ships audit events.
     Singleton(SyncConfig),
 }
@@ -122,17 +146,19 @@ pub fn parse(bytes: Option<&[u8]>) -> Result<Role, ConfigError> {
         (Some(snapshot), None, None) => Ok(Role::Static {
             policy: Box::new(Policy::from_json(snapshot.get().as_bytes())?),
             audit: raw.audit.unwrap_or(false),
+            hold: raw.hold.unwrap_or_default(),
         }),
         (None, Some(true), None) => Ok(Role::Shared {
             audit: raw.audit.unwrap_or(true),
+            hold: raw.hold.unwrap_or_default(),
         }),
         (None, Some(false), None) => Err(ConfigError::Shape(
             "shared_snapshot must be true (a filter with its own policy takes \"snapshot\")",
         )),
         (None, None, Some(sync)) => {
-            if raw.audit.is_some() {
+            if raw.audit.is_some() || raw.hold.is_some() {
                 return Err(ConfigError::Shape(
-                    "\"audit\" belongs to the HTTP filter's configuration, not the singleton's",
+                    "\"audit\" and \"hold\" belong to the HTTP filter's configuration, not the singleton's",
                 ));
             }
             Ok(Role::Singleton(sync_config(sync)?))

@@ -24,7 +24,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
 use audit::AuditSink;
-use config::Role;
+use config::{Hold, Role};
 use metrics::Metrics;
 use shared_policy::PolicySlot;
 use sync::SyncService;
@@ -43,16 +43,19 @@ pub(crate) struct Shared {
     pub warned_no_body: Cell<bool>,
     /// Where decisions are recorded, when audit is on.
     pub audit: Option<AuditSink>,
+    /// What is held back while a body is decided.
+    pub hold: Hold,
 }
 
 impl Shared {
-    fn new(policy: PolicySlot, audit: bool) -> Shared {
+    fn new(policy: PolicySlot, audit: bool, hold: Hold) -> Shared {
         Shared {
             policy,
             metrics: Metrics::default(),
             clock: clock::Clock::default(),
             warned_no_body: Cell::new(false),
             audit: audit.then(AuditSink::default),
+            hold,
         }
     }
 }
@@ -96,19 +99,27 @@ impl Context for PortcullisRoot {
 impl RootContext for PortcullisRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match config::parse(self.get_plugin_configuration().as_deref()) {
-            Ok(Role::Static { policy, audit }) => {
+            Ok(Role::Static {
+                policy,
+                audit,
+                hold,
+            }) => {
                 log::info!(
                     "portcullis: policy version {} loaded ({} issuers, {} servers)",
                     policy.version,
                     policy.issuers.len(),
                     policy.servers.len()
                 );
-                self.shared = Some(Rc::new(Shared::new(PolicySlot::fixed(*policy), audit)));
+                self.shared = Some(Rc::new(Shared::new(
+                    PolicySlot::fixed(*policy),
+                    audit,
+                    hold,
+                )));
                 self.set_tick_period(FILTER_TICK);
                 true
             }
-            Ok(Role::Shared { audit }) => {
-                self.shared = Some(Rc::new(Shared::new(PolicySlot::shared(), audit)));
+            Ok(Role::Shared { audit, hold }) => {
+                self.shared = Some(Rc::new(Shared::new(PolicySlot::shared(), audit, hold)));
                 self.set_tick_period(FILTER_TICK);
                 true
             }

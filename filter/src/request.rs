@@ -17,6 +17,7 @@ use policy::{
 use crate::audit::{AuditEvent, Outcome, RequestFacts};
 use crate::cache::Cached;
 use crate::clock;
+use crate::config::Hold;
 use crate::host::{self, SerializedHeaders};
 use crate::shared_policy::Loaded;
 use crate::sync::unix_millis;
@@ -429,7 +430,6 @@ impl HttpContext for Request {
             self.allow(&shared, None, None);
             return Action::Continue;
         }
-        // Nothing goes upstream until the body is decided.
         self.state = State::AwaitBody {
             server: pending.server,
             identity,
@@ -437,7 +437,13 @@ impl HttpContext for Request {
             size: 0,
             body_seen: false,
         };
-        Action::Pause
+        match shared.hold {
+            // Nothing goes upstream until the body is decided.
+            Hold::Request => Action::Pause,
+            // The headers go on; every body chunk is held (`on_http_request_body` pauses) until
+            // the decision, and a refusal resets the upstream request before any of it is sent.
+            Hold::Body => Action::Continue,
+        }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

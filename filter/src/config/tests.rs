@@ -28,7 +28,7 @@ fn sync(v: serde_json::Value) -> Result<SyncConfig, String> {
 #[test]
 fn static_snapshot_compiles_and_audit_is_off_by_default() {
     match parse_json(json!({ "snapshot": snapshot() })).unwrap() {
-        Role::Static { policy, audit } => {
+        Role::Static { policy, audit, .. } => {
             assert_eq!(policy.version, 7);
             assert!(!audit);
         }
@@ -49,11 +49,11 @@ fn static_snapshot_errors_name_the_field() {
 #[test]
 fn shared_snapshot_audits_by_default() {
     match parse_json(json!({"shared_snapshot": true})).unwrap() {
-        Role::Shared { audit } => assert!(audit),
+        Role::Shared { audit, .. } => assert!(audit),
         other => panic!("{other:?}"),
     }
     match parse_json(json!({"shared_snapshot": true, "audit": false})).unwrap() {
-        Role::Shared { audit } => assert!(!audit),
+        Role::Shared { audit, .. } => assert!(!audit),
         other => panic!("{other:?}"),
     }
     let e = refused(json!({"shared_snapshot": false}));
@@ -139,7 +139,10 @@ fn two_roles_at_once_are_refused() {
         assert!(e.contains("different roles"), "{e}");
     }
     let e = refused(json!({"sync": sync_section, "audit": true}));
-    assert!(e.contains("\"audit\" belongs to the HTTP filter"), "{e}");
+    assert!(
+        e.contains("\"audit\" and \"hold\" belong to the HTTP filter"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -150,4 +153,26 @@ fn empty_and_non_json_configurations_are_refused() {
     assert!(refused(json!({"audit": true})).contains("\"audit\" alone"));
     let e = parse(Some(b"this is not json")).unwrap_err().to_string();
     assert!(e.starts_with("plugin configuration: expected"), "{e}");
+}
+
+#[test]
+fn hold_defaults_to_the_whole_request_and_may_be_the_body_only() {
+    match parse_json(json!({"shared_snapshot": true})).unwrap() {
+        Role::Shared { hold, .. } => assert_eq!(hold, Hold::Request),
+        other => panic!("{other:?}"),
+    }
+    match parse_json(json!({"shared_snapshot": true, "hold": "body"})).unwrap() {
+        Role::Shared { hold, .. } => assert_eq!(hold, Hold::Body),
+        other => panic!("{other:?}"),
+    }
+    match parse_json(json!({"snapshot": snapshot(), "hold": "request"})).unwrap() {
+        Role::Static { hold, .. } => assert_eq!(hold, Hold::Request),
+        other => panic!("{other:?}"),
+    }
+    let e = refused(json!({"shared_snapshot": true, "hold": "headers"}));
+    assert!(e.contains("unknown variant `headers`"), "{e}");
+    assert!(
+        refused(json!({"sync": {"cluster": "cp", "token": "t"}, "hold": "body"}))
+            .contains("HTTP filter")
+    );
 }
