@@ -170,8 +170,11 @@ def start_envoy(envoy: str, config: Path, admin_port: int, log: Path, concurrenc
     """Starts Envoy and waits for admin /ready to say LIVE (with xDS: the initial CDS and RDS
     have arrived); returns (process, seconds to ready). Its own log goes to `log`; its stdout
     (an access log, where the config has one) too, or nowhere with stdout_to_log=False."""
+    # --use-dynamic-base-id: a free base id, so the benchmark's Envoys start next to any other
+    # Envoy on the machine (with hot restart disabled no domain socket is bound; the flag keeps
+    # that true whatever Envoy's defaults do).
     args = [envoy, "-c", str(config), "--concurrency", str(concurrency), "--disable-hot-restart",
-            "--log-level", "warn"]
+            "--use-dynamic-base-id", "--log-level", "warn"]
     with open(log, "ab") as logf:
         t0 = time.monotonic()
         p = spawn(args, stdout=logf if stdout_to_log else subprocess.DEVNULL,

@@ -66,7 +66,11 @@ say "starting the control plane on 127.0.0.1:8080 (log: $work/portcullis.log)"
 ) &
 pids+=($!)
 say "starting Envoy on 127.0.0.1:10000 (log: $work/envoy.log)"
-("$ENVOY_BIN" -c "$work/envoy.yaml" --concurrency 2 -l warning >"$work/envoy.log" 2>&1) &
+# --use-dynamic-base-id: Envoy picks a free base id (hot-restart shared memory and domain socket),
+# so the demo starts next to an Envoy already running on this machine (base id 0 by default),
+# which would otherwise stop it with "unable to bind domain socket with base_id=0".
+("$ENVOY_BIN" -c "$work/envoy.yaml" --concurrency 2 --use-dynamic-base-id --base-id-path "$work/envoy.base-id" \
+  -l warning >"$work/envoy.log" 2>&1) &
 pids+=($!)
 
 for _ in $(seq 1 100); do
