@@ -207,7 +207,7 @@ pub fn discovery_method_not_allowed() -> Reply {
         405,
         "invalid_request",
         "discovery documents are read with GET",
-        "method_not_allowed",
+        "discovery_method",
     );
     reply.headers.push(("allow", DISCOVERY_METHODS.into()));
     reply

@@ -323,7 +323,7 @@ fn discovery_passes_only_for_safe_methods_and_exact_documents() {
         &req("POST", "/.well-known/oauth-authorization-server"),
         false,
     );
-    assert_eq!((reply.status, reply.reason), (405, "method_not_allowed"));
+    assert_eq!((reply.status, reply.reason), (405, "discovery_method"));
     assert_eq!(
         reply.headers,
         vec![("allow", "GET, HEAD, OPTIONS".to_string())]
