@@ -9,9 +9,10 @@ requests/s, p50 and p99, and the Envoy-under-test's CPU time (utime + stime from
 
 Environment (all optional except the paths run.sh sets):
   ROUNDS=12 DURATION=5 WARMUP=2 STARTS=3 CONNECTIONS=16 THREADS=1
-  CONFIGS="1 2 3 4 5 6 7 8 9 10 11"   subset to run
+  CONFIGS="1 … 16"                   subset to run (12-16: the POST tools/call workload)
   BENCH_OUT=target/bench        where keys, rendered configs, logs and results go
-  ENVOY_BIN, PORTCULLIS_BIN, NOOP_WASM, NOOP_READ_AUTH_WASM, NOOP_MIMIC_WASM, NOOP_MIMIC_MAP_WASM, FILTER_WASM
+  ENVOY_BIN, PORTCULLIS_BIN, NOOP_WASM, NOOP_READ_AUTH_WASM, NOOP_MIMIC_WASM, NOOP_MIMIC_MAP_WASM,
+  NOOP_READ_BODY_WASM, FILTER_WASM
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ RESOURCE = "http://127.0.0.1:8000/bench/mcp"
 RESOURCE_METADATA = "http://127.0.0.1:8000/.well-known/oauth-protected-resource/bench/mcp"
 ISSUER = "http://127.0.0.1:8000/bench-idp/{alg}"
 REQUEST_PATH = "/bench/mcp"
+# The POST workload: an allowed tools/call, as an MCP client sends it.
+POST_BODY = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                        "params": {"name": "echo", "arguments": {"message": "hello"}}},
+                       separators=(",", ":"))
+# A call the rules refuse (sanity check: every filter that decides by the body must say 403).
+FORBIDDEN_BODY = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                             "params": {"name": "get-sum", "arguments": {"a": 1, "b": 2}}},
+                            separators=(",", ":"))
 
 
 def log(msg: str) -> None:
@@ -56,11 +65,13 @@ class Config:
     num: int
     name: str
     title: str
-    kind: str  # none | wasm | portcullis | jwt_authn
+    kind: str  # none | wasm | portcullis | jwt_authn | native_mcp
     wasm_env: str | None = None  # env var naming the module
     alg: str = "RS256"  # which token the requests carry
     cache: bool = True  # portcullis token cache / jwt_authn jwt_cache_config
     auth: bool = False  # whether a request without a token must get 401
+    workload: str = "get"  # get: GET /bench/mcp; post: POST tools/call (allowed)
+    hold: str = "request"  # the Portcullis plugin's "hold" (request | body)
 
     # filled at run time
     skip: str | None = None
@@ -92,7 +103,19 @@ CONFIGS = [
            "NOOP_MIMIC_WASM"),
     Config(11, "noop-mimic-map", "no-op wasm, same header changes in one whole-map call", "wasm",
            "NOOP_MIMIC_MAP_WASM"),
+    # POST tools/call (allowed, warm caches), compared with config 12.
+    Config(12, "post-no-filter", "POST: Envoy, no HTTP filter", "none", workload="post"),
+    Config(13, "post-noop-read-body", "POST: no-op wasm holding the headers, reading the body",
+           "wasm", "NOOP_READ_BODY_WASM", workload="post"),
+    Config(14, "post-portcullis", "POST: Portcullis, RS256, warm cache", "portcullis",
+           "FILTER_WASM", "RS256", True, True, workload="post"),
+    Config(15, "post-portcullis-hold-body", "POST: Portcullis, `\"hold\": \"body\"`",
+           "portcullis", "FILTER_WASM", "RS256", True, True, workload="post", hold="body"),
+    Config(16, "post-native-mcp-rbac", "POST: `jwt_authn` (cache) + MCP filter + RBAC",
+           "native_mcp", None, "RS256", True, True, workload="post"),
 ]
+
+ALL_CONFIGS = " ".join(str(c.num) for c in CONFIGS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,6 +149,7 @@ def http_filters_yaml(cfg: Config, keys: dict) -> str:
             "VM_ID": lit(cfg.name),
             "WASM_PATH": lit(os.environ[cfg.wasm_env]),
             "CONFIGURATION": lit(""),
+            "ALLOW_STOP": "true",
         })
     elif cfg.kind == "portcullis":
         key = keys[cfg.alg]
@@ -138,11 +162,13 @@ def http_filters_yaml(cfg: Config, keys: dict) -> str:
             "RESOURCE_METADATA": lit(RESOURCE_METADATA),
             "TOKEN_CACHE_ENTRIES": lit(4096 if cfg.cache else 0),
         }))
+        plugin = {"snapshot": snapshot, "hold": cfg.hold}
         snippet = render("filter-wasm.yaml", {
             "PLUGIN_NAME": lit("portcullis"),
             "VM_ID": lit("portcullis"),
             "WASM_PATH": lit(os.environ[cfg.wasm_env]),
-            "CONFIGURATION": lit(json.dumps({"snapshot": snapshot}, separators=(",", ":"))),
+            "CONFIGURATION": lit(json.dumps(plugin, separators=(",", ":"))),
+            "ALLOW_STOP": "true" if cfg.hold == "request" else "false",
         })
     elif cfg.kind == "jwt_authn":
         key = keys[cfg.alg]
@@ -151,6 +177,13 @@ def http_filters_yaml(cfg: Config, keys: dict) -> str:
             "AUDIENCE": lit(RESOURCE),
             "JWKS": lit(json.dumps(key["jwks"], separators=(",", ":"))),
             "JWT_CACHE": "        jwt_cache_config: { jwt_cache_size: 4096 }" if cfg.cache else "",
+        })
+    elif cfg.kind == "native_mcp":
+        key = keys[cfg.alg]
+        snippet = render("filter-native-mcp.yaml", {
+            "ISSUER": lit(key["issuer"]),
+            "AUDIENCE": lit(RESOURCE),
+            "JWKS": lit(json.dumps(key["jwks"], separators=(",", ":"))),
         })
     else:
         raise ValueError(cfg.kind)
@@ -196,7 +229,8 @@ def make_keys(portcullis: str, out: Path) -> dict:
 def run_wrk(cfg: Config, token: str, seconds: float, threads: int, conns: int) -> dict:
     r, (cpu_s,) = benchlib.run_wrk(f"http://127.0.0.1:{cfg.listen_port}{REQUEST_PATH}", seconds,
                                    threads, conns, {"Authorization": f"Bearer {token}"},
-                                   (cfg.proc.pid,))
+                                   (cfg.proc.pid,),
+                                   post_body=POST_BODY if cfg.workload == "post" else None)
     r["cpu_s"] = cpu_s
     r["cpu_us_per_req"] = r["cpu_s"] * 1e6 / r["requests"] if r["requests"] else float("nan")
     return r
@@ -204,6 +238,23 @@ def run_wrk(cfg: Config, token: str, seconds: float, threads: int, conns: int) -
 
 def sanity_check(cfg: Config, token: str) -> None:
     url = f"http://127.0.0.1:{cfg.listen_port}{REQUEST_PATH}"
+    if cfg.workload == "post":
+        json_headers = {"Content-Type": "application/json",
+                        "Accept": "application/json, text/event-stream"}
+        auth = dict(json_headers, Authorization=f"Bearer {token}")
+        status, _, body = benchlib.http("POST", url, auth, POST_BODY.encode())
+        if status != 200:
+            raise RuntimeError(f"POST tools/call echo with the token: {status} {body[:300]!r}")
+        status, _, _ = benchlib.http("POST", url, json_headers, POST_BODY.encode())
+        want = 401 if cfg.auth else 200
+        if status != want:
+            raise RuntimeError(f"POST without a token: {status}, expected {want}")
+        # The same rules: a tool outside the grant is refused by every deciding configuration.
+        status, _, _ = benchlib.http("POST", url, auth, FORBIDDEN_BODY.encode())
+        want = 403 if cfg.auth else 200
+        if status != want:
+            raise RuntimeError(f"POST tools/call get-sum: {status}, expected {want}")
+        return
     status, body = http_get(url, {"Authorization": f"Bearer {token}"})
     if status != 200:
         raise RuntimeError(f"GET {REQUEST_PATH} with the token: {status} {body[:300]!r}")
@@ -218,7 +269,7 @@ def collect_stats(cfg: Config) -> list[str]:
         _, body = http_get(f"http://127.0.0.1:{cfg.admin_port}/stats", timeout=5)
     except OSError:
         return []
-    pat = re.compile(r"portcullis|token_cache|jwt_authn|wasm.*(fail|error)")
+    pat = re.compile(r"portcullis|token_cache|jwt_authn|rbac|mcp\.|wasm.*(fail|error)")
     return [ln for ln in body.splitlines() if pat.search(ln) and not ln.endswith(": 0")]
 
 
@@ -231,10 +282,13 @@ def fmt(x, spec=".0f", none="–"):
 
 
 def summarize(configs: list[Config]) -> list[dict]:
-    base = next((c for c in configs if c.num == 1 and c.samples), None)
-    base_by_round = {s["round"]: s for s in base.samples} if base else {}
+    """Medians per configuration; deltas and ratios against the no-filter configuration of the
+    same workload (1 for GET, 12 for POST), paired by round."""
+    bases = {c.workload: c for c in configs if c.kind == "none" and c.samples}
     rows = []
     for c in configs:
+        base = bases.get(c.workload)
+        base_by_round = {s["round"]: s for s in base.samples} if base else {}
         row = {"num": c.num, "name": c.name, "title": c.title, "skip": c.skip,
                "start_s": median(c.start_s), "samples": len(c.samples)}
         good = [s for s in c.samples if s["errors"] == 0]
@@ -266,6 +320,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
     out.append(f"Run {meta['date']}: {meta['rounds']} rounds × {meta['duration']} s per sample, "
                f"wrk -t{meta['threads']} -c{meta['connections']}, {meta['nproc']} CPUs, "
                f"load average at start {meta['loadavg']}.")
+    out.append("")
+    out.append("Deltas and ratios are against the no-filter configuration of the same workload "
+               "(1 for GET, 12 for POST), paired by round.")
     out.append("")
     out.append("| # | configuration | req/s | × no-filter | p50 µs | p99 µs | CPU µs/req "
                "| Δ CPU µs/req [IQR] | start s |")
@@ -300,7 +357,7 @@ def main() -> int:
     starts = max(1, env_int("STARTS", 3))
     conns = env_int("CONNECTIONS", 16)
     threads = env_int("THREADS", 1)
-    wanted = {int(x) for x in os.environ.get("CONFIGS", "1 2 3 4 5 6 7 8 9 10 11").replace(",", " ").split()}
+    wanted = {int(x) for x in os.environ.get("CONFIGS", ALL_CONFIGS).replace(",", " ").split()}
     out = Path(os.environ.get("BENCH_OUT", "target/bench")).resolve()
     envoy = os.environ["ENVOY_BIN"]
     portcullis = os.environ["PORTCULLIS_BIN"]

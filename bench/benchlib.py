@@ -26,6 +26,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 REPORT_LUA = BENCH_DIR / "wrk-report.lua"
+POST_LUA = BENCH_DIR / "wrk-post.lua"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -228,18 +229,23 @@ def start_portcullis(portcullis: str, port: int, settings: dict[str, str], log: 
 
 def run_wrk(url: str, seconds: float, threads: int, connections: int,
             headers: dict[str, str] | None = None, cpu_pids: tuple[int, ...] = (),
-            before_cpu_after=None) -> tuple[dict, list[float]]:
-    """One wrk sample with bench/wrk-report.lua. Returns the report (requests, duration_us,
-    p50_us, p99_us, errors_*, plus rps and errors, their sum) and the CPU seconds each of
-    cpu_pids used from just before the load to just after it, or after before_cpu_after()
-    returns when given (work the load leaves behind, such as shipping audit records)."""
+            before_cpu_after=None, post_body: str | None = None) -> tuple[dict, list[float]]:
+    """One wrk sample with bench/wrk-report.lua (GET), or bench/wrk-post.lua POSTing post_body
+    as JSON. Returns the report (requests, duration_us, p50_us, p99_us, errors_*, plus rps and
+    errors, their sum) and the CPU seconds each of cpu_pids used from just before the load to
+    just after it, or after before_cpu_after() returns when given (work the load leaves behind,
+    such as shipping audit records)."""
+    script = REPORT_LUA if post_body is None else POST_LUA
+    env = None
+    if post_body is not None:
+        env = dict(os.environ, BENCH_BODY=post_body, BENCH_REPORT_LUA=str(REPORT_LUA))
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-            "-s", str(REPORT_LUA)]
+            "-s", str(script)]
     for k, v in (headers or {}).items():
         args += ["-H", f"{k}: {v}"]
     args.append(url)
     before = [cpu_ticks(pid) for pid in cpu_pids]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
+    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, env=env)
     if before_cpu_after is not None:
         before_cpu_after()
     after = [cpu_ticks(pid) for pid in cpu_pids]

@@ -4,7 +4,7 @@
 #
 #   bash bench/run.sh                      # full run: ROUNDS=12 DURATION=5 (about 15 minutes)
 #   ROUNDS=2 DURATION=1 bash bench/run.sh  # quick smoke run (a couple of minutes)
-#   CONFIGS="1 2 3 8 9" bash bench/run.sh  # a subset
+#   CONFIGS="1 2 3 8 9" bash bench/run.sh  # a subset (12-16: POST tools/call)
 #
 # Other knobs: WARMUP=2 (s per config), STARTS=3 (start-time samples), CONNECTIONS=16,
 # THREADS=1, BENCH_SKIP_SETUP=1, BENCH_SKIP_BUILD=1, FILTER_WASM=path (use a prebuilt module).
@@ -35,6 +35,8 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   cp "$wasm_dir/portcullis_bench_noop.wasm" "$out/noop-mimic.wasm"
   cargo build -q --release --target wasm32-wasip1 -p portcullis-bench-noop --features mimic-map
   cp "$wasm_dir/portcullis_bench_noop.wasm" "$out/noop-mimic-map.wasm"
+  cargo build -q --release --target wasm32-wasip1 -p portcullis-bench-noop --features read-body
+  cp "$wasm_dir/portcullis_bench_noop.wasm" "$out/noop-read-body.wasm"
 
   if [ -z "${FILTER_WASM:-}" ]; then
     rm -f "$out/portcullis_filter.wasm"
@@ -43,10 +45,10 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
       if cargo build -q --release --target wasm32-wasip1 -p portcullis-filter; then
         cp "$wasm_dir/portcullis_filter.wasm" "$out/portcullis_filter.wasm"
       else
-        say "the Portcullis filter does not build: configurations 4-7 will be skipped"
+        say "the Portcullis filter does not build: its configurations will be skipped"
       fi
     else
-      say "no filter/ crate: configurations 4-7 will be skipped"
+      say "no filter/ crate: its configurations will be skipped"
     fi
   fi
 
@@ -60,6 +62,7 @@ export NOOP_WASM="${NOOP_WASM:-$out/noop.wasm}"
 export NOOP_READ_AUTH_WASM="${NOOP_READ_AUTH_WASM:-$out/noop-read-auth.wasm}"
 export NOOP_MIMIC_WASM="${NOOP_MIMIC_WASM:-$out/noop-mimic.wasm}"
 export NOOP_MIMIC_MAP_WASM="${NOOP_MIMIC_MAP_WASM:-$out/noop-mimic-map.wasm}"
+export NOOP_READ_BODY_WASM="${NOOP_READ_BODY_WASM:-$out/noop-read-body.wasm}"
 export FILTER_WASM="${FILTER_WASM:-$out/portcullis_filter.wasm}"
 export BENCH_OUT="$out"
 

@@ -5,6 +5,8 @@
 //! the HTTP context reads the `authorization` request header once per request, the least a
 //! token-checking filter must do. With `mimic` it makes exactly the host calls the Portcullis
 //! filter makes on a warm-cache `GET`, and nothing else: the floor for our filter as designed.
+//! With `read-body` it holds a request's headers while a body follows and reads the whole body
+//! once at its end: the floor for any filter that decides a `POST` by its JSON-RPC body.
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -70,7 +72,32 @@ impl HttpContext for NoopHttp {
         Action::Continue
     }
 
-    #[cfg(not(any(feature = "read-auth", feature = "mimic", feature = "mimic-map")))]
+    #[cfg(feature = "read-body")]
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        // Hold the headers while a body follows (needs `allow_on_headers_stop_iteration`).
+        if end_of_stream {
+            Action::Continue
+        } else {
+            Action::Pause
+        }
+    }
+
+    #[cfg(feature = "read-body")]
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = self.get_http_request_body(0, body_size);
+        std::hint::black_box(&body);
+        Action::Continue
+    }
+
+    #[cfg(not(any(
+        feature = "read-auth",
+        feature = "mimic",
+        feature = "mimic-map",
+        feature = "read-body"
+    )))]
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         Action::Continue
     }
