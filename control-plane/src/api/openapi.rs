@@ -51,10 +51,10 @@ fn server_ops(params: Vec<Value>) -> Value {
         "get": op("Read a server", true, json!({"200": ok("The server", server.clone()), "404": err("No such server (or not visible to the caller)")})),
         "put": with_body(op("Replace a server: omitted fields are cleared to unset", true, json!({
             "200": ok("The server", server.clone()), "400": err("Malformed JSON or unknown field"),
-            "404": err("No such server"), "409": err("Name taken"), "413": err("Body too large"), "422": err("Invalid field")})), r("ServerInput")),
+            "404": err("No such server"), "409": err("Name taken, or a path another server claims"), "413": err("Body too large"), "422": err("Invalid field")})), r("ServerInput")),
         "patch": with_body(op("Update some fields of a server (null clears an optional field)", true, json!({
             "200": ok("The server", server), "400": err("Malformed JSON or unknown field"),
-            "404": err("No such server"), "409": err("Name taken"), "422": err("Invalid field")})), r("ServerPatch")),
+            "404": err("No such server"), "409": err("Name taken, or a path another server claims"), "422": err("Invalid field")})), r("ServerPatch")),
         "delete": op("Delete a server", true, json!({"204": {"description": "Deleted"}, "404": err("No such server")})),
     })
 }
@@ -124,7 +124,7 @@ pub fn document() -> Value {
                     "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": form_props, "required": ["name", "path", "proxy_pass_url"]}},
                     "application/json": {"schema": r("ServerInput")}}},
                 "responses": {"201": ok("Registered", r("Server")), "400": err("Unknown or repeated field"), "401": err("No or invalid credentials"),
-                              "403": err("Not an admin"), "409": err("Path or name already registered"), "413": err("Body too large"),
+                              "403": err("Not an admin"), "409": err("Path or name already registered, or a path another server claims (<path>/mcp, mcp_endpoint)"), "413": err("Body too large"),
                               "415": err("Unsupported content type"), "422": err("Invalid field")}}},
             "/api/servers": {"get": {
                 "summary": "List the servers the caller may access (all for an admin)",

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{double_option, ApiJson, ApiPath, ApiQuery};
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
-use crate::registry::validate;
+use crate::registry::{self, validate};
 use crate::registry::{Server, ServerFields};
 use crate::state::AppState;
 
@@ -186,6 +186,19 @@ async fn check_name_free(state: &AppState, fields: &ServerFields) -> AppResult<(
     Ok(())
 }
 
+/// 409 when the server would share an exact gateway path with another one: its path,
+/// `<path>/mcp` or its custom endpoint's path is already another server's path, `<path>/mcp` or
+/// endpoint ([`registry::path_claim_conflict`]). Two servers at `/t` and `/t/mcp` would split
+/// `/t/mcp` (the first one's MCP URL, the second one's path) and its discovery documents.
+async fn check_paths_free(state: &AppState, fields: &ServerFields) -> AppResult<()> {
+    let candidate = Server::from_fields(fields.clone(), 0, 0);
+    let servers = state.db.list_servers().await?;
+    match registry::path_claim_conflict(&candidate, &servers, state.public_url()) {
+        Some(conflict) => Err(AppError::Conflict(conflict.message())),
+        None => Ok(()),
+    }
+}
+
 /// The text fields of a urlencoded or multipart form.
 async fn read_form(state: &AppState, request: Request) -> AppResult<Vec<(String, String)>> {
     let content_type = request
@@ -330,6 +343,7 @@ pub async fn register(
         )));
     }
     check_name_free(&state, &fields).await?;
+    check_paths_free(&state, &fields).await?;
     let server = state
         .db
         .insert_server(&fields)
@@ -435,6 +449,7 @@ pub async fn put(
     let fields = body.into_fields(path.clone());
     validate::server(&fields)?;
     check_name_free(&state, &fields).await?;
+    check_paths_free(&state, &fields).await?;
     let server = state
         .db
         .update_server(&fields)
@@ -507,6 +522,7 @@ pub async fn patch(
     }
     validate::server(&f)?;
     check_name_free(&state, &f).await?;
+    check_paths_free(&state, &f).await?;
     let server = state
         .db
         .update_server(&f)

@@ -141,6 +141,125 @@ impl Server {
     }
 }
 
+/// Why a server claims an exact gateway path ([`Server::claimed_paths`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The server's path.
+    Path,
+    /// `<path>/mcp`: its MCP URL when `/mcp` is appended, and always a discovery base
+    /// (`<path>/mcp/.well-known/…` is routed to the control plane for every server).
+    McpSuffix,
+    /// The path of a custom `mcp_endpoint` on this gateway's origin.
+    Endpoint,
+}
+
+impl Claim {
+    /// The API field a conflict on this claim is reported under.
+    pub fn field(self) -> &'static str {
+        match self {
+            Claim::Path | Claim::McpSuffix => "path",
+            Claim::Endpoint => "mcp_endpoint",
+        }
+    }
+
+    fn describe(self, server_path: &str) -> String {
+        match self {
+            Claim::Path => format!("its path {server_path}"),
+            Claim::McpSuffix => {
+                format!("{server_path}/mcp, its MCP URL or the base of its discovery documents")
+            }
+            Claim::Endpoint => "its mcp_endpoint".to_string(),
+        }
+    }
+}
+
+/// Two servers would claim one exact gateway path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathConflict {
+    /// The contested path.
+    pub path: String,
+    /// How the server being written claims it.
+    pub claim: Claim,
+    /// The server that already claims it, and how.
+    pub other_name: String,
+    pub other_path: String,
+    pub other_claim: Claim,
+}
+
+impl PathConflict {
+    /// The 409 message: names the field, the path and the other server.
+    pub fn message(&self) -> String {
+        format!(
+            "{}: {} would be claimed by two servers: this one ({}) and the server {:?} at {} ({}); \
+             every exact gateway path (a server's path, <path>/mcp, a custom mcp_endpoint) \
+             belongs to one server",
+            self.claim.field(),
+            self.path,
+            self.claim.describe("<path>"),
+            self.other_name,
+            self.other_path,
+            self.other_claim.describe(&self.other_path),
+        )
+    }
+}
+
+impl Server {
+    /// The exact gateway paths this server owns, and why: its path; `<path>/mcp` (its MCP URL
+    /// when `/mcp` is appended, and in every case where clients look for its metadata:
+    /// `<path>/mcp/.well-known/…`); the path of a custom `mcp_endpoint` on `public_url`'s
+    /// origin. No two servers may share one ([`path_claim_conflict`]): then the xDS routes and
+    /// the filter's longest-prefix match send each such path to the same server, the discovery
+    /// documents under it describe one server, and one MCP URL (the token audience) names one
+    /// server.
+    pub fn claimed_paths(&self, public_url: &str) -> Vec<(String, Claim)> {
+        let path = self.path.trim().trim_end_matches('/').to_string();
+        let mut out = vec![
+            (format!("{path}/mcp"), Claim::McpSuffix),
+            (path, Claim::Path),
+        ];
+        let endpoint = self
+            .mcp_endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .and_then(|e| url::Url::parse(e).ok());
+        if let (Some(endpoint), Ok(public)) = (endpoint, url::Url::parse(public_url.trim())) {
+            if endpoint.origin() == public.origin() {
+                let p = endpoint.path().trim_end_matches('/').to_string();
+                if !p.is_empty() && !out.iter().any(|(c, _)| *c == p) {
+                    out.push((p, Claim::Endpoint));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The first exact path `candidate` would share with one of `others` (a server at the
+/// candidate's own path is the candidate itself, as stored, and is skipped).
+pub fn path_claim_conflict(
+    candidate: &Server,
+    others: &[Server],
+    public_url: &str,
+) -> Option<PathConflict> {
+    let own = candidate.path.trim();
+    let mine = candidate.claimed_paths(public_url);
+    for other in others.iter().filter(|o| o.path.trim() != own) {
+        for (theirs, other_claim) in other.claimed_paths(public_url) {
+            if let Some((path, claim)) = mine.iter().find(|(p, _)| *p == theirs) {
+                return Some(PathConflict {
+                    path: path.clone(),
+                    claim: *claim,
+                    other_name: other.name.clone(),
+                    other_path: other.path.clone(),
+                    other_claim,
+                });
+            }
+        }
+    }
+    None
+}
+
 /// What one grant of a scope allows (mirrors policy snapshot v1 `scopes[].grants[]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +325,83 @@ mod tests {
             0,
             0,
         )
+    }
+
+    fn at(name: &str, path: &str, endpoint: Option<&str>) -> Server {
+        Server::from_fields(
+            ServerFields {
+                name: name.into(),
+                path: path.into(),
+                proxy_pass_url: "http://up:8000".into(),
+                mcp_endpoint: endpoint.map(String::from),
+                ..Default::default()
+            },
+            0,
+            0,
+        )
+    }
+
+    #[test]
+    fn claimed_paths_and_conflicts() {
+        let p = "https://gw.example.com";
+        assert_eq!(
+            at("t", "/t", None).claimed_paths(p),
+            [
+                ("/t/mcp".to_string(), Claim::McpSuffix),
+                ("/t".to_string(), Claim::Path)
+            ]
+        );
+        let custom = at("c", "/c", Some("https://gw.example.com/x/endpoint/"));
+        assert_eq!(
+            custom.claimed_paths(p)[2],
+            ("/x/endpoint".to_string(), Claim::Endpoint)
+        );
+        // An endpoint on another origin is not ours to route.
+        assert_eq!(
+            at("e", "/e", Some("https://elsewhere.example.com/x"))
+                .claimed_paths(p)
+                .len(),
+            2
+        );
+
+        let t = at("t", "/t", None);
+        // /t/mcp is /t's MCP URL and discovery base, whatever append_mcp_path says.
+        let c = path_claim_conflict(&at("u", "/t/mcp", None), std::slice::from_ref(&t), p).unwrap();
+        assert_eq!(
+            (
+                c.path.as_str(),
+                c.claim,
+                c.other_path.as_str(),
+                c.other_claim
+            ),
+            ("/t/mcp", Claim::Path, "/t", Claim::McpSuffix)
+        );
+        assert!(c
+            .message()
+            .starts_with("path: /t/mcp would be claimed by two servers"));
+        // The other way round.
+        let c = path_claim_conflict(&t, &[at("u", "/t/mcp", None)], p).unwrap();
+        assert_eq!((c.claim, c.other_claim), (Claim::McpSuffix, Claim::Path));
+        // A custom endpoint onto another server's path or MCP URL.
+        let c = path_claim_conflict(
+            &at("x", "/x", Some("https://gw.example.com/t/mcp")),
+            std::slice::from_ref(&t),
+            p,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.claim, c.claim.field()),
+            (Claim::Endpoint, "mcp_endpoint")
+        );
+        // The server itself (an update) and unrelated or nested paths are fine.
+        assert_eq!(path_claim_conflict(&t, std::slice::from_ref(&t), p), None);
+        for ok in ["/t2", "/team/github", "/t/github", "/mcp"] {
+            assert_eq!(
+                path_claim_conflict(&at("o", ok, None), std::slice::from_ref(&t), p),
+                None,
+                "{ok}"
+            );
+        }
     }
 
     #[test]

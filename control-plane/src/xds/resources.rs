@@ -237,8 +237,10 @@ pub fn plan(servers: &[Server]) -> Plan {
     }
     let mut out = Plan::default();
     type Key = (std::cmp::Reverse<usize>, u8, bool, String);
-    let mut routes: BTreeMap<Key, PlannedRoute> = BTreeMap::new();
-    let mut add = |route: PlannedRoute| {
+    let mut routes: BTreeMap<Key, (usize, PlannedRoute)> = BTreeMap::new();
+    // `owner`: the length of the path of the server the route is for (0 for the root
+    // discovery routes).
+    let mut add = |route: PlannedRoute, owner: usize| {
         let kind = match route.matcher {
             PathMatch::Exact(_) => 0,
             PathMatch::Prefix(_) => 1,
@@ -249,9 +251,20 @@ pub fn plan(servers: &[Server]) -> Plan {
             route.methods.is_empty(),
             route.matcher.text().to_string(),
         );
-        // First writer wins: two servers cannot share a path (the registry's key), and the
-        // discovery routes are identical whoever adds them.
-        routes.entry(key).or_insert(route);
+        // The registry refuses two servers claiming one exact path (`registry::Server::
+        // claimed_paths`), so a key is contested only by rows written some other way, or by
+        // discovery routes that are the same whoever adds them. Then the server with the
+        // longer path wins, as in the filter (longest prefix), whatever the servers' order.
+        match routes.entry(key) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert((owner, route));
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                if owner > o.get().0 {
+                    o.insert((owner, route));
+                }
+            }
+        }
     };
     for doc in DISCOVERY_DOCUMENTS {
         // RFC 9728 / RFC 8414 / OIDC at the root, and with the resource's or issuer's path
@@ -260,12 +273,15 @@ pub fn plan(servers: &[Server]) -> Plan {
             PathMatch::Exact(format!("/.well-known/{doc}")),
             PathMatch::Prefix(format!("/.well-known/{doc}/")),
         ] {
-            add(PlannedRoute {
-                name: "discovery".into(),
-                matcher,
-                methods: DISCOVERY_METHODS,
-                target: RouteTarget::ControlPlane,
-            });
+            add(
+                PlannedRoute {
+                    name: "discovery".into(),
+                    matcher,
+                    methods: DISCOVERY_METHODS,
+                    target: RouteTarget::ControlPlane,
+                },
+                0,
+            );
         }
     }
     for server in servers {
@@ -295,43 +311,56 @@ pub fn plan(servers: &[Server]) -> Plan {
             authority: upstream.authority.clone(),
         };
         let base = &upstream.base_path;
-        for base in [path.clone(), format!("{path}/mcp")] {
+        let owner = path.len();
+        for at in [path.clone(), format!("{path}/mcp")] {
             for doc in DISCOVERY_DOCUMENTS {
-                add(PlannedRoute {
-                    name: format!("discovery:{}", server.name),
-                    matcher: PathMatch::Exact(format!("{base}/.well-known/{doc}")),
-                    methods: DISCOVERY_METHODS,
-                    target: RouteTarget::ControlPlane,
-                });
+                add(
+                    PlannedRoute {
+                        name: format!("discovery:{}", server.name),
+                        matcher: PathMatch::Exact(format!("{at}/.well-known/{doc}")),
+                        methods: DISCOVERY_METHODS,
+                        target: RouteTarget::ControlPlane,
+                    },
+                    owner,
+                );
             }
         }
         if server.appends_mcp_path() && is_mcp_endpoint_path(base) {
-            add(PlannedRoute {
-                name: format!("mcp-endpoint:{}", server.name),
-                matcher: PathMatch::Exact(format!("{path}/mcp")),
-                methods: &[],
-                target: to_upstream(base.clone()),
-            });
+            add(
+                PlannedRoute {
+                    name: format!("mcp-endpoint:{}", server.name),
+                    matcher: PathMatch::Exact(format!("{path}/mcp")),
+                    methods: &[],
+                    target: to_upstream(base.clone()),
+                },
+                owner,
+            );
         }
-        add(PlannedRoute {
-            name: format!("server:{}", server.name),
-            matcher: PathMatch::Exact(path.clone()),
-            methods: &[],
-            target: to_upstream(if base.is_empty() {
-                "/".to_string()
-            } else {
-                base.clone()
-            }),
-        });
-        add(PlannedRoute {
-            name: format!("server:{}", server.name),
-            matcher: PathMatch::Prefix(format!("{path}/")),
-            methods: &[],
-            target: to_upstream(format!("{base}/")),
-        });
+        add(
+            PlannedRoute {
+                name: format!("server:{}", server.name),
+                matcher: PathMatch::Exact(path.clone()),
+                methods: &[],
+                target: to_upstream(if base.is_empty() {
+                    "/".to_string()
+                } else {
+                    base.clone()
+                }),
+            },
+            owner,
+        );
+        add(
+            PlannedRoute {
+                name: format!("server:{}", server.name),
+                matcher: PathMatch::Prefix(format!("{path}/")),
+                methods: &[],
+                target: to_upstream(format!("{base}/")),
+            },
+            owner,
+        );
         out.upstreams.push(upstream);
     }
-    out.routes = routes.into_values().collect();
+    out.routes = routes.into_values().map(|(_, route)| route).collect();
     out.upstreams.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     out
 }

@@ -353,6 +353,98 @@ fn nested_paths_each_get_their_own_traffic_longest_first() {
     );
 }
 
+/// The filter's match (`policy`: longest prefix on segment boundaries) for a server path.
+fn filter_server<'a>(servers: &'a [Server], path: &str) -> Option<&'a Server> {
+    let bare = path.split('?').next().unwrap_or(path);
+    servers
+        .iter()
+        .filter(|s| {
+            bare.strip_prefix(s.path.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .max_by_key(|s| s.path.len())
+}
+
+#[test]
+fn a_contested_exact_path_goes_where_the_filter_sends_it() {
+    // Written around the registry (it refuses this pair): /t appends /mcp to an upstream that
+    // is itself the MCP endpoint (an exact /t/mcp route), and another server sits at /t/mcp.
+    let servers = vec![
+        with_append(server("t", "/t", "http://127.0.0.1:9001/mcp"), Some(true)),
+        server("t-mcp", "/t/mcp", "http://127.0.0.1:9002"),
+    ];
+    let reversed: Vec<Server> = servers.iter().rev().cloned().collect();
+    for order in [&servers, &reversed] {
+        let r = plan(order).routes;
+        // The filter gives /t/mcp to the longer path; so does the route, in either order.
+        assert_eq!(route_for(&r, "/t/mcp"), goes("mcp_t_mcp", "/"));
+        assert_eq!(
+            filter_server(&servers, "/t/mcp").map(|s| s.name.as_str()),
+            Some("t-mcp")
+        );
+    }
+    assert_eq!(plan(&servers), plan(&reversed));
+}
+
+#[test]
+fn xds_and_the_filter_agree_on_every_server_path() {
+    let servers = vec![
+        server("team", "/team", "http://127.0.0.1:9001"),
+        server("team-github", "/team/github", "http://127.0.0.1:9002/mcp"),
+        with_append(server("gh", "/gh", "http://127.0.0.1:9003/mcp"), Some(true)),
+        with_append(
+            server("root", "/root", "https://r.example.com"),
+            Some(false),
+        ),
+        server("api", "/x/api", "http://127.0.0.1:9004/base/v1"),
+    ];
+    let p = plan(&servers);
+    let cluster_of = |name: &str| {
+        p.upstreams
+            .iter()
+            .find(|u| u.cluster == sanitised_cluster_name(name))
+            .map(|u| u.cluster.clone())
+    };
+    let mut checked = 0;
+    for s in &servers {
+        for suffix in [
+            "",
+            "/",
+            "/mcp",
+            "/mcp/",
+            "/mcp?x=1",
+            "/sse",
+            "/messages/1",
+            "/github",
+            "/githubber/mcp",
+            "/.well-known/oauth-protected-resource",
+            "/mcp/.well-known/openid-configuration",
+            "/mcp/.well-known/foo",
+            "/x/.well-known/oauth-protected-resource",
+        ] {
+            let path = format!("{}{suffix}", s.path);
+            for method in ["GET", "POST", "DELETE"] {
+                let routed = route_with(&p.routes, method, &path).map(|(c, _)| c);
+                let discovery = matches!(method, "GET")
+                    && (suffix == "/.well-known/oauth-protected-resource"
+                        || suffix == "/mcp/.well-known/openid-configuration");
+                let expected = if discovery {
+                    Some("control-plane".to_string())
+                } else {
+                    filter_server(&servers, &path).and_then(|s| cluster_of(&s.name))
+                };
+                assert_eq!(routed, expected, "{method} {path}");
+                checked += 1;
+            }
+        }
+    }
+    for outside in ["/", "/teams", "/x", "/x/apis", "/other/mcp"] {
+        assert_eq!(filter_server(&servers, outside), None);
+        assert_eq!(route_for(&p.routes, outside), None, "{outside}");
+    }
+    assert_eq!(checked, servers.len() * 13 * 3);
+}
+
 #[test]
 fn cluster_names_are_sanitised_and_collisions_disambiguated() {
     assert_eq!(sanitised_cluster_name("AWS Knowledge"), "mcp_aws_knowledge");

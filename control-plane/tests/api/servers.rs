@@ -10,6 +10,7 @@ both_backends!(
     register_json,
     register_validation,
     duplicates_conflict,
+    one_exact_path_one_server,
     put_replaces_and_clears,
     patch_merges,
     delete_and_unknown,
@@ -304,6 +305,120 @@ async fn duplicates_conflict(b: Backend) {
         .await
         .error(409);
     assert!(e.contains("name"), "{e}");
+}
+
+/// Two servers can never claim one exact gateway path: a server's path, `<path>/mcp` (its MCP
+/// URL or discovery base) and a custom endpoint on this gateway each belong to one server.
+async fn one_exact_path_one_server(b: Backend) {
+    let t = app(&b).await;
+    t.register("T", "/t", &[]).await;
+    // /t/mcp is /t's MCP URL (and where its discovery documents are looked up).
+    let answer = t
+        .register_form(
+            Some(ADMIN_TOKEN),
+            &[
+                ("name", "T MCP"),
+                ("path", "/t/mcp"),
+                ("proxy_pass_url", "http://a"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.json()["error"], "conflict");
+    let e = answer.error(409);
+    assert!(
+        e.starts_with("path: /t/mcp would be claimed by two servers") && e.contains("\"T\" at /t"),
+        "{e}"
+    );
+    // The same with append_mcp_path false on either side: /t/mcp/.well-known/… stays /t's.
+    let e = t
+        .admin(
+            "POST",
+            "/api/servers/register",
+            Some(json!({"name": "T MCP", "path": "/t/mcp", "proxy_pass_url": "http://a", "append_mcp_path": false})),
+        )
+        .await
+        .error(409);
+    assert!(e.contains("/t/mcp"), "{e}");
+    // The other way round: /u/mcp first, then /u.
+    t.register("U MCP", "/u/mcp", &[]).await;
+    let e = t
+        .register_form(
+            Some(ADMIN_TOKEN),
+            &[
+                ("name", "U"),
+                ("path", "/u"),
+                ("proxy_pass_url", "http://a"),
+            ],
+        )
+        .await
+        .error(409);
+    assert!(e.contains("/u/mcp") && e.contains("\"U MCP\""), "{e}");
+    // A custom endpoint onto another server's path or MCP URL, by register, PUT or PATCH.
+    let e = t
+        .admin(
+            "POST",
+            "/api/servers/register",
+            Some(
+                json!({"name": "X", "path": "/x", "proxy_pass_url": "http://a",
+                        "mcp_endpoint": "https://gw.example.com/t/mcp"}),
+            ),
+        )
+        .await
+        .error(409);
+    assert!(e.starts_with("mcp_endpoint: /t/mcp"), "{e}");
+    t.register("X", "/x", &[]).await;
+    let e = t
+        .admin(
+            "PATCH",
+            "/api/servers/x",
+            Some(json!({"mcp_endpoint": "https://gw.example.com/t"})),
+        )
+        .await
+        .error(409);
+    assert!(e.starts_with("mcp_endpoint: /t would be claimed"), "{e}");
+    let e = t
+        .admin(
+            "PUT",
+            "/api/servers/x",
+            Some(json!({"name": "X", "proxy_pass_url": "http://a",
+                        "mcp_endpoint": "https://gw.example.com/u/mcp/"})),
+        )
+        .await
+        .error(409);
+    assert!(e.contains("/u/mcp"), "{e}");
+    // Nothing was written by the refused requests.
+    assert_eq!(
+        t.admin("GET", "/api/servers/x", None).await.ok(200)["mcp_endpoint"],
+        serde_json::Value::Null
+    );
+    t.admin("GET", "/api/servers/t/mcp", None).await.error(404);
+    // Fine: an endpoint elsewhere, on this server's own paths, or on another host; nested
+    // servers with other names; updating a server in place.
+    t.admin(
+        "PATCH",
+        "/api/servers/x",
+        Some(json!({"mcp_endpoint": "https://gw.example.com/x/mcp"})),
+    )
+    .await
+    .ok(200);
+    t.admin(
+        "PATCH",
+        "/api/servers/x",
+        Some(json!({"mcp_endpoint": "https://other.example.com/t/mcp"})),
+    )
+    .await
+    .ok(200);
+    t.register("T GitHub", "/t/github", &[]).await;
+    t.admin(
+        "PATCH",
+        "/api/servers/t",
+        Some(json!({"append_mcp_path": false})),
+    )
+    .await
+    .ok(200);
+    // Once /t is gone, /t/mcp is free.
+    t.admin("DELETE", "/api/servers/t", None).await.ok(204);
+    t.register("T MCP", "/t/mcp", &[]).await;
 }
 
 async fn put_replaces_and_clears(b: Backend) {
