@@ -3,14 +3,16 @@
 //! These types mirror the JSON one to one and are only the *input*: [`crate::Policy::from_json`]
 //! validates them and compiles them into ready-to-use lookups. Every struct refuses unknown
 //! fields so a typo in an operator's snapshot is an error that names the field, never a silent
-//! default. `docs/policy.md` documents each field.
+//! default. `docs/policy.md` documents each field. They serialize too, so the control plane
+//! builds a snapshot as typed values and writes it once; every field is written, defaults
+//! included, so the bytes say exactly what the filters will use.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::keys::Jwks;
 
 /// The whole snapshot.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// Format marker; must be `1`.
@@ -32,7 +34,7 @@ pub struct Snapshot {
 }
 
 /// A token issuer the filter trusts, with the keys to check its signatures.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerSpec {
     /// Exact `iss` claim value.
@@ -68,7 +70,7 @@ pub struct IssuerSpec {
 }
 
 /// A registered MCP server as the filter sees it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     /// Registry name; what scope grants refer to.
@@ -85,7 +87,7 @@ pub struct ServerSpec {
 }
 
 /// Members of `group` get every scope in `scopes`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupMappingSpec {
     pub group: String,
@@ -93,7 +95,7 @@ pub struct GroupMappingSpec {
 }
 
 /// A registry scope and what it grants.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeSpec {
     pub name: String,
@@ -102,7 +104,7 @@ pub struct ScopeSpec {
 }
 
 /// Access to one server (or `*`), restricted to some JSON-RPC methods and tools.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrantSpec {
     /// Server name, or `*` for every server.
@@ -117,7 +119,7 @@ pub struct GrantSpec {
 }
 
 /// A static credential (API key or gateway token), stored as its SHA-256.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeySpec {
     /// Label for logs and audit; never the key.
@@ -137,7 +139,7 @@ pub struct ApiKeySpec {
 }
 
 /// Knobs for the filter; every field has a default.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SettingsSpec {
     /// Largest JSON-RPC body inspected; larger bodies get 413.

@@ -34,14 +34,14 @@ use serde::{Deserialize, Serialize};
 use self::rsa::{Hash, Padding, RsaPublicKey};
 
 /// A JWK Set document (RFC 7517 §5).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
 /// One JSON Web Key (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2). Members we do not use (`x5c`, `x5t`,
 /// `key_ops`, private-key members …) are ignored. `Debug` never prints the HMAC secret `k`.
-#[derive(Clone, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Jwk {
     pub kty: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

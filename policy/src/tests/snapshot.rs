@@ -236,3 +236,27 @@ fn encryption_keys_and_keys_for_other_algorithms_are_skipped() {
         crate::TokenError::UnknownKid
     );
 }
+
+#[test]
+fn snapshots_round_trip_through_their_typed_form() {
+    use crate::snapshot::Snapshot;
+    for text in [
+        include_str!("../../../docs/policy-example.json").to_string(),
+        snapshot().to_string(),
+    ] {
+        let typed: Snapshot = serde_json::from_str(&text).expect("parses");
+        let written = serde_json::to_string(&typed).expect("serializes");
+        let again: Snapshot = serde_json::from_str(&written).expect("what we write parses");
+        assert_eq!(again, typed);
+        // Defaults are written out: the bytes say what the filter will use.
+        let value: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert!(value["settings"]["max_body_bytes"].is_u64(), "{value}");
+        assert!(value["issuers"][0]["groups_claim"].is_string(), "{value}");
+        // And they compile to the same policy.
+        let a = Policy::compile(typed).expect("compiles");
+        let b = Policy::from_json(written.as_bytes()).expect("compiles");
+        assert_eq!(a.version, b.version);
+        assert_eq!(a.servers.len(), b.servers.len());
+        assert_eq!(a.scope_names, b.scope_names);
+    }
+}
