@@ -31,6 +31,7 @@ pub struct Metrics {
     policy_version: AtomicU64,
     audit_received: AtomicU64,
     audit_dropped: AtomicU64,
+    audit_refused: AtomicU64,
 }
 
 fn escape(label: &str) -> String {
@@ -71,6 +72,10 @@ impl Metrics {
         self.audit_dropped.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub fn audit_refused(&self, n: u64) {
+        self.audit_refused.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -78,6 +83,7 @@ impl Metrics {
             ("portcullis_policy_version", "gauge", "Version of the policy snapshot this replica serves.", &self.policy_version),
             ("portcullis_audit_events_received_total", "counter", "Audit events stored from Envoy sync services.", &self.audit_received),
             ("portcullis_audit_events_dropped_total", "counter", "Audit events Envoys reported dropping (buffer full while the control plane was unreachable).", &self.audit_dropped),
+            ("portcullis_audit_events_refused_total", "counter", "Audit events refused because their time_ms was outside the stored window (more than 5 minutes ahead, or older than the retention period).", &self.audit_refused),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
         }

@@ -110,7 +110,11 @@ fn version_headers(h: &mut HeaderMap, p: &Published) {
     h.insert("x-portcullis-policy-version", HeaderValue::from(p.version));
 }
 
-/// `POST /v1/audit`: stores a batch of decisions, all or nothing.
+/// `POST /v1/audit`: stores a batch of decisions. A malformed event refuses the whole batch
+/// (400, nothing stored: the sender is broken). An event whose `time_ms` is outside the stored
+/// window ([`crate::audit::time_problem`]: more than 5 minutes ahead of our clock, or older than
+/// the retention period) is refused alone: the others are stored, and the answer (202) says
+/// how many of each, so a skewed clock on one Envoy loses only what cannot be kept.
 pub async fn audit(
     State(state): State<AppState>,
     _peer: SyncPeer,
@@ -132,9 +136,32 @@ pub async fn audit(
         state.metrics.audit_dropped(batch.dropped);
     }
     let received_ms = crate::db::now_ms().max(0) as u64;
-    let unknown_kid = batch.events.iter().any(|e| e.reason == "unknown_kid");
-    let records: Vec<AuditRecord> = batch
-        .events
+    let retention = state.config.audit.retention;
+    let mut refused = 0usize;
+    let mut first_refused: Option<(usize, u64, &'static str)> = None;
+    let mut kept = Vec::with_capacity(batch.events.len());
+    for (i, event) in batch.events.into_iter().enumerate() {
+        match crate::audit::time_problem(event.time_ms, received_ms, retention) {
+            None => kept.push(event),
+            Some(problem) => {
+                refused += 1;
+                first_refused.get_or_insert((i, event.time_ms, problem));
+            }
+        }
+    }
+    if let Some((index, time_ms, problem)) = first_refused {
+        tracing::warn!(
+            refused,
+            first = index,
+            time_ms,
+            received_ms,
+            problem,
+            "audit events refused: time_ms outside the stored window (is this Envoy's clock right?)"
+        );
+        state.metrics.audit_refused(refused as u64);
+    }
+    let unknown_kid = kept.iter().any(|e| e.reason == "unknown_kid");
+    let records: Vec<AuditRecord> = kept
         .into_iter()
         .map(|event| AuditRecord {
             id: format!("{:032x}", rand::random::<u128>()),
@@ -142,14 +169,16 @@ pub async fn audit(
             event,
         })
         .collect();
-    state.db.insert_audit(&records).await?;
+    if !records.is_empty() {
+        state.db.insert_audit(&records).await?;
+    }
     state.metrics.audit_received(records.len() as u64);
     if unknown_kid {
         state.unknown_kid_seen();
     }
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({ "accepted": records.len() })),
+        axum::Json(json!({ "accepted": records.len(), "refused": refused })),
     )
         .into_response())
 }

@@ -5,6 +5,10 @@
 //! - `PORTCULLIS_AUDIT_RETENTION_DAYS` (default 30): older records are deleted.
 //! - `PORTCULLIS_AUDIT_MAX_EVENTS` (default 1000000): beyond this many, the oldest are deleted.
 //! - `PORTCULLIS_AUDIT_MAX_BATCH` (default 5000): larger batches are refused with 413.
+//!
+//! An event's `time_ms` must fall in [now − retention, now + [`MAX_FUTURE_SKEW`]] by the control
+//! plane's clock ([`time_problem`]); events outside are refused one by one (counted, the rest
+//! of the batch is stored), so retention cannot be gamed by future-dated events.
 
 #[cfg(test)]
 mod tests;
@@ -211,6 +215,26 @@ pub struct AuditRecord {
     pub received_ms: u64,
     #[serde(flatten)]
     pub event: AuditEvent,
+}
+
+/// How far ahead of the control plane's clock an event's `time_ms` may be: room for clock skew
+/// between the Envoy hosts and the control plane. A later event is refused: it would outlive
+/// the retention period (records are pruned by `time_ms`) and sit at the top of every listing.
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// Why an event's `time_ms` is outside the window the control plane stores, `now_ms` being the
+/// time the batch arrived: more than [`MAX_FUTURE_SKEW`] ahead, or older than the retention
+/// period (it would be pruned within the minute anyway). `None`: in the window.
+pub fn time_problem(time_ms: u64, now_ms: u64, retention: Duration) -> Option<&'static str> {
+    let skew = MAX_FUTURE_SKEW.as_millis() as u64;
+    let retention = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    if time_ms > now_ms.saturating_add(skew) {
+        Some("more than 5 minutes ahead of the control plane's clock")
+    } else if time_ms < now_ms.saturating_sub(retention) {
+        Some("older than the audit retention period")
+    } else {
+        None
+    }
 }
 
 /// Deletes records past the retention period or beyond the row bound, once a minute.

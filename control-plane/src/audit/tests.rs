@@ -1,6 +1,8 @@
 use serde_json::json;
 
-use super::{AuditBatch, AuditEvent, Decision, InvalidEvent};
+use std::time::Duration;
+
+use super::{time_problem, AuditBatch, AuditEvent, Decision, InvalidEvent, MAX_FUTURE_SKEW};
 
 fn event() -> serde_json::Value {
     json!({
@@ -68,4 +70,31 @@ fn wrong_types_and_decisions_do_not_parse() {
     }
     let batch = json!({"events": [], "extra": 1});
     assert!(serde_json::from_value::<AuditBatch>(batch).is_err());
+}
+
+#[test]
+fn time_window_is_retention_back_and_five_minutes_ahead() {
+    let now = 1_800_000_000_000u64;
+    let day = Duration::from_secs(86_400);
+    let skew = MAX_FUTURE_SKEW.as_millis() as u64;
+    assert_eq!(skew, 300_000);
+    for ok in [now, now + skew, now - 1, now - 86_400_000] {
+        assert_eq!(time_problem(ok, now, day), None, "{ok}");
+    }
+    assert_eq!(
+        time_problem(now + skew + 1, now, day),
+        Some("more than 5 minutes ahead of the control plane's clock")
+    );
+    assert_eq!(
+        time_problem(u64::MAX, now, day),
+        Some("more than 5 minutes ahead of the control plane's clock")
+    );
+    assert_eq!(
+        time_problem(now - 86_400_001, now, day),
+        Some("older than the audit retention period")
+    );
+    assert!(time_problem(0, now, day).is_some());
+    // A retention longer than the epoch, or a clock at 0, still decides.
+    assert_eq!(time_problem(0, now, Duration::MAX), None);
+    assert_eq!(time_problem(0, 0, day), None);
 }

@@ -18,6 +18,7 @@ both_backends!(
     bad_audit_batches_change_nothing,
     audit_retention_keeps_the_newest,
     audit_text_round_trips_exactly,
+    audit_times_outside_the_window_are_refused_alone,
 );
 
 async fn sync_app(b: &Backend) -> TestApp {
@@ -184,9 +185,22 @@ async fn versions_follow_content_and_long_polls_wake_on_change(b: Backend) {
         .error(400);
 }
 
+/// The `time_ms` of test event 0: an hour ago, whole seconds (events older than the retention
+/// period or ahead of the clock are refused).
+pub fn audit_base_ms() -> u64 {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        (now - 3_600_000) / 1000 * 1000
+    })
+}
+
 pub fn audit_event(n: u64, decision: &str, sub: &str, tool: Option<&str>) -> Value {
     json!({
-        "time_ms": 1_700_000_000_000u64 + n, "request_id": format!("req-{n}"), "policy_version": 3,
+        "time_ms": audit_base_ms() + n, "request_id": format!("req-{n}"), "policy_version": 3,
         "decision": decision, "status": if decision == "allow" { 200 } else { 403 },
         "reason": if decision == "allow" { "allowed" } else { "tool_not_allowed" },
         "sub": sub, "username": format!("{sub}-name"), "issuer": ISSUER, "client_id": "cli",
@@ -224,7 +238,7 @@ async fn audit_batches_are_stored_and_searchable(b: Backend) {
         *v = Value::Null;
     }
     assert_eq!(newest["id"].as_str().unwrap().len(), 32);
-    assert!(newest["received_ms"].as_u64().unwrap() > 1_700_000_000_000);
+    assert!(newest["received_ms"].as_u64().unwrap() > audit_base_ms());
 
     let count = |q: &str| {
         let t = &t;
@@ -247,7 +261,11 @@ async fn audit_batches_are_stored_and_searchable(b: Backend) {
         2
     );
     assert_eq!(count("server=other").await, 0);
-    assert_eq!(count("since=1700000000001&until=1700000000003").await, 2);
+    let base = audit_base_ms();
+    assert_eq!(
+        count(&format!("since={}&until={}", base + 1, base + 3)).await,
+        2
+    );
 
     // Paging: 2 + 2 + 1, no overlap, same order as one page.
     let mut seen = Vec::new();
@@ -342,7 +360,12 @@ async fn audit_retention_keeps_the_newest(b: Backend) {
         .collect();
     t.post_audit(json!({"events": events})).await.ok(202);
     // Older than the cutoff go, then all but the newest 4.
-    let deleted = t.state.db.prune_audit(1_700_000_000_002, 4).await.unwrap();
+    let deleted = t
+        .state
+        .db
+        .prune_audit(audit_base_ms() as i64 + 2, 4)
+        .await
+        .unwrap();
     assert_eq!(deleted, 6);
     let left = t.admin("GET", "/api/audit", None).await.ok(200);
     let ids: Vec<&str> = left["events"]
@@ -353,6 +376,64 @@ async fn audit_retention_keeps_the_newest(b: Backend) {
         .collect();
     assert_eq!(ids, ["req-9", "req-8", "req-7", "req-6"]);
     assert_eq!(t.state.db.prune_audit(0, 100).await.unwrap(), 0);
+}
+
+/// `time_ms` more than 5 minutes ahead of the control plane's clock, or older than the retention
+/// period, is refused event by event: the batch's other events are stored, the answer counts
+/// both, the refusals are counted in the metrics.
+async fn audit_times_outside_the_window_are_refused_alone(b: Backend) {
+    let t = app_with(&b, |c| {
+        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()));
+        c.audit.retention = Duration::from_secs(86_400);
+    })
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let at = |n: u64, time_ms: u64| {
+        let mut e = audit_event(n, "allow", "alice", Some("echo"));
+        e["time_ms"] = json!(time_ms);
+        e
+    };
+    let events = [
+        at(0, now - 1000),                // kept
+        at(1, now + 10 * 60_000),         // 10 minutes ahead: refused
+        at(2, now + 60_000),              // 1 minute ahead (clock skew): kept
+        at(3, now - 2 * 86_400_000),      // older than the retention (1 day): refused
+        at(4, now - 86_400_000 + 60_000), // just inside the retention: kept
+        at(5, i64::MAX as u64),           // the far future: refused
+        at(6, 1),                         // 1970: refused
+    ];
+    let a = t.post_audit(json!({ "events": events })).await.ok(202);
+    assert_eq!(a, json!({"accepted": 3, "refused": 4}));
+    let stored: Vec<String> = t.admin("GET", "/api/audit", None).await.ok(200)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["request_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stored, ["req-2", "req-0", "req-4"], "newest first");
+    // A batch of refused events only: accepted (nothing to retry), nothing stored.
+    let a = t
+        .post_audit(json!({ "events": [at(7, now + 3_600_000)] }))
+        .await
+        .ok(202);
+    assert_eq!(a, json!({"accepted": 0, "refused": 1}));
+    assert_eq!(t.state.db.count_audit().await.unwrap(), 3);
+    let m = t.call("GET", "/metrics", None, None).await.text;
+    assert!(m.contains("portcullis_audit_events_refused_total 5"), "{m}");
+    assert!(
+        m.contains("portcullis_audit_events_received_total 3"),
+        "{m}"
+    );
+    // A malformed event still refuses the whole batch, whatever the times.
+    let mut bad = at(8, now);
+    bad["status"] = json!(42);
+    t.post_audit(json!({ "events": [at(9, now), bad] }))
+        .await
+        .error(400);
+    assert_eq!(t.state.db.count_audit().await.unwrap(), 3);
 }
 
 /// Two control planes on one PostgreSQL database: a change through one reaches a long-poll held
