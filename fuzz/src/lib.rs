@@ -1,7 +1,7 @@
 //! The bodies of the cargo-fuzz targets in `fuzz/fuzz_targets/`, one function per target. The
 //! same functions replay the committed corpora in the normal test command:
 //! `policy/tests/fuzz_corpus.rs` includes this file with `#[path]`, so it may use only `policy`
-//! and the policy crate's own dependencies (`base64`, `hmac`, `sha2`), and nothing here may panic
+//! and the policy crate's own dependencies (`base64`, `hmac`, `serde_json`, `sha2`), and nothing here may panic
 //! except the code under test and the properties asserted below.
 //!
 //! Every target decides against one fixed snapshot, `fuzz/policy.json` (written by
@@ -213,4 +213,154 @@ fn check_identity(policy: &Policy, identity: &Identity) {
 fn check_deny(policy: &Policy, deny: &policy::Deny) {
     let _ = deny.reason.reason();
     let _ = deny.description(policy);
+}
+
+/// `request`: the request rules over arbitrary header bytes and bodies, carried out the way the
+/// filter does: [`Policy::check_head`], the credential verified at `NOW`, [`Policy::admit`], the
+/// body's size checked chunk by chunk with [`Policy::check_body_size`], then [`Policy::check_body`].
+///
+/// Input: one control byte, then header lines `name NUL value LF` (a line without NUL is a name
+/// with an empty value; names may hold any byte but NUL and LF, values any byte but LF), an empty
+/// line, and the body (any bytes). Control byte: bit 0 says the headers end the stream (no body
+/// follows; the body bytes are then ignored); bits 1-2 pick the body chunk size: 1, 7, 512 bytes
+/// or the whole body at once.
+///
+/// Asserted besides "no panic": a request that is not answered locally has every credential and
+/// identity header on its strip list; every reply is a well-formed local answer (status, header
+/// values fit for HTTP, a JSON body); only a verified identity is forwarded; a body the rules
+/// let through parses and every one of its messages is authorized.
+pub fn request(data: &[u8]) {
+    request_outcome(data);
+}
+
+/// Where [`request`] ended: `"empty"`, `"discovery"`, `"forwarded"` or the refusing reply's
+/// reason (the replay test checks that the hand-made seeds get where they are meant to).
+pub fn request_outcome(data: &[u8]) -> &'static str {
+    let Some((&control, rest)) = data.split_first() else {
+        return "empty";
+    };
+    let end_of_stream = control & 1 != 0;
+    let chunk = match (control >> 1) & 3 {
+        0 => 1,
+        1 => 7,
+        2 => 512,
+        _ => usize::MAX,
+    };
+    let mut headers: Vec<policy::HeaderPair<'_>> = Vec::new();
+    let mut body: &[u8] = &[];
+    let mut lines = rest;
+    while !lines.is_empty() {
+        let (line, after) = match lines.iter().position(|&b| b == b'\n') {
+            Some(end) => (&lines[..end], &lines[end + 1..]),
+            None => (lines, &[][..]),
+        };
+        if line.is_empty() {
+            body = after;
+            break;
+        }
+        headers.push(match line.iter().position(|&b| b == 0) {
+            Some(nul) => (&line[..nul], &line[nul + 1..]),
+            None => (line, &[][..]),
+        });
+        lines = after;
+    }
+
+    let policy = policy();
+    let head = policy.check_head(&headers, end_of_stream);
+    let _ = (head.facts, head.cors_origin);
+    let pending = match head.verdict {
+        policy::HeadVerdict::Reply(reply) => return check_reply(&reply),
+        policy::HeadVerdict::Discovery => {
+            check_strip(policy, &headers, &head.strip);
+            return "discovery";
+        }
+        policy::HeadVerdict::Authenticate(pending) => pending,
+    };
+    let verified = match pending.credential {
+        policy::Credential::Jwt(token) => policy.verify_jwt(token, NOW),
+        policy::Credential::ApiKey(key) => policy.verify_api_key(key, NOW),
+    };
+    let rule = match policy.admit(&pending, verified.as_ref()) {
+        policy::Admission::Reply(reply) => return check_reply(&reply),
+        policy::Admission::Forward(rule) => rule,
+    };
+    check_strip(policy, &headers, &head.strip);
+    let Ok(identity) = verified else {
+        panic!("forwarded without a verified identity: {verified:?}");
+    };
+    check_identity(policy, &identity);
+    if end_of_stream {
+        return "forwarded";
+    }
+    let mut received = 0;
+    while received < body.len() {
+        received += chunk.min(body.len() - received);
+        if let Some(reply) = policy.check_body_size(&rule, received) {
+            return check_reply(&reply);
+        }
+    }
+    let decision = policy.check_body(&identity, pending.server, &rule, body);
+    match &decision.reply {
+        Some(reply) => return check_reply(reply),
+        None if matches!(rule, policy::BodyRule::JsonRpc { .. }) => {
+            let messages = policy::parse_body(body).expect("a forwarded JSON-RPC body parses");
+            assert!(
+                policy
+                    .authorize_messages(&identity, pending.server, &messages)
+                    .is_ok(),
+                "a forwarded body has a message its identity may not send"
+            );
+        }
+        None => assert!(body.is_empty(), "a {rule:?} request forwarded a body"),
+    }
+    "forwarded"
+}
+
+/// Every credential and identity header is removed from a request that goes on.
+fn check_strip(
+    policy: &Policy,
+    headers: &[policy::HeaderPair<'_>],
+    strip: &policy::request::Strip<'_>,
+) {
+    let settings = &policy.settings;
+    for &(name, _) in headers {
+        let sensitive = name == b"authorization"
+            || name == settings.api_key_header.as_bytes()
+            || name.starts_with(b"x-portcullis-")
+            || name == settings.user_header.as_bytes()
+            || name == settings.groups_header.as_bytes()
+            || name == settings.scopes_header.as_bytes();
+        assert!(
+            !sensitive || strip.contains(name),
+            "header {:?} goes upstream",
+            String::from_utf8_lossy(name)
+        );
+    }
+}
+
+/// A local answer the filter can send as it is; returns its reason.
+fn check_reply(reply: &policy::Reply) -> &'static str {
+    assert!(
+        (200..600).contains(&reply.status),
+        "status {}",
+        reply.status
+    );
+    let fits = |value: &str| {
+        value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+    };
+    let values = reply
+        .www_authenticate
+        .iter()
+        .chain(reply.headers.iter().map(|(_, v)| v));
+    for value in values {
+        assert!(fits(value), "reply header value {value:?}");
+    }
+    assert!(
+        reply.body.is_empty() || serde_json::from_str::<serde_json::Value>(&reply.body).is_ok(),
+        "reply body is not JSON: {:?}",
+        reply.body
+    );
+    reply.reason
 }

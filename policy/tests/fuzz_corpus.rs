@@ -54,6 +54,11 @@ fn snapshot_corpus() {
     replay("snapshot", harness::snapshot);
 }
 
+#[test]
+fn request_corpus() {
+    replay("request", harness::request);
+}
+
 /// The hand-made seeds that should verify do, so the fuzzers start past the signature checks
 /// (a changed snapshot rule or a stale seed would otherwise quietly make the corpora shallow).
 #[test]
@@ -73,6 +78,46 @@ fn valid_seeds_verify() {
             .expect("a non-empty seed");
         if let Err(e) = policy.verify_jwt(&token, now) {
             panic!("{}: {e}", file.display());
+        }
+    }
+}
+
+/// The hand-made request seeds that should pass do (with the identity headers stripped), so the
+/// request fuzzer starts with inputs that reach the body check; every other seed is answered
+/// locally.
+#[test]
+fn request_seeds_pass_or_not() {
+    let passing = [
+        ("seed-authorization-and-apikey", "forwarded"),
+        ("seed-discovery-get", "discovery"),
+        ("seed-discovery-under-server", "discovery"),
+        ("seed-get-apikey-eos", "forwarded"),
+        ("seed-identity-spoof", "forwarded"),
+        ("seed-non-utf8-other-header", "forwarded"),
+        ("seed-origin-allowed", "forwarded"),
+        ("seed-patch-open-stream-no-body", "forwarded"),
+        ("seed-path-query", "forwarded"),
+        ("seed-post-admin-batch", "forwarded"),
+        ("seed-post-apikey-echo", "forwarded"),
+        ("seed-post-apikey-echo-1byte-chunks", "forwarded"),
+        ("seed-post-jwt-hs256-files", "forwarded"),
+        ("seed-post-jwt-rs256", "forwarded"),
+        ("seed-post-mcp-headers-match", "forwarded"),
+    ];
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/request");
+    for entry in std::fs::read_dir(&corpus).expect("request corpus") {
+        let file = entry.expect("corpus entry").path();
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        if !name.starts_with("seed-") {
+            continue;
+        }
+        let outcome = harness::request_outcome(&std::fs::read(&file).expect("seed file"));
+        match passing.iter().find(|(seed, _)| *seed == name) {
+            Some((_, expected)) => assert_eq!(outcome, *expected, "{name}"),
+            None => assert!(
+                !matches!(outcome, "forwarded" | "discovery"),
+                "{name} was not refused"
+            ),
         }
     }
 }
