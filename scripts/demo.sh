@@ -61,7 +61,7 @@ say "starting the control plane on 127.0.0.1:8080 (log: $work/portcullis.log)"
     PORTCULLIS_ADMIN_TOKEN="$(cat "$work/admin.token")" PORTCULLIS_SYNC_TOKEN="$(cat "$work/sync.token")" \
     PORTCULLIS_XDS_LISTEN=127.0.0.1:18000 PORTCULLIS_AUTH_MODE=direct \
     PORTCULLIS_IDP_ISSUER=http://127.0.0.1:10000/demo-issuer PORTCULLIS_IDP_JWKS_FILE="$work/keys/jwks.json" \
-    PORTCULLIS_IDP_AUDIENCE=portcullis-demo-api MCP_ADVERTISED_SCOPES="openid profile"
+    PORTCULLIS_API_AUDIENCE=portcullis-demo-api MCP_ADVERTISED_SCOPES="openid profile"
   exec "$portcullis" serve --listen 127.0.0.1:8080 >"$work/portcullis.log" 2>&1
 ) &
 pids+=($!)

@@ -20,14 +20,20 @@ pub struct Authenticator {
     admin_token_sha256: Option<[u8; 32]>,
     admin_scope: String,
     idp_config: Option<crate::config::IdpConfig>,
-    /// A policy with only the IdP issuer in it (its configured audiences, not the servers'
-    /// resources: a token for an MCP server is not an API credential): the same verification
-    /// the filter does.
+    /// A policy with only the IdP issuer in it (the API's audiences, `PORTCULLIS_API_AUDIENCE`;
+    /// not the servers' resources nor their extra audiences: a token for an MCP server is not
+    /// an API credential): the same verification the filter does.
     idp: RwLock<Option<Arc<policy::Policy>>>,
 }
 
 impl Authenticator {
     pub fn new(config: &Config) -> anyhow::Result<Authenticator> {
+        if let Some(idp) = config.idp.as_ref().filter(|i| i.api_audience_is_shared) {
+            tracing::warn!(
+                audiences = ?idp.audiences,
+                "PORTCULLIS_API_AUDIENCE is not set: the API accepts PORTCULLIS_IDP_AUDIENCE, which every MCP server accepts too, so a token for an MCP server is also an API credential; give the API an audience of its own with PORTCULLIS_API_AUDIENCE"
+            );
+        }
         let auth = Authenticator {
             admin_token_sha256: config.admin_token_sha256,
             admin_scope: config.admin_scope.clone(),
@@ -59,9 +65,13 @@ impl Authenticator {
         }
     }
 
-    /// `None` when no audience is configured: IdP tokens are then not accepted by the API.
+    /// `None` when no API audience is configured: IdP tokens are then not accepted by the API.
     fn idp_policy(&self, jwks: Value) -> Result<Option<policy::Policy>, policy::SnapshotError> {
-        let Some(idp) = self.idp_config.as_ref().filter(|i| !i.audiences.is_empty()) else {
+        let Some(idp) = self
+            .idp_config
+            .as_ref()
+            .filter(|i| !i.api_audiences.is_empty())
+        else {
             return Ok(None);
         };
         let snapshot = json!({
@@ -71,7 +81,7 @@ impl Authenticator {
                 "issuer": idp.issuer,
                 "jwks": jwks,
                 "algorithms": idp.algorithms,
-                "audiences": idp.audiences,
+                "audiences": idp.api_audiences,
                 "groups_claim": idp.groups_claim,
             }],
         });

@@ -31,8 +31,16 @@ pub struct IdpConfig {
     pub issuer: String,
     /// Its JWKS (`PORTCULLIS_IDP_JWKS_FILE`), when tokens are to be verified here.
     pub jwks: Option<serde_json::Value>,
-    /// Accepted `aud` values (`PORTCULLIS_IDP_AUDIENCE`, comma-separated).
+    /// `aud` values the MCP servers accept besides their own URL (`PORTCULLIS_IDP_AUDIENCE`,
+    /// comma-separated): the policy snapshot's `audiences`.
     pub audiences: Vec<String>,
+    /// `aud` values the API accepts (`PORTCULLIS_API_AUDIENCE`, comma-separated). Unset: the
+    /// same as `audiences` (how one setting served both before; see
+    /// [`IdpConfig::api_audience_is_shared`]).
+    pub api_audiences: Vec<String>,
+    /// `true` when `PORTCULLIS_API_AUDIENCE` is unset and the API takes `PORTCULLIS_IDP_AUDIENCE`:
+    /// a token for the MCP servers is then also an API credential (warned at start).
+    pub api_audience_is_shared: bool,
     /// Accepted signature algorithms (`PORTCULLIS_IDP_ALGORITHMS`).
     pub algorithms: Vec<String>,
     /// Claim holding the groups (`PORTCULLIS_IDP_GROUPS_CLAIM`, default `groups`).
@@ -278,8 +286,23 @@ impl Config {
             let audiences = get("PORTCULLIS_IDP_AUDIENCE")
                 .map(|a| split_list(&a, ','))
                 .unwrap_or_default();
-            if jwks.is_some() && audiences.is_empty() {
-                bail!("PORTCULLIS_IDP_AUDIENCE: required with PORTCULLIS_IDP_JWKS_FILE (tokens are always checked for whom they were issued to)");
+            // The API's audience and the MCP servers' are separate settings; without
+            // PORTCULLIS_API_AUDIENCE the API keeps taking PORTCULLIS_IDP_AUDIENCE, as before.
+            let (api_audiences, api_audience_is_shared) = match get("PORTCULLIS_API_AUDIENCE") {
+                Some(a) => {
+                    let api = split_list(&a, ',');
+                    if api.is_empty() {
+                        bail!("PORTCULLIS_API_AUDIENCE: empty; unset it, or name the `aud` the API accepts");
+                    }
+                    if let Some(shared) = api.iter().find(|a| audiences.contains(a)) {
+                        bail!("PORTCULLIS_API_AUDIENCE and PORTCULLIS_IDP_AUDIENCE share {shared:?}: a token for the MCP servers would be an API credential and the reverse; give the API an audience of its own");
+                    }
+                    (api, false)
+                }
+                None => (audiences.clone(), !audiences.is_empty()),
+            };
+            if jwks.is_some() && api_audiences.is_empty() {
+                bail!("PORTCULLIS_API_AUDIENCE (or, as before, PORTCULLIS_IDP_AUDIENCE): required with PORTCULLIS_IDP_JWKS_FILE (tokens are always checked for whom they were issued to)");
             }
             let discovery_url = get("PORTCULLIS_IDP_DISCOVERY_URL").unwrap_or_else(|| {
                 format!(
@@ -291,6 +314,8 @@ impl Config {
                 issuer,
                 jwks,
                 audiences,
+                api_audiences,
+                api_audience_is_shared,
                 algorithms: split_list(
                     &get("PORTCULLIS_IDP_ALGORITHMS").unwrap_or_else(|| DEFAULT_ALGORITHMS.into()),
                     ',',
@@ -450,6 +475,76 @@ mod tests {
             let err = cfg(&bad).unwrap_err();
             assert!(format!("{err:#}").contains(bad[0].0), "{bad:?}: {err:#}");
         }
+    }
+
+    #[test]
+    fn api_and_mcp_server_audiences_are_separate() {
+        let issuer = ("PORTCULLIS_IDP_ISSUER", "https://idp.example.com");
+        // Both set: each its own.
+        let c = cfg(&[
+            issuer,
+            (
+                "PORTCULLIS_API_AUDIENCE",
+                "portcullis-api, portcullis-admin",
+            ),
+            ("PORTCULLIS_IDP_AUDIENCE", "mcp-gateway"),
+        ])
+        .unwrap();
+        let idp = c.idp.unwrap();
+        assert_eq!(idp.api_audiences, ["portcullis-api", "portcullis-admin"]);
+        assert_eq!(idp.audiences, ["mcp-gateway"]);
+        assert!(!idp.api_audience_is_shared);
+        // Only the API's: the MCP servers accept their own URLs only.
+        let idp = cfg(&[issuer, ("PORTCULLIS_API_AUDIENCE", "portcullis-api")])
+            .unwrap()
+            .idp
+            .unwrap();
+        assert_eq!(idp.api_audiences, ["portcullis-api"]);
+        assert!(idp.audiences.is_empty() && !idp.api_audience_is_shared);
+        // Only the old setting: both take it, as before (and the start warns).
+        let idp = cfg(&[issuer, ("PORTCULLIS_IDP_AUDIENCE", "portcullis-api")])
+            .unwrap()
+            .idp
+            .unwrap();
+        assert_eq!(idp.api_audiences, ["portcullis-api"]);
+        assert_eq!(idp.audiences, ["portcullis-api"]);
+        assert!(idp.api_audience_is_shared);
+        // Neither: no API audience (IdP tokens are not API credentials), nothing shared.
+        let idp = cfg(&[issuer]).unwrap().idp.unwrap();
+        assert!(idp.api_audiences.is_empty() && !idp.api_audience_is_shared);
+        // One value in both, or an empty API audience, stops the start.
+        for bad in [
+            vec![
+                issuer,
+                ("PORTCULLIS_API_AUDIENCE", "a, shared"),
+                ("PORTCULLIS_IDP_AUDIENCE", "shared"),
+            ],
+            vec![issuer, ("PORTCULLIS_API_AUDIENCE", " , ")],
+        ] {
+            let err = format!("{:#}", cfg(&bad).unwrap_err());
+            assert!(err.contains("PORTCULLIS_API_AUDIENCE"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_jwks_file_needs_an_api_audience() {
+        let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let jwks = dir.join("jwks.json");
+        std::fs::write(&jwks, r#"{"keys": []}"#).unwrap();
+        let jwks = jwks.display().to_string();
+        let base = [
+            ("PORTCULLIS_IDP_ISSUER", "https://idp.example.com"),
+            ("PORTCULLIS_IDP_JWKS_FILE", jwks.as_str()),
+        ];
+        let err = format!("{:#}", cfg(&base).unwrap_err());
+        assert!(err.contains("PORTCULLIS_API_AUDIENCE"), "{err}");
+        for audience in ["PORTCULLIS_API_AUDIENCE", "PORTCULLIS_IDP_AUDIENCE"] {
+            let mut vars = base.to_vec();
+            vars.push((audience, "portcullis-api"));
+            assert!(cfg(&vars).is_ok(), "{audience}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -470,6 +470,8 @@ fn test_config(discovery_url: &str) -> Config {
             issuer: ISSUER.into(),
             jwks: None,
             audiences: vec!["portcullis-api".into()],
+            api_audiences: vec!["portcullis-api".into()],
+            api_audience_is_shared: true,
             algorithms: algorithms(),
             groups_claim: "groups".into(),
             discovery_url: discovery_url.into(),

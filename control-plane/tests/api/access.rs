@@ -9,7 +9,8 @@ both_backends!(
     scope_validation,
     grants_follow_a_renamed_server,
     group_mappings_crud,
-    snapshot_compiles
+    snapshot_compiles,
+    api_and_mcp_server_audiences_are_separate,
 );
 
 async fn scopes_crud(b: Backend) {
@@ -314,4 +315,80 @@ async fn snapshot_compiles(b: Backend) {
         .verify_jwt(&token("w", &["writers"]), portcullis::devtools::unix_now())
         .unwrap();
     assert!(policy.authorize_server(&writer, github_id).is_err());
+}
+
+fn token_for(aud: &str, groups: &[&str]) -> String {
+    let mut spec = portcullis::devtools::TokenSpec::new(ISSUER, aud, "carol");
+    spec.groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    idp_key().sign(&spec.claims())
+}
+
+/// `PORTCULLIS_API_AUDIENCE` is the API's, `PORTCULLIS_IDP_AUDIENCE` the MCP servers' (besides
+/// their own URLs): a token for one is no credential at the other.
+async fn api_and_mcp_server_audiences_are_separate(b: Backend) {
+    let t = app_with(&b, |c| {
+        let idp = c.idp.as_mut().unwrap();
+        idp.api_audiences = vec!["portcullis-api".into()];
+        idp.audiences = vec!["mcp-gateway".into()];
+        idp.api_audience_is_shared = false;
+    })
+    .await;
+    t.register("GitHub", "/github", &[]).await;
+    t.admin(
+        "PUT",
+        "/api/scopes/github-all",
+        Some(json!({"grants": [{"server": "GitHub", "methods": ["*"], "tools": ["*"]}]})),
+    )
+    .await
+    .ok(201);
+    t.admin(
+        "PUT",
+        "/api/group-mappings/engineering",
+        Some(json!({"scopes": ["github-all"]})),
+    )
+    .await
+    .ok(201);
+    let resource = "https://gw.example.com/github/mcp";
+    let api_token = token_for("portcullis-api", &["engineering"]);
+    let server_token = token_for("mcp-gateway", &["engineering"]);
+    let resource_token = token_for(resource, &["engineering"]);
+
+    // The API: its own audience only.
+    let listed = t
+        .call("GET", "/api/servers", Some(&api_token), None)
+        .await
+        .ok(200);
+    assert_eq!(listed["total_count"], 1);
+    for other in [&server_token, &resource_token] {
+        t.call("GET", "/api/servers", Some(other), None)
+            .await
+            .error(401);
+    }
+
+    // The MCP servers (the compiled snapshot the filters decide with): their URL and the
+    // configured server audience, not the API's.
+    let snapshot =
+        portcullis::registry::compile_snapshot(&t.state.db, &t.config, &t.state.idp_keys, 1)
+            .await
+            .unwrap();
+    assert_eq!(snapshot["issuers"][0]["audiences"], json!(["mcp-gateway"]));
+    let policy = ::policy::Policy::from_json(snapshot.to_string().as_bytes()).unwrap();
+    let github = policy
+        .servers
+        .iter()
+        .position(|s| s.name == "GitHub")
+        .unwrap();
+    let now = portcullis::devtools::unix_now();
+    for accepted in [&server_token, &resource_token] {
+        let identity = policy.verify_jwt(accepted, now).unwrap();
+        policy.check_audience(&identity, github).unwrap();
+        policy.authorize_server(&identity, github).unwrap();
+    }
+    let api_at_server = policy
+        .verify_jwt(&api_token, now)
+        .and_then(|identity| policy.check_audience(&identity, github));
+    assert!(
+        api_at_server.is_err(),
+        "an API token must not be accepted by an MCP server"
+    );
 }
