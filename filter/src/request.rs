@@ -397,6 +397,7 @@ impl HttpContext for Request {
             ));
         }
         self.cors_origin = head.cors_origin.map(str::to_owned);
+        self.server = head.server;
         let pending = match &head.verdict {
             HeadVerdict::Reply(reply) => return self.reply(Some(&shared), reply.clone()),
             HeadVerdict::Discovery => {
@@ -408,7 +409,6 @@ impl HttpContext for Request {
             }
             HeadVerdict::Authenticate(pending) => *pending,
         };
-        self.server = Some(pending.server);
         let verified = self.authenticate(&shared, &loaded, pending.credential);
         if let Ok(identity) = &verified {
             if self.facts.is_some() {

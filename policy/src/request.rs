@@ -87,6 +87,9 @@ pub struct Head<'a> {
     /// The request's `Origin` when it is an allowed one: every answer to it carries
     /// [`reply::cors_headers`].
     pub cors_origin: Option<&'a str>,
+    /// The server the path leads to, once known (also when the verdict is a refusal), for the
+    /// audit trail.
+    pub server: Option<ServerId>,
     pub verdict: HeadVerdict<'a>,
 }
 
@@ -270,6 +273,13 @@ struct Seen<'a> {
     preflight_method: bool,
 }
 
+/// What the head check learns on its way to a verdict, refusals included.
+#[derive(Debug, Default)]
+struct Found<'a> {
+    cors_origin: Option<&'a str>,
+    server: Option<ServerId>,
+}
+
 fn is_safe_method(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
@@ -334,14 +344,15 @@ impl Policy {
             path: seen.path.value,
             request_id: seen.request_id,
         };
-        let mut cors_origin = None;
+        let mut found = Found::default();
         let verdict = self
-            .head_verdict(&seen, &strip, end_of_stream, &mut cors_origin)
+            .head_verdict(&seen, &strip, end_of_stream, &mut found)
             .unwrap_or_else(HeadVerdict::Reply);
         Head {
             facts,
             strip,
-            cors_origin,
+            cors_origin: found.cors_origin,
+            server: found.server,
             verdict,
         }
     }
@@ -351,7 +362,7 @@ impl Policy {
         seen: &Seen<'a>,
         strip: &Strip<'a>,
         end_of_stream: bool,
-        cors_origin: &mut Option<&'a str>,
+        found: &mut Found<'a>,
     ) -> Result<HeadVerdict<'a>, Reply> {
         if strip.overflowed() {
             return Err(reply::bad_request(
@@ -380,6 +391,7 @@ impl Policy {
             Route::Discovery { server: None } => return Err(reply::discovery_method_not_allowed()),
             Route::Unknown => return Err(reply::unknown_server()),
         };
+        found.server = Some(server);
         let server_spec = &self.servers[server];
 
         for (header, once) in [
@@ -401,7 +413,7 @@ impl Policy {
                 .ok()
                 .filter(|o| self.settings.allowed_origins.iter().any(|a| a == o))
                 .ok_or_else(reply::origin_not_allowed)?;
-            *cors_origin = Some(allowed);
+            found.cors_origin = Some(allowed);
             if method == "OPTIONS" && seen.preflight_method {
                 return Err(reply::cors_preflight(self, allowed));
             }
