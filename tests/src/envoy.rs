@@ -31,6 +31,14 @@ pub const UPSTREAM_CLUSTER: &str = "upstream";
 pub const CONTROL_PLANE_CLUSTER: &str = "portcullis_control_plane";
 /// The `vm_id` the filter and the singleton share (shared data and queues are per `vm_id`).
 pub const VM_ID: &str = "portcullis";
+/// The wasm plugin's `failure_policy` the harness renders: a crashed VM is reloaded (closed
+/// while it reloads) instead of answering 503 for good.
+pub const FAILURE_POLICY: &str = "FAIL_RELOAD";
+/// Passed to every Envoy the tests start, next to `--disable-hot-restart`: another Envoy on the
+/// machine (on base id 0, as Envoy users usually run one) must not stop a test's Envoy from
+/// starting. (`--disable-hot-restart` alone already keeps Envoy off the hot-restart domain
+/// socket, checked with Envoy 1.40; the flag keeps that true if a test ever drops it.)
+pub const DYNAMIC_BASE_ID: &str = "--use-dynamic-base-id";
 
 /// The Portcullis HTTP wasm filter as rendered into the config.
 #[derive(Debug, Clone)]
@@ -40,7 +48,10 @@ pub struct WasmFilter {
     pub configuration: String,
     pub vm_id: String,
     pub root_id: Option<String>,
-    pub fail_open: bool,
+    /// `failure_policy` of the plugin config (Envoy 1.40; replaces `fail_open`). The harness
+    /// renders `FAIL_RELOAD` like the shipped configs: a crashed VM is reloaded and requests
+    /// are refused while it comes back.
+    pub failure_policy: String,
     /// `allow_on_headers_stop_iteration`: lets the filter hold a POST's headers until it has
     /// read and judged the body. Shipped configs set it; turned off only to test the hint the
     /// filter logs when an operator forgets it.
@@ -88,6 +99,9 @@ pub struct EnvoyConfig {
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
     pub concurrency: u32,
+    /// The listener's `http_protocol_options.enable_trailers`: HTTP/1.1 chunked trailers reach
+    /// the filters as trailers (Envoy drops them by default).
+    pub http1_trailers: bool,
     /// `-l`; `$PORTCULLIS_E2E_ENVOY_LOG_LEVEL` or `info`.
     pub log_level: String,
     /// `--component-log-level`; `wasm:debug` by default so the filter's logs show.
@@ -111,6 +125,7 @@ impl EnvoyConfig {
             routes: Vec::new(),
             clusters: Vec::new(),
             concurrency: 1,
+            http1_trailers: false,
             log_level: std::env::var("PORTCULLIS_E2E_ENVOY_LOG_LEVEL")
                 .unwrap_or_else(|_| "info".into()),
             component_log_level: Some("wasm:debug".into()),
@@ -146,7 +161,7 @@ impl EnvoyConfig {
             configuration: configuration.into(),
             vm_id: "portcullis".into(),
             root_id: None,
-            fail_open: false,
+            failure_policy: FAILURE_POLICY.into(),
             hold_headers_for_body: true,
         });
         self
@@ -241,6 +256,12 @@ impl EnvoyConfig {
         self
     }
 
+    /// Lets HTTP/1.1 chunked trailers through to the filters (see [`EnvoyConfig::http1_trailers`]).
+    pub fn with_http1_trailers(mut self) -> EnvoyConfig {
+        self.http1_trailers = true;
+        self
+    }
+
     /// The config document (listener, filters, clusters, admin). `access_log` is where the
     /// JSON access log goes.
     pub fn render(&self, access_log: &Path) -> Value {
@@ -277,7 +298,7 @@ impl EnvoyConfig {
                     "@type": "type.googleapis.com/google.protobuf.StringValue",
                     "value": f.configuration,
                 },
-                "fail_open": f.fail_open,
+                "failure_policy": f.failure_policy,
                 "allow_on_headers_stop_iteration": f.hold_headers_for_body,
             });
             if let Some(root_id) = &f.root_id {
@@ -345,6 +366,10 @@ impl EnvoyConfig {
                 "clusters": clusters,
             },
         });
+        if self.http1_trailers {
+            document["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+                ["typed_config"]["http_protocol_options"] = json!({"enable_trailers": true});
+        }
         if let Some(singleton) = &self.singleton {
             document["bootstrap_extensions"] = json!([{
                 "name": "envoy.bootstrap.wasm",
@@ -460,6 +485,7 @@ impl Envoy {
             .arg("--concurrency")
             .arg(config.concurrency.to_string())
             .arg("--disable-hot-restart")
+            .arg(DYNAMIC_BASE_ID)
             .arg("--log-path")
             .arg(dir.join("envoy.log"))
             .arg("--file-flush-interval-msec")
@@ -680,6 +706,7 @@ pub fn validate(config: &Path) -> (ExitStatus, String) {
         .arg("-c")
         .arg(config)
         .arg("--disable-hot-restart")
+        .arg(DYNAMIC_BASE_ID)
         .arg("-l")
         .arg("info")
         .current_dir(paths::repo_root())

@@ -93,6 +93,7 @@ impl Gateway {
             .arg("-c")
             .arg(&config)
             .args(["--concurrency", "2", "--disable-hot-restart"])
+            .arg(crate::envoy::DYNAMIC_BASE_ID)
             .arg("--log-path")
             .arg(dir.join("envoy.log"))
             .args(["--file-flush-interval-msec", "50"])
