@@ -14,7 +14,13 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// Headers whose values are sent as raw bytes (non-UTF-8 included), after `headers`.
+    pub raw_headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
+    /// Where the body is split into separate writes (offsets into `body`), with `pace` between
+    /// them, so Envoy reads the pieces one by one instead of in one buffer.
+    pub body_splits: Vec<usize>,
+    pub pace: Duration,
     pub timeout: Duration,
 }
 
@@ -24,7 +30,10 @@ impl Request {
             method: method.to_string(),
             path: path.to_string(),
             headers: Vec::new(),
+            raw_headers: Vec::new(),
             body: Vec::new(),
+            body_splits: Vec::new(),
+            pace: Duration::ZERO,
             timeout: Duration::from_secs(10),
         }
     }
@@ -47,6 +56,12 @@ impl Request {
         self
     }
 
+    /// Adds a header whose value is raw bytes (e.g. `b"\xff"`), sent exactly as given.
+    pub fn raw_header(mut self, name: &str, value: &[u8]) -> Request {
+        self.raw_headers.push((name.to_string(), value.to_vec()));
+        self
+    }
+
     pub fn bearer(self, token: &str) -> Request {
         self.header("authorization", &format!("Bearer {token}"))
     }
@@ -66,6 +81,22 @@ impl Request {
     /// Raw body bytes. Sent as-is: with a `transfer-encoding` header the caller frames them.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
         self.body = body.into();
+        self
+    }
+
+    /// A `transfer-encoding: chunked` body: one chunk per item of `chunks` (empty items are
+    /// skipped: an empty chunk ends the body), then the trailer section. Each chunk goes out in
+    /// its own write, `pace` apart (see [`Request::pace`]).
+    pub fn chunked<C: AsRef<[u8]>>(mut self, chunks: &[C], trailers: &[(&str, &[u8])]) -> Request {
+        let (body, splits) = chunked_body(chunks, trailers);
+        self.body = body;
+        self.body_splits = splits;
+        self.header("transfer-encoding", "chunked")
+    }
+
+    /// The pause between the body's separate writes (default none).
+    pub fn pace(mut self, pause: Duration) -> Request {
+        self.pace = pause;
         self
     }
 
@@ -101,24 +132,85 @@ impl Request {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
-        let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.path);
-        let has = |n: &str| self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+        let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.path).into_bytes();
+        let has = |n: &str| {
+            self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n))
+                || self
+                    .raw_headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case(n))
+        };
         if !has("host") {
-            head.push_str(&format!("host: 127.0.0.1:{port}\r\n"));
+            head.extend_from_slice(format!("host: 127.0.0.1:{port}\r\n").as_bytes());
         }
-        for (k, v) in &self.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
+        let raw = self.raw_headers.iter().map(|(k, v)| (k, v.as_slice()));
+        for (k, v) in self
+            .headers
+            .iter()
+            .map(|(k, v)| (k, v.as_bytes()))
+            .chain(raw)
+        {
+            head.extend_from_slice(k.as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(v);
+            head.extend_from_slice(b"\r\n");
         }
         let framed = has("content-length") || has("transfer-encoding");
         if !framed && (!self.body.is_empty() || self.method == "POST") {
-            head.push_str(&format!("content-length: {}\r\n", self.body.len()));
+            head.extend_from_slice(format!("content-length: {}\r\n", self.body.len()).as_bytes());
         }
-        head.push_str("connection: close\r\n\r\n");
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(&self.body)?;
-        stream.flush()?;
-        read_response(BufReader::new(stream), &self.method)
+        head.extend_from_slice(b"connection: close\r\n\r\n");
+        stream.write_all(&head)?;
+        // A server may answer (and close) before it has read the body: its answer still counts.
+        let sent = self.write_body(&mut stream);
+        match read_response(BufReader::new(stream), &self.method) {
+            Err(e) => Err(sent.err().unwrap_or(e)),
+            ok => ok,
+        }
     }
+
+    /// Writes the body, in separate writes at `body_splits` with `pace` between them.
+    fn write_body(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+        let mut start = 0;
+        for end in self.body_splits.iter().copied().chain([self.body.len()]) {
+            let end = end.clamp(start, self.body.len());
+            if end == start {
+                continue;
+            }
+            if start > 0 && !self.pace.is_zero() {
+                std::thread::sleep(self.pace);
+            }
+            stream.write_all(&self.body[start..end])?;
+            stream.flush()?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// Frames `chunks` as an HTTP/1.1 chunked body ending with `trailers`; also returns where each
+/// chunk's frame ends (offsets, for separate writes). Empty chunks are skipped.
+pub fn chunked_body<C: AsRef<[u8]>>(
+    chunks: &[C],
+    trailers: &[(&str, &[u8])],
+) -> (Vec<u8>, Vec<usize>) {
+    let mut body = Vec::new();
+    let mut splits = Vec::new();
+    for chunk in chunks.iter().map(AsRef::as_ref).filter(|c| !c.is_empty()) {
+        body.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        body.extend_from_slice(chunk);
+        body.extend_from_slice(b"\r\n");
+        splits.push(body.len());
+    }
+    body.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers {
+        body.extend_from_slice(name.as_bytes());
+        body.extend_from_slice(b": ");
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"\r\n");
+    (body, splits)
 }
 
 /// A complete response.
@@ -214,29 +306,57 @@ fn read_response<R: BufRead>(mut r: R, method: &str) -> std::io::Result<Response
     }
 }
 
-/// Reads header lines up to the blank line; names lowercased.
+/// Reads header lines up to the blank line; names lowercased, values as text (bytes that are
+/// not UTF-8 replaced; [`read_raw_headers`] keeps them).
 pub(crate) fn read_headers<R: BufRead>(r: &mut R) -> std::io::Result<Vec<(String, String)>> {
+    Ok(lossy_headers(&read_raw_headers(r)?))
+}
+
+/// Header values as text, bytes that are not UTF-8 replaced.
+pub(crate) fn lossy_headers(raw: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+    raw.iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect()
+}
+
+/// Header names (lowercased) with their values as bytes, in arrival order.
+pub type RawHeaders = Vec<(String, Vec<u8>)>;
+
+/// Reads header lines up to the blank line; names lowercased, values as the bytes that came
+/// (surrounding whitespace trimmed).
+pub(crate) fn read_raw_headers<R: BufRead>(r: &mut R) -> std::io::Result<RawHeaders> {
     let mut headers = Vec::new();
     loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
+        let mut line = Vec::new();
+        if r.read_until(b'\n', &mut line)? == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "connection closed inside headers",
             ));
         }
-        let line = line.trim_end_matches(['\r', '\n']);
+        let line = line.trim_ascii_end();
         if line.is_empty() {
             return Ok(headers);
         }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        if let Some(colon) = line.iter().position(|b| *b == b':') {
+            let (k, v) = (&line[..colon], &line[colon + 1..]);
+            headers.push((
+                String::from_utf8_lossy(k.trim_ascii()).to_ascii_lowercase(),
+                v.trim_ascii().to_vec(),
+            ));
         }
     }
 }
 
 /// Reads a chunked body (and its trailers).
 pub(crate) fn read_chunked<R: BufRead>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    read_chunked_with_trailers(r).map(|(body, _)| body)
+}
+
+/// Reads a chunked body and its trailer section.
+pub(crate) fn read_chunked_with_trailers<R: BufRead>(
+    r: &mut R,
+) -> std::io::Result<(Vec<u8>, RawHeaders)> {
     let mut body = Vec::new();
     loop {
         let mut size_line = String::new();
@@ -250,8 +370,8 @@ pub(crate) fn read_chunked<R: BufRead>(r: &mut R) -> std::io::Result<Vec<u8>> {
         })?;
         if size == 0 {
             // trailers until blank line
-            read_headers(r)?;
-            return Ok(body);
+            let trailers = read_raw_headers(r)?;
+            return Ok((body, trailers));
         }
         let start = body.len();
         body.resize(start + size, 0);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::http::{read_chunked, read_headers, read_request_line};
+use crate::http::{lossy_headers, read_chunked_with_trailers, read_raw_headers, read_request_line};
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
@@ -22,6 +22,10 @@ pub struct RecordedRequest {
     pub path: String,
     /// Header names lowercased, in arrival order, repeated names kept.
     pub headers: Vec<(String, String)>,
+    /// The same headers with their values as the bytes that came (non-UTF-8 included).
+    pub raw_headers: Vec<(String, Vec<u8>)>,
+    /// The trailer section of a chunked body (empty otherwise).
+    pub trailers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
     /// Whether the whole body arrived. Envoy starts the upstream request as soon as the filter
     /// lets the headers through, so a request the filter refuses after reading the body can
@@ -39,6 +43,14 @@ impl RecordedRequest {
 
     pub fn header_all(&self, name: &str) -> Vec<&str> {
         crate::http::header_values(&self.headers, name)
+    }
+
+    /// The first value of a header as raw bytes.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.raw_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
     }
 
     pub fn json(&self) -> Option<Value> {
@@ -130,9 +142,10 @@ fn serve(conn: TcpStream, reqs: Arc<Mutex<Vec<RecordedRequest>>>) {
         let Some((method, path)) = read_request_line(&mut reader) else {
             return;
         };
-        let Ok(headers) = read_headers(&mut reader) else {
+        let Ok(raw_headers) = read_raw_headers(&mut reader) else {
             return;
         };
+        let headers = lossy_headers(&raw_headers);
         let get = |n: &str| {
             headers
                 .iter()
@@ -143,30 +156,36 @@ fn serve(conn: TcpStream, reqs: Arc<Mutex<Vec<RecordedRequest>>>) {
             let _ = writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         let body = if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            read_chunked(&mut reader).ok()
+            read_chunked_with_trailers(&mut reader).ok()
         } else {
             let len: usize = get("content-length")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
             let mut b = vec![0; len];
-            reader.read_exact(&mut b).ok().map(|()| b)
+            reader.read_exact(&mut b).ok().map(|()| (b, Vec::new()))
         };
-        let Some(body) = body else {
+        let Some((body, trailers)) = body else {
             reqs.lock().expect("lock").push(RecordedRequest {
                 method,
                 path,
                 headers,
+                raw_headers,
+                trailers: Vec::new(),
                 body: Vec::new(),
                 complete: false,
             });
             return;
         };
         let close = get("connection").is_some_and(|v| v.contains("close"));
+        // A response to HEAD has the headers of the GET answer and no body.
+        let head_only = method == "HEAD";
         let reply = reply_for(&body);
         reqs.lock().expect("lock").push(RecordedRequest {
             method,
             path,
             headers,
+            raw_headers,
+            trailers,
             body,
             complete: true,
         });
@@ -177,7 +196,8 @@ fn serve(conn: TcpStream, reqs: Arc<Mutex<Vec<RecordedRequest>>>) {
             reply.len(),
             if close { "connection: close\r\n" } else { "" }
         );
-        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&reply).is_err() {
+        let body_bytes: &[u8] = if head_only { &[] } else { &reply };
+        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(body_bytes).is_err() {
             return;
         }
         if close {
