@@ -15,6 +15,7 @@
 pub mod control_plane;
 pub mod envoy;
 pub mod gateway;
+pub mod h2;
 pub mod http;
 pub mod mcp;
 pub mod oidc;
@@ -25,6 +26,7 @@ pub mod upstream;
 pub mod util;
 
 pub use envoy::{Envoy, EnvoyConfig, EnvoyError};
+pub use h2::{H2Error, H2Request};
 pub use http::{challenge_param, parse_bearer_challenge, Request, Response};
 pub use mcp::{ClientPlan, ClientRun, McpServer};
 pub use snapshot::SnapshotBuilder;
