@@ -23,6 +23,8 @@ mod demo;
 mod doctor;
 #[path = "e2e/headers.rs"]
 mod headers;
+#[path = "e2e/hostile.rs"]
+mod hostile;
 #[path = "e2e/live.rs"]
 mod live;
 #[path = "e2e/smoke.rs"]

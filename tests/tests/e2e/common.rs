@@ -59,9 +59,19 @@ pub struct Gate {
 
 impl Gate {
     pub fn start(name: &str, snapshot: &Value) -> Gate {
+        Gate::start_with(name, snapshot, |config| config)
+    }
+
+    /// [`Gate::start`] with the config changed by `adjust` (e.g. `.concurrency(2)`).
+    pub fn start_with(
+        name: &str,
+        snapshot: &Value,
+        adjust: impl FnOnce(EnvoyConfig) -> EnvoyConfig,
+    ) -> Gate {
         let dir = TestDir::new(name);
         let upstream = EchoUpstream::start();
-        let envoy = Envoy::start(&EnvoyConfig::portcullis(snapshot, upstream.port()), &dir);
+        let config = adjust(EnvoyConfig::portcullis(snapshot, upstream.port()));
+        let envoy = Envoy::start(&config, &dir);
         Gate {
             upstream,
             envoy,
