@@ -127,21 +127,20 @@ impl Caller {
     }
 }
 
-/// The bearer token of a request, or why there is none.
+/// The bearer token of a request, or why there is none. Read with [`policy::bearer_token`], the
+/// parser the filter and the xDS server use (scheme case-insensitive, token printable ASCII).
 fn bearer_token(parts: &Parts) -> Result<&str, AppError> {
     let value = parts
         .headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer credential".into()))?;
-    let value = value
-        .to_str()
-        .map_err(|_| AppError::Unauthorized("malformed Authorization header".into()))?;
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| AppError::Unauthorized("expected Authorization: Bearer <token>".into()))
+    policy::bearer_token(value.as_bytes()).map_err(|_| {
+        AppError::Unauthorized(if value.to_str().is_ok() {
+            "expected Authorization: Bearer <token>".into()
+        } else {
+            "malformed Authorization header".into()
+        })
+    })
 }
 
 /// An Envoy sync service, authenticated by `PORTCULLIS_SYNC_TOKEN`.
@@ -204,5 +203,73 @@ impl FromRequestParts<AppState> for Caller {
             scopes,
             admin,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderValue, Request};
+
+    use super::*;
+
+    fn parts(authorization: Option<HeaderValue>) -> Parts {
+        let mut b = Request::builder().uri("/api/servers");
+        if let Some(v) = authorization {
+            b = b.header(header::AUTHORIZATION, v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn read(value: &[u8]) -> Result<String, String> {
+        let p = parts(Some(HeaderValue::from_bytes(value).unwrap()));
+        bearer_token(&p)
+            .map(str::to_owned)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for v in ["Bearer tok", "bearer tok", "BEARER tok", "bEaReR tok"] {
+            assert_eq!(read(v.as_bytes()), Ok("tok".into()), "{v}");
+        }
+        // RFC 6750: `"Bearer" 1*SP b64token`; surrounding whitespace is trimmed.
+        assert_eq!(read(b"Bearer   tok  "), Ok("tok".into()));
+    }
+
+    #[test]
+    fn junk_is_refused_with_the_old_answers() {
+        assert_eq!(
+            bearer_token(&parts(None)).unwrap_err().to_string(),
+            "missing Authorization: Bearer credential"
+        );
+        for v in [
+            &b"Basic dXNlcjpwYXNz"[..],
+            b"Bearer",
+            b"Bearer ",
+            b"Bearer two  words",
+            b"Bearer a b",
+            b"Bearertok",
+            b"Bearer\ttok",
+            b"Token tok",
+        ] {
+            assert_eq!(
+                read(v),
+                Err("expected Authorization: Bearer <token>".into()),
+                "{}",
+                String::from_utf8_lossy(v)
+            );
+        }
+        for v in [
+            &b"Bearer \xff\xfe"[..],
+            b"Bearer caf\xc3\xa9",
+            b"\xffBearer tok",
+        ] {
+            assert_eq!(
+                read(v),
+                Err("malformed Authorization header".into()),
+                "{}",
+                String::from_utf8_lossy(v)
+            );
+        }
     }
 }

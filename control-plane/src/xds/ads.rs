@@ -164,13 +164,7 @@ impl AdsService {
         let token = request
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+            .and_then(|v| policy::bearer_token(v.as_encoded_bytes()).ok())
             .ok_or_else(|| {
                 Status::unauthenticated("expected metadata authorization: Bearer <sync token>")
             })?;

@@ -821,16 +821,18 @@ impl Envoyish {
         Envoyish::try_open(client, None).await.expect("open stream")
     }
 
+    /// A stream whose `authorization` metadata is these bytes.
     async fn try_open(
         client: &mut AggregatedDiscoveryServiceClient<Channel>,
-        token: Option<&str>,
+        authorization: Option<&[u8]>,
     ) -> Result<Envoyish, tonic::Status> {
         let (tx, rx) = mpsc::channel(16);
         let mut request = tonic::Request::new(ReceiverStream::new(rx));
-        if let Some(token) = token {
-            request
-                .metadata_mut()
-                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        if let Some(value) = authorization {
+            request.metadata_mut().insert(
+                "authorization",
+                tonic::metadata::AsciiMetadataValue::try_from(value).unwrap(),
+            );
         }
         let responses = client
             .stream_aggregated_resources(request)
@@ -1058,7 +1060,19 @@ async fn ads_requires_the_token_when_configured() {
     };
     let server = TestServer::start(config, one()).await;
     let mut client = server.client().await;
-    for wrong in [None, Some("not-the-token-at-all"), Some("")] {
+    let wrong: [Option<&[u8]>; 9] = [
+        None,
+        Some(b"Bearer not-the-token-at-all"),
+        Some(b"Bearer "),
+        // The token's bytes, but not one Bearer token.
+        Some(b"Basic a-sync-token-of-some-length"),
+        Some(b"Bearer a-sync-token-of-some-length junk"),
+        Some(b"Bearer a-sync-token-of-some-length\xff"),
+        Some(b"Bearer\ta-sync-token-of-some-length"),
+        Some(b"Bearera-sync-token-of-some-length"),
+        Some(b"a-sync-token-of-some-length"),
+    ];
+    for wrong in wrong {
         let err = match Envoyish::try_open(&mut client, wrong).await {
             Ok(mut stream) => {
                 // The status may also arrive as the stream's first item.
@@ -1067,11 +1081,21 @@ async fn ads_requires_the_token_when_configured() {
             }
             Err(status) => status,
         };
-        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{wrong:?}: {err}");
+        let shown = wrong.map(String::from_utf8_lossy);
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{shown:?}: {err}");
     }
-    let mut ok = Envoyish::try_open(&mut client, Some(token)).await.unwrap();
-    ok.subscribe(cluster_type_url(), &[]).await;
-    assert_eq!(cluster_names(&ok.next().await), ["mcp_one"]);
+    // The scheme is case-insensitive (RFC 6750), one or more spaces before the token.
+    for good in [
+        format!("Bearer {token}"),
+        format!("bearer {token}"),
+        format!("BEARER  {token} "),
+    ] {
+        let mut ok = Envoyish::try_open(&mut client, Some(good.as_bytes()))
+            .await
+            .unwrap();
+        ok.subscribe(cluster_type_url(), &[]).await;
+        assert_eq!(cluster_names(&ok.next().await), ["mcp_one"], "{good}");
+    }
 }
 
 #[tokio::test]

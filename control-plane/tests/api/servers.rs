@@ -715,6 +715,36 @@ async fn authn_and_authz(b: Backend) {
         )
         .await;
     r.error(401);
+    // The one bearer parser (`policy::bearer_token`): the scheme is case-insensitive
+    // (RFC 6750), the token one run of printable ASCII.
+    let raw = |value: Vec<u8>| {
+        axum::http::Request::get("/api/servers")
+            .header(
+                "authorization",
+                axum::http::HeaderValue::from_bytes(&value).unwrap(),
+            )
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        t.send(raw(format!("{scheme} {ADMIN_TOKEN}").into_bytes()))
+            .await
+            .ok(200);
+    }
+    let junk = [
+        format!("Bearer {ADMIN_TOKEN} extra"),
+        format!("Bearer{ADMIN_TOKEN}"),
+        format!("Bearer\t{ADMIN_TOKEN}"),
+        ADMIN_TOKEN.to_string(),
+    ];
+    for value in junk {
+        let e = t.send(raw(value.clone().into_bytes())).await.error(401);
+        assert_eq!(e, "expected Authorization: Bearer <token>", "{value}");
+    }
+    let mut non_ascii = format!("Bearer {ADMIN_TOKEN}").into_bytes();
+    non_ascii.extend_from_slice(b"\xff\xfe");
+    let e = t.send(raw(non_ascii)).await.error(401);
+    assert_eq!(e, "malformed Authorization header");
     t.register_form(
         None,
         &[
