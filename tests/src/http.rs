@@ -2,7 +2,7 @@
 //! control over the bytes sent (duplicate headers, any method, any body), and the response read
 //! to the end (`Content-Length`, chunked, or until close).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -358,6 +358,16 @@ pub(crate) fn read_chunked_with_trailers<R: BufRead>(
     r: &mut R,
 ) -> std::io::Result<(Vec<u8>, RawHeaders)> {
     let mut body = Vec::new();
+    let trailers = read_chunked_into(r, &mut body)?;
+    Ok((body, trailers))
+}
+
+/// Reads a chunked body into `body` and returns its trailer section. On an error `body` holds
+/// the bytes that did arrive.
+pub(crate) fn read_chunked_into<R: BufRead>(
+    r: &mut R,
+    body: &mut Vec<u8>,
+) -> std::io::Result<RawHeaders> {
     loop {
         let mut size_line = String::new();
         r.read_line(&mut size_line)?;
@@ -370,15 +380,28 @@ pub(crate) fn read_chunked_with_trailers<R: BufRead>(
         })?;
         if size == 0 {
             // trailers until blank line
-            let trailers = read_raw_headers(r)?;
-            return Ok((body, trailers));
+            return read_raw_headers(r);
         }
-        let start = body.len();
-        body.resize(start + size, 0);
-        r.read_exact(&mut body[start..])?;
+        read_at_most(r, size, body)?;
         let mut crlf = [0u8; 2];
         r.read_exact(&mut crlf)?;
     }
+}
+
+/// Appends exactly `len` bytes to `into`; on a short read the bytes that came stay there.
+pub(crate) fn read_at_most<R: Read>(
+    r: &mut R,
+    len: usize,
+    into: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let got = r.take(len as u64).read_to_end(into)?;
+    if got < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("body cut after {got} of {len} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses the parameters of a `WWW-Authenticate: Bearer k="v", k2="v2"` challenge.

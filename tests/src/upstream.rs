@@ -5,7 +5,7 @@
 //! Answers: a JSON-RPC request body gets a JSON-RPC result echoing its `method` (a batch gets an
 //! array); anything else gets `{"echo":true}`. Every response carries `x-echo-upstream: 1`.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::http::{lossy_headers, read_chunked_with_trailers, read_raw_headers, read_request_line};
+use crate::http::{
+    lossy_headers, read_at_most, read_chunked_into, read_raw_headers, read_request_line,
+};
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
@@ -30,7 +32,8 @@ pub struct RecordedRequest {
     /// Whether the whole body arrived. Envoy starts the upstream request as soon as the filter
     /// lets the headers through, so a request the filter refuses after reading the body can
     /// reach the upstream as headers only, then be reset: such requests are recorded with
-    /// `complete: false` and left out of [`EchoUpstream::requests`].
+    /// `complete: false` (and `body` holding whatever body bytes did arrive) and left out of
+    /// [`EchoUpstream::requests`].
     pub complete: bool,
 }
 
@@ -155,23 +158,24 @@ fn serve(conn: TcpStream, reqs: Arc<Mutex<Vec<RecordedRequest>>>) {
         if get("expect").is_some_and(|v| v.contains("100-continue")) {
             let _ = writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        let body = if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            read_chunked_with_trailers(&mut reader).ok()
+        let mut body = Vec::new();
+        let read = if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            read_chunked_into(&mut reader, &mut body)
         } else {
             let len: usize = get("content-length")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
-            let mut b = vec![0; len];
-            reader.read_exact(&mut b).ok().map(|()| (b, Vec::new()))
+            read_at_most(&mut reader, len, &mut body).map(|()| Vec::new())
         };
-        let Some((body, trailers)) = body else {
+        let Ok(trailers) = read else {
+            // Cut before the end (e.g. reset by Envoy): recorded with the body bytes that came.
             reqs.lock().expect("lock").push(RecordedRequest {
                 method,
                 path,
                 headers,
                 raw_headers,
                 trailers: Vec::new(),
-                body: Vec::new(),
+                body,
                 complete: false,
             });
             return;
