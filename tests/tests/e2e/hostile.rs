@@ -10,7 +10,9 @@
 //!
 //! The snapshot is the standard one plus `listers` → `mcp:list` (`tools/list` only) and one
 //! allowed browser origin. Envoy runs two workers and lets HTTP/1.1 chunked trailers through
-//! to the filters (`enable_trailers`), so both protocols can send trailers.
+//! to the filters (`enable_trailers`), so both protocols can send trailers. The body cases run
+//! in both of the filter's hold modes: `"hold": "request"` (nothing reaches the upstream before
+//! the decision) and `"hold": "body"` (headers go on; no byte of a refused body may).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
@@ -22,7 +24,9 @@ use portcullis_e2e::snapshot::{
 use portcullis_e2e::{challenge_param, H2Request, RecordedRequest, Request, Response};
 use serde_json::{json, Value};
 
-use crate::common::{assert_insufficient_scope, challenge, list, standard, token, Gate};
+use crate::common::{
+    assert_insufficient_scope, assert_json_error, challenge, list, standard, token, Gate,
+};
 
 const GROUP_LISTERS: &str = "listers";
 const SCOPE_LIST: &str = "mcp:list";
@@ -51,11 +55,33 @@ fn snapshot() -> Value {
         .build()
 }
 
+/// What the filter holds while it decides a body (the plugin's `"hold"` setting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    /// The default: nothing of a request goes upstream before its decision, headers included
+    /// (`allow_on_headers_stop_iteration: true`).
+    Request,
+    /// For meshes that cannot set `allow_on_headers_stop_iteration`: the headers go on, the
+    /// body is held, a refused request is reset before any byte of its body is sent.
+    Body,
+}
+
 /// Envoy (two workers, HTTP/1.1 trailers on) with the filter in front of the echo upstream;
 /// every path goes to the upstream (`/srv/…` as `/…`).
-fn gate(name: &str) -> Gate {
+fn gate(name: &str, hold: Hold) -> Gate {
     Gate::start_with(name, &snapshot(), |c| {
-        c.concurrency(2).with_http1_trailers()
+        let c = c.concurrency(2).with_http1_trailers();
+        match hold {
+            Hold::Request => c,
+            Hold::Body => {
+                let configuration = json!({"snapshot": snapshot(), "hold": "body"});
+                let mut c = c.with_plugin_configuration(configuration.to_string());
+                if let Some(filter) = c.filter.as_mut() {
+                    filter.hold_headers_for_body = false;
+                }
+                c
+            }
+        }
     })
 }
 
@@ -291,22 +317,48 @@ fn case(what: impl Into<String>, msg: Msg, expect: Expect) -> Case {
     }
 }
 
-/// Runs every case in both protocols; panics naming every failed row.
-fn run_cases(gate: &Gate, cases: &[Case]) {
+/// Runs every case in both protocols on one gate (the default hold); panics naming every
+/// failed row.
+fn run_cases(name: &str, cases: &[Case]) {
+    let gate = gate(name, Hold::Request);
+    assert_no_failures(
+        failures(&gate, Hold::Request, cases),
+        cases.len() * BOTH.len(),
+    );
+}
+
+/// [`run_cases`] with each hold mode (a gate per mode).
+fn run_cases_in_both_holds(name: &str, cases: &[Case]) {
+    let mut all = Vec::new();
+    for hold in [Hold::Request, Hold::Body] {
+        let gate = gate(&format!("{name}_{hold:?}").to_lowercase(), hold);
+        all.extend(failures(&gate, hold, cases));
+    }
+    assert_no_failures(all, cases.len() * BOTH.len() * 2);
+}
+
+fn failures(gate: &Gate, hold: Hold, cases: &[Case]) -> Vec<String> {
     let mut failures = Vec::new();
     for proto in BOTH {
         for c in cases {
-            let outcome = catch_unwind(AssertUnwindSafe(|| run_case(gate, proto, c)));
+            let outcome = catch_unwind(AssertUnwindSafe(|| run_case(gate, hold, proto, c)));
             if let Err(panic) = outcome {
-                failures.push(format!("[{proto:?}] {}: {}", c.what, panic_text(&*panic)));
+                failures.push(format!(
+                    "[{proto:?}, hold {hold:?}] {}: {}",
+                    c.what,
+                    panic_text(&*panic)
+                ));
             }
         }
     }
+    failures
+}
+
+fn assert_no_failures(failures: Vec<String>, total: usize) {
     assert!(
         failures.is_empty(),
-        "{} of {} cases failed:\n{}",
+        "{} of {total} cases failed:\n{}",
         failures.len(),
-        cases.len() * BOTH.len(),
         failures.join("\n")
     );
 }
@@ -319,7 +371,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(panic without a message)".into())
 }
 
-fn run_case(gate: &Gate, proto: Proto, c: &Case) {
+fn run_case(gate: &Gate, hold: Hold, proto: Proto, c: &Case) {
     gate.upstream.clear();
     let outcome = c.msg.send(gate, proto);
     match (c.expect.status, &outcome) {
@@ -334,17 +386,36 @@ fn run_case(gate: &Gate, proto: Proto, c: &Case) {
         (Status::RejectedOrReset, Err(_)) => {}
     }
     // Let the upstream record what it got (a forwarded request is recorded before it is
-    // answered; an unexpected one may still be on its way).
-    std::thread::sleep(Duration::from_millis(20));
-    let seen = gate.upstream.all_requests();
+    // answered; a refused one reset upstream is recorded when its connection goes).
+    std::thread::sleep(Duration::from_millis(match hold {
+        Hold::Request => 20,
+        Hold::Body => 150,
+    }));
+    let (complete, cut): (Vec<_>, Vec<_>) = gate
+        .upstream
+        .all_requests()
+        .into_iter()
+        .partition(|r| r.complete);
+    let cut_bodies: Vec<_> = cut.iter().filter(|r| !r.body.is_empty()).collect();
+    assert!(
+        cut_bodies.is_empty(),
+        "body bytes of a refused request reached the upstream: {}",
+        describe_seen(&cut_bodies)
+    );
+    if hold == Hold::Request {
+        assert!(
+            cut.is_empty(),
+            "the upstream got the headers of a request before its decision: {}",
+            describe_seen(&cut.iter().collect::<Vec<_>>())
+        );
+    }
     if c.expect.forwarded {
         assert_eq!(
-            seen.len(),
+            complete.len(),
             1,
-            "the upstream should have received the request once: {seen:?}"
+            "the upstream should have received the request once: {complete:?}"
         );
-        let got = &seen[0];
-        assert!(got.complete, "the upstream got a cut request: {got:?}");
+        let got = &complete[0];
         assert_eq!(
             String::from_utf8_lossy(&got.body),
             String::from_utf8_lossy(&c.msg.whole_body()),
@@ -354,19 +425,28 @@ fn run_case(gate: &Gate, proto: Proto, c: &Case) {
         (c.expect.upstream)(got, &c.msg);
     } else {
         assert!(
-            seen.is_empty(),
-            "the upstream should have received nothing (not even headers), got {:?}",
-            seen.iter()
-                .map(|r| format!(
-                    "{} {} body {:?}",
-                    r.method,
-                    r.path,
-                    String::from_utf8_lossy(&r.body)
-                ))
-                .collect::<Vec<_>>()
+            complete.is_empty(),
+            "the upstream should not have received this request: {}",
+            describe_seen(&complete.iter().collect::<Vec<_>>())
         );
     }
     assert_alive(gate, proto);
+}
+
+fn describe_seen(seen: &[&RecordedRequest]) -> String {
+    let lines: Vec<String> = seen
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} (complete: {}) body {:?}",
+                r.method,
+                r.path,
+                r.complete,
+                String::from_utf8_lossy(&r.body)
+            )
+        })
+        .collect();
+    format!("{lines:?}")
 }
 
 /// A valid request still gets 200: the gateway survived.
@@ -512,6 +592,13 @@ fn jsonrpc_error(resp: &Response, msg: &Msg) {
     }
 }
 
+/// A JSON error body of either shape: OAuth-style or a JSON-RPC error object.
+fn json_error(resp: &Response, msg: &Msg) {
+    if msg.method != "HEAD" {
+        assert_json_error(resp, resp.status, None);
+    }
+}
+
 fn header_mismatch(resp: &Response, msg: &Msg) {
     if let Some(body) = json_body(resp, msg) {
         assert_eq!(body["error"]["code"], -32020, "{}", resp.describe());
@@ -616,9 +703,8 @@ fn harness_hostile_clients_send_exact_bytes() {
 
 #[test]
 fn trailers_do_not_skip_the_body_check() {
-    let gate = gate("hostile_trailers");
-    run_cases(
-        &gate,
+    run_cases_in_both_holds(
+        "hostile_trailers",
         &[
             case(
                 "forbidden tools/call, then trailers",
@@ -651,13 +737,12 @@ fn trailers_do_not_skip_the_body_check() {
 
 #[test]
 fn bodies_split_over_many_frames_are_decided_whole() {
-    let gate = gate("hostile_split_bodies");
     let batch = to_bytes(&json!([
         rpc(1, "tools/list", json!({})),
         tool_call(2, "echo", json!({"message": "m"})),
     ]));
-    run_cases(
-        &gate,
+    run_cases_in_both_holds(
+        "hostile_split_bodies",
         &[
             case(
                 "forbidden tools/call in 50 frames",
@@ -685,7 +770,6 @@ fn bodies_split_over_many_frames_are_decided_whole() {
 
 #[test]
 fn bodies_on_other_methods_are_refused() {
-    let gate = gate("hostile_other_methods");
     let mut cases: Vec<Case> = ["PUT", "PATCH", "GET", "DELETE", "OPTIONS", "HEAD"]
         .into_iter()
         .map(|m| {
@@ -729,12 +813,11 @@ fn bodies_on_other_methods_are_refused() {
             passes(),
         ),
     ]);
-    run_cases(&gate, &cases);
+    run_cases_in_both_holds("hostile_other_methods", &cases);
 }
 
 #[test]
 fn well_known_segments_need_credentials_except_the_discovery_documents() {
-    let gate = gate("hostile_well_known");
     let unauthenticated = |method: &str, path: &str| {
         let msg = Msg::new(method, path);
         let msg = if method == "POST" {
@@ -758,7 +841,7 @@ fn well_known_segments_need_credentials_except_the_discovery_documents() {
         )
     };
     run_cases(
-        &gate,
+        "hostile_well_known",
         &[
             unauthenticated("POST", "/srv/mcp/.well-known"),
             unauthenticated("POST", "/srv/x/.well-known/y"),
@@ -793,7 +876,6 @@ fn well_known_segments_need_credentials_except_the_discovery_documents() {
 /// are forwarded unchanged.
 #[test]
 fn non_utf8_header_bytes_get_clear_answers() {
-    let gate = gate("hostile_non_utf8");
     let mut cases = Vec::new();
     for bad in BAD_BYTES {
         let hex: String = bad.iter().map(|b| format!("\\x{b:02x}")).collect();
@@ -824,7 +906,7 @@ fn non_utf8_header_bytes_get_clear_answers() {
             case(
                 format!("x-api-key: {hex}"),
                 Msg::post(MCP_PATH).body(list_body()).raw("x-api-key", bad),
-                answered(401, bearer_challenge),
+                answered(401, malformed_credentials),
             ),
             case(
                 format!("origin: {ORIGIN}{hex}"),
@@ -839,12 +921,12 @@ fn non_utf8_header_bytes_get_clear_answers() {
             case(
                 format!("mcp-method: {hex}"),
                 with("mcp-method", bad.to_vec()),
-                answered(400, jsonrpc_error),
+                answered(400, json_error),
             ),
             case(
                 format!("mcp-name: {hex}"),
                 with("mcp-name", bad.to_vec()),
-                answered(400, jsonrpc_error),
+                answered(400, json_error),
             ),
             case(
                 format!("x-request-id: {hex}"),
@@ -863,7 +945,7 @@ fn non_utf8_header_bytes_get_clear_answers() {
             ),
         ]);
     }
-    run_cases(&gate, &cases);
+    run_cases("hostile_non_utf8", &cases);
 }
 
 /// Six requests with non-UTF-8 header bytes in a row, without a valid one in between, on a
@@ -871,7 +953,7 @@ fn non_utf8_header_bytes_get_clear_answers() {
 /// (Before issue 8 the first of them panicked the VM and every worker answered 503 from then on.)
 #[test]
 fn non_utf8_header_bytes_in_a_row_leave_the_gateway_up() {
-    let gate = gate("hostile_non_utf8_burst");
+    let gate = gate("hostile_non_utf8_burst", Hold::Request);
     let burst = [
         Msg::get(MCP_PATH).raw("x-a", b"\xff"),
         Msg::post(MCP_PATH).body(list_body()).raw("x-a", b"\xff"),
@@ -910,7 +992,6 @@ fn non_utf8_header_bytes_in_a_row_leave_the_gateway_up() {
 
 #[test]
 fn spoofed_identity_headers_never_reach_the_upstream() {
-    let gate = gate("hostile_spoofed_identity");
     let spoof = |msg: Msg| {
         msg.header("x-portcullis-user", "mallory")
             .header("X-Portcullis-Groups", "admins")
@@ -923,7 +1004,7 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
         too_many = too_many.header(&format!("x-portcullis-spoof-{i}"), "1");
     }
     run_cases(
-        &gate,
+        "hostile_spoofed_identity",
         &[
             case(
                 "POST tools/list with spoofed identity headers",
@@ -948,7 +1029,7 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
             case(
                 "nine client-sent identity headers",
                 too_many,
-                answered(400, no_check),
+                answered(400, json_error),
             ),
         ],
     );
@@ -956,7 +1037,6 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
 
 #[test]
 fn mcp_method_and_name_headers_must_agree_with_the_body() {
-    let gate = gate("hostile_mcp_headers");
     let call = |headers: &[(&str, &str)], token: &str| {
         headers.iter().fold(
             Msg::post(MCP_PATH).bearer(token).body(call_body()),
@@ -967,8 +1047,8 @@ fn mcp_method_and_name_headers_must_agree_with_the_body() {
         rpc(1, "tools/list", json!({})),
         rpc(2, "tools/list", json!({}))
     ]));
-    run_cases(
-        &gate,
+    run_cases_in_both_holds(
+        "hostile_mcp_headers",
         &[
             case(
                 "Mcp-Method: tools/call on a tools/list body",
@@ -1025,7 +1105,6 @@ fn mcp_method_and_name_headers_must_agree_with_the_body() {
 
 #[test]
 fn cors_preflight_is_answered_for_allowed_origins_only() {
-    let gate = gate("hostile_cors");
     let preflight = |origin: &[u8]| {
         Msg::new("OPTIONS", MCP_PATH)
             .raw("origin", origin)
@@ -1036,7 +1115,7 @@ fn cors_preflight_is_answered_for_allowed_origins_only() {
             )
     };
     run_cases(
-        &gate,
+        "hostile_cors",
         &[
             case(
                 "preflight from the allowed origin",
