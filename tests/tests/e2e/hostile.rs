@@ -840,6 +840,15 @@ fn well_known_segments_need_credentials_except_the_discovery_documents() {
             passes_with(no_identity),
         )
     };
+    // A path not in normal form is refused before any routing (a dot segment or an encoded
+    // separator must not turn a server request into a discovery document, or back).
+    let not_normal = |path: &str| {
+        case(
+            format!("POST {path} (not in normal form)"),
+            Msg::post(path).bearer(lister()).body(call_body()),
+            rejected(),
+        )
+    };
     run_cases(
         "hostile_well_known",
         &[
@@ -858,6 +867,13 @@ fn well_known_segments_need_credentials_except_the_discovery_documents() {
             discovery("/.well-known/oauth-authorization-server"),
             discovery("/.well-known/oauth-authorization-server?x=1"),
             discovery("/.well-known/openid-configuration"),
+            not_normal("/.well-known/oauth-protected-resource/../../srv/mcp"),
+            not_normal("/.well-known/oauth-protected-resource/%2e%2e/%2E%2E/srv/mcp"),
+            not_normal("/.well-known/oauth-authorization-server/..%2f..%2Fsrv%2fmcp"),
+            not_normal("/srv/mcp/..%2f.well-known/oauth-protected-resource"),
+            not_normal("/srv/mcp/.well-known/oauth-protected-resource/%5c..%5cx"),
+            not_normal("/srv//mcp/.well-known/oauth-protected-resource"),
+            not_normal("/srv/./mcp/.well-known/oauth-protected-resource"),
             case(
                 "POST /.well-known/oauth-authorization-server",
                 Msg::post("/.well-known/oauth-authorization-server").body(call_body()),
