@@ -8,8 +8,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use proxy_wasm::hostcalls;
-use serde::Serialize;
 
+pub use policy::audit::AuditEvent;
+use policy::audit::{storable, storable_list, Decision};
 use policy::{Identity, Policy, ServerId};
 
 use crate::metrics::Metrics;
@@ -20,53 +21,6 @@ pub const QUEUE: &str = "portcullis.audit";
 /// queue is first looked up under the filter's own `vm_id` (an empty name means "mine" to the
 /// host), which also works when an operator picks another one; this is the fallback.
 pub const VM_ID: &str = "portcullis";
-
-/// Longest text the control plane stores in one field; it refuses a whole batch with a longer
-/// one (or with control characters), so the filter makes every event storable, visibly.
-pub const MAX_FIELD_CHARS: usize = 2048;
-/// Most groups or scopes the control plane stores for one event.
-pub const MAX_LIST_ITEMS: usize = 256;
-const TRUNCATED: &str = "…[truncated]";
-
-/// `text` as the control plane can store it: control characters become U+FFFD and text over
-/// [`MAX_FIELD_CHARS`] is cut, ending in `…[truncated]`. Client-controlled values (paths, tool
-/// names, claims) must not be able to get a batch refused and with it other users' records.
-pub fn storable(text: &str) -> Cow<'_, str> {
-    let clean = !text.chars().any(char::is_control);
-    // Byte length bounds the char count: most texts need no counting.
-    if clean && (text.len() <= MAX_FIELD_CHARS || text.chars().count() <= MAX_FIELD_CHARS) {
-        return Cow::Borrowed(text);
-    }
-    let keep = if text.chars().count() > MAX_FIELD_CHARS {
-        MAX_FIELD_CHARS - TRUNCATED.chars().count()
-    } else {
-        MAX_FIELD_CHARS
-    };
-    let mut out: String = text
-        .chars()
-        .take(keep)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect();
-    if keep < MAX_FIELD_CHARS {
-        out.push_str(TRUNCATED);
-    }
-    Cow::Owned(out)
-}
-
-/// A list as the control plane can store it: at most [`MAX_LIST_ITEMS`], the last one saying
-/// how many were left out.
-fn storable_list<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> Vec<Cow<'a, str>> {
-    let total = items.len();
-    if total <= MAX_LIST_ITEMS {
-        return items.map(storable).collect();
-    }
-    let mut out: Vec<Cow<'a, str>> = items.take(MAX_LIST_ITEMS - 1).map(storable).collect();
-    out.push(Cow::Owned(format!(
-        "…[{} more]",
-        total - (MAX_LIST_ITEMS - 1)
-    )));
-    out
-}
 
 /// What the filter knows about a request before deciding it; captured from the one header read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,40 +82,23 @@ impl<'a> Outcome<'a> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Allow,
-    Deny,
+/// Builds the event of one decision from what the filter holds, zero-copy: the fields borrow
+/// from the request facts, the policy and the identity (never the credential: no token or API
+/// key ever goes in), cleaned with [`storable`] where they need it. A trait because the event
+/// type lives in `policy` (the wire contract shared with the control plane).
+pub trait FromDecision<'a> {
+    fn new(
+        time_ms: u64,
+        facts: &'a RequestFacts,
+        policy: Option<&'a Policy>,
+        identity: Option<&'a Identity>,
+        server: Option<ServerId>,
+        outcome: Outcome<'a>,
+    ) -> Self;
 }
 
-/// One decision, as the control plane stores it (contract: "AuditEvent"). Every field is
-/// always present, `null` when unknown.
-#[derive(Debug, Serialize)]
-pub struct AuditEvent<'a> {
-    pub time_ms: u64,
-    pub request_id: Option<Cow<'a, str>>,
-    /// 0 when no policy was loaded.
-    pub policy_version: u64,
-    pub decision: Decision,
-    pub status: u16,
-    pub reason: &'a str,
-    pub sub: Option<Cow<'a, str>>,
-    pub username: Option<Cow<'a, str>>,
-    pub issuer: Option<Cow<'a, str>>,
-    pub client_id: Option<Cow<'a, str>>,
-    pub groups: Vec<Cow<'a, str>>,
-    pub scopes: Vec<Cow<'a, str>>,
-    /// Registry name of the server.
-    pub server: Option<Cow<'a, str>>,
-    pub method: Option<Cow<'a, str>>,
-    pub tool: Option<Cow<'a, str>>,
-    pub http_method: Cow<'a, str>,
-    pub path: Cow<'a, str>,
-}
-
-impl<'a> AuditEvent<'a> {
-    pub fn new(
+impl<'a> FromDecision<'a> for AuditEvent<'a> {
+    fn new(
         time_ms: u64,
         facts: &'a RequestFacts,
         policy: Option<&'a Policy>,
@@ -194,7 +131,7 @@ impl<'a> AuditEvent<'a> {
                 Decision::Deny
             },
             status: u16::try_from(outcome.status).unwrap_or(u16::MAX),
-            reason: outcome.reason,
+            reason: Cow::Borrowed(outcome.reason),
             sub: identity.map(|i| storable(&i.subject)),
             username: identity.map(|i| storable(&i.username)),
             issuer: identity.map(|i| storable(&i.issuer)),
@@ -209,12 +146,6 @@ impl<'a> AuditEvent<'a> {
             http_method: storable(&facts.http_method),
             path: storable(&facts.path),
         }
-    }
-
-    #[cfg(test)]
-    pub fn to_json(&self) -> Vec<u8> {
-        // Plain strings, numbers and lists: serialisation cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
     }
 }
 

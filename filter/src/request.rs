@@ -14,7 +14,7 @@ use policy::{
     TokenError,
 };
 
-use crate::audit::{AuditEvent, Outcome, RequestFacts};
+use crate::audit::{AuditEvent, FromDecision, Outcome, RequestFacts};
 use crate::cache::Cached;
 use crate::clock;
 use crate::config::Hold;

@@ -1,6 +1,7 @@
 //! Portcullis policy core: snapshot types, token verification and authorization decisions.
 //! No I/O: the same code decides in the Envoy filter, the control plane and the browser.
 
+pub mod audit;
 mod claims;
 mod compiled;
 mod decision;
@@ -14,6 +15,7 @@ pub mod request;
 pub mod snapshot;
 mod token;
 
+pub use audit::AuditEvent;
 pub use compiled::{Issuer, Policy, ScopeId, Server, ServerId, Settings, SnapshotError};
 pub use decision::{Deny, DenyReason, PathError, Route};
 pub use identity::{header_safe, Identity, IdentityHeaders};

@@ -124,9 +124,7 @@ pub async fn audit(
         return Err(AppError::PayloadTooLarge(0));
     }
     for (i, event) in batch.events.iter().enumerate() {
-        event
-            .validate(i)
-            .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        crate::audit::validate(event, i).map_err(|e| AppError::BadRequest(e.to_string()))?;
     }
     if batch.dropped > 0 {
         tracing::warn!(

@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
 
-/// Longest text accepted in any field of an event; longer is refused (not truncated), so a
-/// record is never silently altered.
-pub const MAX_FIELD_CHARS: usize = 2048;
-/// Most groups or scopes in one event.
-pub const MAX_LIST_ITEMS: usize = 256;
+pub use policy::audit::{Decision, MAX_FIELD_CHARS, MAX_LIST_ITEMS};
+
+/// One decision as the filter reports it (the wire format of `POST /v1/audit`), owned: the type
+/// lives in `policy`, shared with the filter. Fields a newer filter adds are ignored, so filters
+/// can be upgraded before the control plane.
+pub type AuditEvent = policy::audit::AuditEvent<'static>;
 
 /// Audit settings.
 #[derive(Debug, Clone)]
@@ -74,56 +75,6 @@ impl AuditConfig {
     }
 }
 
-/// `allow` or `deny`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Allow,
-    Deny,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Allow => "allow",
-            Decision::Deny => "deny",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Decision> {
-        match s {
-            "allow" => Some(Decision::Allow),
-            "deny" => Some(Decision::Deny),
-            _ => None,
-        }
-    }
-}
-
-/// One decision as the filter reports it (the wire format of `POST /v1/audit`). Fields a newer
-/// filter adds are ignored, so filters can be upgraded before the control plane.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    pub time_ms: u64,
-    pub request_id: Option<String>,
-    pub policy_version: u64,
-    pub decision: Decision,
-    pub status: u16,
-    pub reason: String,
-    pub sub: Option<String>,
-    pub username: Option<String>,
-    pub issuer: Option<String>,
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub groups: Vec<String>,
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    pub server: Option<String>,
-    pub method: Option<String>,
-    pub tool: Option<String>,
-    pub http_method: String,
-    pub path: String,
-}
-
 /// A batch from one Envoy.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,67 +94,60 @@ pub struct InvalidEvent {
     pub problem: &'static str,
 }
 
-impl AuditEvent {
-    /// Refuses events that cannot be stored as they are (over-long text, control characters,
-    /// an unknown reason shape), naming the field.
-    pub fn validate(&self, index: usize) -> Result<(), InvalidEvent> {
-        let err = |field, problem| InvalidEvent {
-            index,
-            field,
-            problem,
-        };
-        let texts: [(&'static str, Option<&str>); 10] = [
-            ("request_id", self.request_id.as_deref()),
-            ("reason", Some(&self.reason)),
-            ("sub", self.sub.as_deref()),
-            ("username", self.username.as_deref()),
-            ("issuer", self.issuer.as_deref()),
-            ("client_id", self.client_id.as_deref()),
-            ("server", self.server.as_deref()),
-            ("method", self.method.as_deref()),
-            ("tool", self.tool.as_deref()),
-            ("path", Some(&self.path)),
-        ];
-        for (field, text) in texts {
-            if let Some(text) = text {
-                check_text(text).map_err(|problem| err(field, problem))?;
-            }
+/// Refuses an event that cannot be stored as it is (over-long text, control characters, an
+/// unknown reason shape), naming the field; `index` is its place in the batch. Never alters
+/// it: the filter makes its fields storable ([`policy::audit::storable`]) before sending.
+pub fn validate(event: &AuditEvent, index: usize) -> Result<(), InvalidEvent> {
+    let err = |field, problem| InvalidEvent {
+        index,
+        field,
+        problem,
+    };
+    let texts: [(&'static str, Option<&str>); 10] = [
+        ("request_id", event.request_id.as_deref()),
+        ("reason", Some(&event.reason)),
+        ("sub", event.sub.as_deref()),
+        ("username", event.username.as_deref()),
+        ("issuer", event.issuer.as_deref()),
+        ("client_id", event.client_id.as_deref()),
+        ("server", event.server.as_deref()),
+        ("method", event.method.as_deref()),
+        ("tool", event.tool.as_deref()),
+        ("path", Some(&event.path)),
+    ];
+    for (field, text) in texts {
+        if let Some(text) = text {
+            check_text(text).map_err(|problem| err(field, problem))?;
         }
-        check_text(&self.http_method).map_err(|p| err("http_method", p))?;
-        if self.reason.is_empty()
-            || !self
-                .reason
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(err("reason", "expected a lowercase reason code"));
-        }
-        if !(100..=599).contains(&self.status) {
-            return Err(err("status", "expected an HTTP status (100-599)"));
-        }
-        for (field, list) in [("groups", &self.groups), ("scopes", &self.scopes)] {
-            if list.len() > MAX_LIST_ITEMS {
-                return Err(err(field, "too many items"));
-            }
-            for item in list {
-                check_text(item).map_err(|p| err(field, p))?;
-            }
-        }
-        if self.time_ms > i64::MAX as u64 || self.policy_version > i64::MAX as u64 {
-            return Err(err("time_ms", "out of range"));
-        }
-        Ok(())
     }
+    check_text(&event.http_method).map_err(|p| err("http_method", p))?;
+    if event.reason.is_empty()
+        || !event
+            .reason
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(err("reason", "expected a lowercase reason code"));
+    }
+    if !(100..=599).contains(&event.status) {
+        return Err(err("status", "expected an HTTP status (100-599)"));
+    }
+    for (field, list) in [("groups", &event.groups), ("scopes", &event.scopes)] {
+        if list.len() > MAX_LIST_ITEMS {
+            return Err(err(field, "too many items"));
+        }
+        for item in list {
+            check_text(item).map_err(|p| err(field, p))?;
+        }
+    }
+    if event.time_ms > i64::MAX as u64 || event.policy_version > i64::MAX as u64 {
+        return Err(err("time_ms", "out of range"));
+    }
+    Ok(())
 }
 
 fn check_text(text: &str) -> Result<(), &'static str> {
-    if text.chars().count() > MAX_FIELD_CHARS {
-        return Err("too long");
-    }
-    if text.chars().any(char::is_control) {
-        return Err("contains control characters");
-    }
-    Ok(())
+    policy::audit::text_problem(text).map_or(Ok(()), Err)
 }
 
 /// A stored event.

@@ -2,7 +2,9 @@ use serde_json::json;
 
 use std::time::Duration;
 
-use super::{time_problem, AuditBatch, AuditEvent, Decision, InvalidEvent, MAX_FUTURE_SKEW};
+use super::{
+    time_problem, validate, AuditBatch, AuditEvent, Decision, InvalidEvent, MAX_FUTURE_SKEW,
+};
 
 fn event() -> serde_json::Value {
     json!({
@@ -18,7 +20,7 @@ fn event() -> serde_json::Value {
 fn a_filter_event_parses_and_validates() {
     let e: AuditEvent = serde_json::from_value(event()).expect("parses");
     assert_eq!(e.decision, Decision::Deny);
-    assert_eq!(e.validate(0), Ok(()));
+    assert_eq!(validate(&e, 0), Ok(()));
 }
 
 #[test]
@@ -46,7 +48,7 @@ fn bad_events_name_the_field() {
         v[field] = value;
         let e: AuditEvent = serde_json::from_value(v).expect("parses");
         assert_eq!(
-            e.validate(3),
+            validate(&e, 3),
             Err(InvalidEvent {
                 index: 3,
                 field,

@@ -1,5 +1,7 @@
 //! The `audit_events` table.
 
+use std::borrow::Cow;
+
 use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
@@ -65,27 +67,33 @@ fn record_from_row(row: &AnyRow) -> Result<AuditRecord, sqlx::Error> {
         let n: i64 = row.try_get(column)?;
         Ok(n.max(0) as u64)
     };
+    let text = |column: &str| -> Result<Cow<'static, str>, sqlx::Error> {
+        Ok(Cow::Owned(row.try_get(column)?))
+    };
+    let optional = |column: &str| -> Result<Option<Cow<'static, str>>, sqlx::Error> {
+        Ok(row.try_get::<Option<String>, _>(column)?.map(Cow::Owned))
+    };
     Ok(AuditRecord {
         id: row.try_get("id")?,
         received_ms: number("received_ms")?,
         event: AuditEvent {
             time_ms: number("time_ms")?,
-            request_id: row.try_get("request_id")?,
+            request_id: optional("request_id")?,
             policy_version: number("policy_version")?,
             decision,
             status: number("status")? as u16,
-            reason: row.try_get("reason")?,
-            sub: row.try_get("sub")?,
-            username: row.try_get("username")?,
-            issuer: row.try_get("issuer")?,
-            client_id: row.try_get("client_id")?,
+            reason: text("reason")?,
+            sub: optional("sub")?,
+            username: optional("username")?,
+            issuer: optional("issuer")?,
+            client_id: optional("client_id")?,
             groups: json_list(row, "groups_json")?,
             scopes: json_list(row, "scopes_json")?,
-            server: row.try_get("server")?,
-            method: row.try_get("method")?,
-            tool: row.try_get("tool")?,
-            http_method: row.try_get("http_method")?,
-            path: row.try_get("path")?,
+            server: optional("server")?,
+            method: optional("method")?,
+            tool: optional("tool")?,
+            http_method: text("http_method")?,
+            path: text("path")?,
         },
     })
 }
