@@ -5,12 +5,17 @@
 //! Kubernetes object has `apiVersion`, `kind`, `metadata.name` and the fields its kind needs;
 //! every Portcullis plugin configuration (in an Envoy `PluginConfig`, a `WasmPlugin`'s
 //! `pluginConfig`, an `EnvoyExtensionPolicy`'s `wasm[].config`, also inside YAML carried in a
-//! string such as a Secret's bootstrap fragment) has one of the three documented shapes; within
-//! one example directory, the filters and the sync singleton share a `vm_id`, and every HTTP
-//! filter gets `allow_on_headers_stop_iteration: true` one way or another; every Envoy HTTP filter
-//! has `failure_policy: FAIL_RELOAD` and nothing fails open (no `fail_open: true`, WasmPlugin
-//! `failStrategy: FAIL_OPEN` or EnvoyExtensionPolicy `failOpen: true`); the READMEs' relative
-//! links lead to files that exist. The shipped `envoy/*.yaml` get the same checks.
+//! string such as a Secret's bootstrap fragment) has one of the three documented shapes, with the
+//! fields the filter accepts (`"hold"` is `"request"` or `"body"`); within one example directory,
+//! the filters and the sync singleton share a `vm_id` (a WasmPlugin's is the empty one: istiod
+//! sets none; an EnvoyExtensionPolicy's is the one Envoy Gateway generates); every HTTP filter
+//! that holds the whole request (`"hold": "request"`, the default) gets
+//! `allow_on_headers_stop_iteration: true` one way or another, and a WasmPlugin or
+//! EnvoyExtensionPolicy filter, which cannot, says `"hold": "body"` unless an EnvoyPatchPolicy
+//! sets it; every Envoy HTTP filter has `failure_policy: FAIL_RELOAD` and nothing fails open (no
+//! `fail_open: true`, WasmPlugin `failStrategy: FAIL_OPEN` or EnvoyExtensionPolicy
+//! `failOpen: true`); the READMEs' relative links lead to files that exist. The shipped
+//! `envoy/*.yaml` get the same checks.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -50,6 +55,38 @@ enum Role {
     Singleton,
 }
 
+/// What the HTTP filter holds while it decides a body (the plugin's `"hold"`; the filter's
+/// `config::Hold`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Hold {
+    /// Everything, headers included (the default): needs `allow_on_headers_stop_iteration`.
+    #[default]
+    Request,
+    /// The body only: the headers go on once the credential is checked.
+    Body,
+}
+
+/// A plugin configuration the filter would accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plugin {
+    role: Role,
+    /// Meaningful for the two filter roles; the singleton has none.
+    hold: Hold,
+}
+
+/// How one HTTP filter of an example is declared, for the checks over the real examples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FilterFound {
+    at: String,
+    /// `Envoy` for a wasm `PluginConfig` written out (plain Envoy, EnvoyFilter), else the CRD kind.
+    declared_by: String,
+    role: Role,
+    hold: Hold,
+    /// Whether the Envoy config sets `allow_on_headers_stop_iteration: true` itself (a
+    /// patch from an EnvoyPatchPolicy is counted in `patched_filters`).
+    stop_iteration: bool,
+}
+
 /// What a walk over one example directory found, for the checks that span files.
 #[derive(Debug, Default)]
 struct Findings {
@@ -60,9 +97,11 @@ struct Findings {
     filter_vm_ids: Vec<(String, String)>,
     /// `vm_id`s of sync singletons.
     singleton_vm_ids: Vec<(String, String)>,
-    /// HTTP filters that Envoy Gateway generates, by filter name, which need an
-    /// EnvoyPatchPolicy to get `allow_on_headers_stop_iteration`.
+    /// HTTP filters that Envoy Gateway generates with `"hold": "request"`, by filter name: they
+    /// need an EnvoyPatchPolicy to get `allow_on_headers_stop_iteration`.
     generated_filters: Vec<(String, String)>,
+    /// Every HTTP filter seen, however declared.
+    filters: Vec<FilterFound>,
     /// Filter names an EnvoyPatchPolicy sets `allow_on_headers_stop_iteration: true` on.
     patched_filters: BTreeSet<String>,
 }
@@ -184,9 +223,10 @@ const SYNC_KEYS: [&str; 6] = [
     "audit_batch_events",
 ];
 
-/// Checks a plugin configuration against the three documented shapes; the filter refuses
-/// unknown fields, so they are refused here too.
-fn check_plugin_config(config: &Value, at: &str) -> Result<Role, Vec<Problem>> {
+/// Checks a plugin configuration against the three documented shapes as the filter's parser
+/// (`filter/src/config.rs`) does: it refuses unknown fields, so they are refused here too, and
+/// `"audit"`/`"hold"` belong to the two filter roles only.
+fn check_plugin_config(config: &Value, at: &str) -> Result<Plugin, Vec<Problem>> {
     let Some(fields) = config.as_object() else {
         return Err(vec![problem(
             at,
@@ -215,8 +255,8 @@ fn check_plugin_config(config: &Value, at: &str) -> Result<Role, Vec<Problem>> {
         }
     };
     let allowed: &[&str] = match role {
-        Role::StaticFilter => &["snapshot"],
-        Role::DynamicFilter => &["shared_snapshot", "audit"],
+        Role::StaticFilter => &["snapshot", "audit", "hold"],
+        Role::DynamicFilter => &["shared_snapshot", "audit", "hold"],
         Role::Singleton => &["sync"],
     };
     let mut problems: Vec<Problem> = fields
@@ -224,6 +264,21 @@ fn check_plugin_config(config: &Value, at: &str) -> Result<Role, Vec<Problem>> {
         .filter(|k| !allowed.contains(&k.as_str()))
         .map(|k| problem(at, format!("unknown plugin configuration field `{k}`")))
         .collect();
+    if fields.get("audit").is_some_and(|a| !a.is_boolean()) {
+        problems.push(problem(at, "`audit` must be a boolean"));
+    }
+    let hold = match fields.get("hold") {
+        None => Hold::Request,
+        Some(Value::String(h)) if h == "request" => Hold::Request,
+        Some(Value::String(h)) if h == "body" => Hold::Body,
+        Some(other) => {
+            problems.push(problem(
+                at,
+                format!("`hold` must be \"request\" or \"body\", not {other}"),
+            ));
+            Hold::Request
+        }
+    };
     match role {
         Role::StaticFilter => {
             if !get(config, &["snapshot", "format"]).is_some_and(Value::is_u64) {
@@ -237,14 +292,11 @@ fn check_plugin_config(config: &Value, at: &str) -> Result<Role, Vec<Problem>> {
             if fields.get("shared_snapshot") != Some(&Value::Bool(true)) {
                 problems.push(problem(at, "`shared_snapshot` must be `true`"));
             }
-            if fields.get("audit").is_some_and(|a| !a.is_boolean()) {
-                problems.push(problem(at, "`audit` must be a boolean"));
-            }
         }
         Role::Singleton => problems.extend(check_sync(&fields["sync"], at)),
     }
     if problems.is_empty() {
-        Ok(role)
+        Ok(Plugin { role, hold })
     } else {
         Err(problems)
     }
@@ -337,20 +389,27 @@ fn check_envoy_plugin_config(plugin: &Map<String, Value>, at: &str, findings: &m
             return;
         }
     };
-    let role = match check_plugin_config(&config, &format!("{at}.configuration.value")) {
-        Ok(role) => role,
-        Err(problems) => {
-            findings.problems.extend(problems);
+    let Plugin { role, hold } =
+        match check_plugin_config(&config, &format!("{at}.configuration.value")) {
+            Ok(plugin) => plugin,
+            Err(problems) => {
+                findings.problems.extend(problems);
+                return;
+            }
+        };
+    let vm_config = &plugin["vm_config"];
+    // Envoy takes a missing `vm_id` as the empty one, and shared data is keyed by it as given:
+    // an empty `vm_id` is a key like any other (a WasmPlugin's filter has no other).
+    let vm_id = match vm_config.get("vm_id") {
+        None => "",
+        Some(Value::String(id)) => id.as_str(),
+        Some(other) => {
+            findings.problems.push(problem(
+                at,
+                format!("`vm_config.vm_id` must be a string, not {other}"),
+            ));
             return;
         }
-    };
-    let vm_config = &plugin["vm_config"];
-    let Some(vm_id) = non_empty_str(vm_config, &["vm_id"]) else {
-        findings.problems.push(problem(
-            at,
-            "`vm_config.vm_id` is missing: the filter and the singleton must share one",
-        ));
-        return;
     };
     if get(vm_config, &["code"]).is_none() {
         findings
@@ -362,10 +421,12 @@ fn check_envoy_plugin_config(plugin: &Map<String, Value>, at: &str, findings: &m
             .singleton_vm_ids
             .push((at.to_owned(), vm_id.to_owned())),
         Role::StaticFilter | Role::DynamicFilter => {
-            if plugin.get("allow_on_headers_stop_iteration") != Some(&Value::Bool(true)) {
+            let stop_iteration =
+                plugin.get("allow_on_headers_stop_iteration") == Some(&Value::Bool(true));
+            if hold == Hold::Request && !stop_iteration {
                 findings.problems.push(problem(
                     at,
-                    "HTTP filter without `allow_on_headers_stop_iteration: true`: every POST would hang",
+                    "HTTP filter holding the whole request (`\"hold\": \"request\"`, the default) without `allow_on_headers_stop_iteration: true`: every POST would hang; set it, or `\"hold\": \"body\"`",
                 ));
             }
             check_failure_policy(plugin, at, findings);
@@ -374,6 +435,13 @@ fn check_envoy_plugin_config(plugin: &Map<String, Value>, at: &str, findings: &m
                     .filter_vm_ids
                     .push((at.to_owned(), vm_id.to_owned()));
             }
+            findings.filters.push(FilterFound {
+                at: at.to_owned(),
+                declared_by: "Envoy".to_owned(),
+                role,
+                hold,
+                stop_iteration,
+            });
         }
     }
 }
@@ -445,11 +513,12 @@ fn check_kubernetes_object(doc: &Value, at: &str, findings: &mut Findings) {
                 problems.push(problem(at, "`spec.phase` or `spec.match` is required"));
             }
             match get(doc, &["spec", "pluginConfig"]) {
+                // istiod hands Envoy this Struct as its JSON text (integers stay integers), so
+                // it is checked as the JSON it is.
                 Some(config) => {
-                    if let Err(found) =
-                        check_plugin_config(config, &format!("{at} spec.pluginConfig"))
-                    {
-                        problems.extend(found);
+                    match check_plugin_config(config, &format!("{at} spec.pluginConfig")) {
+                        Ok(plugin) => check_wasm_plugin_filter(plugin, at, findings, &mut problems),
+                        Err(found) => problems.extend(found),
                     }
                 }
                 None => problems.push(problem(at, "`spec.pluginConfig` is missing")),
@@ -538,6 +607,41 @@ fn check_kubernetes_object(doc: &Value, at: &str, findings: &mut Findings) {
     findings.problems.extend(problems);
 }
 
+/// A WasmPlugin's filter: istiod writes no `allow_on_headers_stop_iteration` and no `vm_id`
+/// (`buildWasmConfig`/`buildVMConfig` in istio/istio `pilot/pkg/model/extensions.go`), so the
+/// filter must hold the body only, and runs with the empty `vm_id`.
+fn check_wasm_plugin_filter(
+    plugin: Plugin,
+    at: &str,
+    findings: &mut Findings,
+    problems: &mut Vec<Problem>,
+) {
+    match plugin.role {
+        Role::Singleton => problems.push(problem(
+            at,
+            "a WasmPlugin is an HTTP filter; the sync singleton goes into the bootstrap",
+        )),
+        Role::StaticFilter | Role::DynamicFilter => {
+            if plugin.hold != Hold::Body {
+                problems.push(problem(
+                    at,
+                    "a WasmPlugin cannot set `allow_on_headers_stop_iteration`, so its filter must say `\"hold\": \"body\"` (every POST would hang)",
+                ));
+            }
+            if plugin.role == Role::DynamicFilter {
+                findings.filter_vm_ids.push((at.to_owned(), String::new()));
+            }
+            findings.filters.push(FilterFound {
+                at: at.to_owned(),
+                declared_by: "WasmPlugin".to_owned(),
+                role: plugin.role,
+                hold: plugin.hold,
+                stop_iteration: false,
+            });
+        }
+    }
+}
+
 fn require_any(doc: &Value, keys: &[&str], at: &str, problems: &mut Vec<Problem>) {
     if keys.iter().all(|k| doc.get(k).is_none()) {
         problems.push(problem(at, format!("one of {keys:?} is required")));
@@ -597,7 +701,14 @@ fn check_envoy_extension_policy(
             continue;
         };
         match check_plugin_config(config, &format!("{at}.config")) {
-            Ok(role) => {
+            Ok(Plugin {
+                role: Role::Singleton,
+                ..
+            }) => problems.push(problem(
+                at,
+                "an EnvoyExtensionPolicy adds HTTP filters; the sync singleton goes into the EnvoyProxy bootstrap",
+            )),
+            Ok(Plugin { role, hold }) => {
                 // Envoy Gateway names the VM and the filter after the policy
                 // (irConfigNameForWasm and wasmFilterName in Envoy Gateway 1.9).
                 let vm_id = format!("envoyextensionpolicy/{namespace}/{name}/wasm/{index}");
@@ -605,7 +716,18 @@ fn check_envoy_extension_policy(
                 if role == Role::DynamicFilter {
                     findings.filter_vm_ids.push((at.clone(), vm_id));
                 }
-                findings.generated_filters.push((at.clone(), filter));
+                // Holding the whole request needs `allow_on_headers_stop_iteration`, which only
+                // an EnvoyPatchPolicy can add; holding the body needs nothing.
+                if hold == Hold::Request {
+                    findings.generated_filters.push((at.clone(), filter));
+                }
+                findings.filters.push(FilterFound {
+                    at: at.clone(),
+                    declared_by: "EnvoyExtensionPolicy".to_owned(),
+                    role,
+                    hold,
+                    stop_iteration: false,
+                });
             }
             Err(found) => problems.extend(found),
         }
@@ -698,7 +820,7 @@ fn check_directory_consistency(findings: &mut Findings) {
             problems.push(problem(
                 at,
                 format!(
-                    "no EnvoyPatchPolicy sets `allow_on_headers_stop_iteration: true` on {filter:?}: every POST would hang"
+                    "the filter holds the whole request (`\"hold\": \"request\"`, the default) but no EnvoyPatchPolicy sets `allow_on_headers_stop_iteration: true` on {filter:?}: every POST would hang; say `\"hold\": \"body\"` or add the patch"
                 ),
             ));
         }
@@ -845,6 +967,85 @@ fn every_example_file_parses_and_has_the_fields_it_needs() {
     }
 }
 
+/// The findings of one example directory (`istio`, `envoy-gateway`), its problems included.
+fn example_findings(directory: &str) -> Findings {
+    let root = examples_root();
+    let files = config_files(&root.join(directory));
+    assert!(!files.is_empty(), "no config files in examples/{directory}");
+    check_files(&files, &root).1
+}
+
+fn describe(filters: &[FilterFound]) -> String {
+    filters
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: {} {:?}, hold {:?}, allow_on_headers_stop_iteration {}",
+                f.at, f.declared_by, f.role, f.hold, f.stop_iteration
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+/// The meshes' own CRDs are the primary way in: a WasmPlugin and an EnvoyExtensionPolicy, each
+/// holding the body and reading the singleton's snapshot, with no patch for
+/// `allow_on_headers_stop_iteration`; Istio's EnvoyFilter stays as the hold-request alternative.
+#[test]
+fn the_mesh_examples_use_their_own_crds_with_hold_body() {
+    let istio = example_findings("istio");
+    assert!(istio.problems.is_empty(), "{:?}", istio.problems);
+    let wasm_plugins: Vec<&FilterFound> = istio
+        .filters
+        .iter()
+        .filter(|f| f.declared_by == "WasmPlugin")
+        .collect();
+    assert!(
+        wasm_plugins.len() == 1
+            && wasm_plugins[0].role == Role::DynamicFilter
+            && wasm_plugins[0].hold == Hold::Body,
+        "expected one WasmPlugin with the dynamic filter and \"hold\": \"body\":\n  {}",
+        describe(&istio.filters)
+    );
+    assert!(
+        istio.filters.iter().any(|f| f.declared_by == "Envoy"
+            && f.role == Role::DynamicFilter
+            && f.hold == Hold::Request
+            && f.stop_iteration),
+        "expected the EnvoyFilter alternative holding the whole request with allow_on_headers_stop_iteration:\n  {}",
+        describe(&istio.filters)
+    );
+    assert_eq!(
+        istio
+            .singleton_vm_ids
+            .iter()
+            .map(|(_, id)| id.as_str())
+            .collect::<Vec<_>>(),
+        vec![""],
+        "the Istio singleton must run with the WasmPlugin's (empty) vm_id"
+    );
+
+    let envoy_gateway = example_findings("envoy-gateway");
+    assert!(
+        envoy_gateway.problems.is_empty(),
+        "{:?}",
+        envoy_gateway.problems
+    );
+    assert!(
+        envoy_gateway.filters.len() == 1
+            && envoy_gateway.filters[0].declared_by == "EnvoyExtensionPolicy"
+            && envoy_gateway.filters[0].role == Role::DynamicFilter
+            && envoy_gateway.filters[0].hold == Hold::Body,
+        "expected one EnvoyExtensionPolicy filter with \"hold\": \"body\":\n  {}",
+        describe(&envoy_gateway.filters)
+    );
+    assert!(
+        envoy_gateway.patched_filters.is_empty(),
+        "the Envoy Gateway example should need no EnvoyPatchPolicy for allow_on_headers_stop_iteration: {:?}",
+        envoy_gateway.patched_filters
+    );
+}
+
 #[test]
 fn example_readmes_link_to_files_that_exist() {
     let root = examples_root();
@@ -931,12 +1132,55 @@ metadata: {name: portcullis}
 spec:
   url: oci://registry.example.com/portcullis:1
   phase: AUTHN
-  pluginConfig: {shared_snapshot: true, audit: true}
+  pluginConfig: {shared_snapshot: true, audit: true, hold: body}
 ";
 
 #[test]
 fn a_complete_wasm_plugin_passes() {
     assert_eq!(problems_in(GOOD_WASM_PLUGIN), Vec::<String>::new());
+}
+
+#[test]
+fn a_wasm_plugin_must_hold_the_body() {
+    for config in [
+        "{shared_snapshot: true, audit: true}",
+        "{shared_snapshot: true, hold: request}",
+        "{snapshot: {format: 1}}",
+    ] {
+        let bad =
+            GOOD_WASM_PLUGIN.replace("{shared_snapshot: true, audit: true, hold: body}", config);
+        assert_one_problem_mentioning(&bad, "must say `\"hold\": \"body\"`");
+    }
+    let static_policy = GOOD_WASM_PLUGIN.replace(
+        "{shared_snapshot: true, audit: true, hold: body}",
+        "{snapshot: {format: 1}, hold: body}",
+    );
+    assert_eq!(problems_in(&static_policy), Vec::<String>::new());
+    let singleton = GOOD_WASM_PLUGIN.replace(
+        "{shared_snapshot: true, audit: true, hold: body}",
+        "{sync: {cluster: c}}",
+    );
+    assert_one_problem_mentioning(&singleton, "goes into the bootstrap");
+}
+
+#[test]
+fn a_wasm_plugin_shares_the_empty_vm_id_with_the_singleton() {
+    let empty = SINGLETON_SECRET.replace("vm_id: portcullis", "vm_id: \"\"");
+    assert_eq!(
+        problems_in(&format!("{empty}---{GOOD_WASM_PLUGIN}")),
+        Vec::<String>::new()
+    );
+    // A missing `vm_id` is the empty one to Envoy.
+    let missing = SINGLETON_SECRET.replace("            vm_id: portcullis\n", "");
+    assert_eq!(
+        problems_in(&format!("{missing}---{GOOD_WASM_PLUGIN}")),
+        Vec::<String>::new()
+    );
+    // istiod gives the WasmPlugin's filter no `vm_id`: a named singleton is out of its reach.
+    assert_one_problem_mentioning(
+        &format!("{SINGLETON_SECRET}---{GOOD_WASM_PLUGIN}"),
+        "is not the sync singleton's",
+    );
 }
 
 #[test]
@@ -1019,6 +1263,28 @@ spec:
 }
 
 #[test]
+fn an_envoy_extension_policy_holding_the_body_needs_no_patch() {
+    let policy = "
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: EnvoyExtensionPolicy
+metadata: {name: portcullis, namespace: mcp}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: mcp}]
+  wasm:
+  - code: {type: HTTP, http: {url: 'https://example.com/p.wasm'}}
+    config: {shared_snapshot: true, hold: body}
+";
+    assert_eq!(problems_in(policy), Vec::<String>::new());
+    let request = policy.replace("hold: body", "hold: request");
+    assert_one_problem_mentioning(&request, "no EnvoyPatchPolicy sets");
+    let singleton = policy.replace(
+        "{shared_snapshot: true, hold: body}",
+        "{sync: {cluster: c}}",
+    );
+    assert_one_problem_mentioning(&singleton, "EnvoyProxy bootstrap");
+}
+
+#[test]
 fn a_service_entry_without_ports_is_caught() {
     let bad = "
 apiVersion: networking.istio.io/v1
@@ -1047,12 +1313,45 @@ fn plugin_configurations_must_have_one_documented_shape() {
     let cases = [
         (
             r#"{"shared_snapshot": true, "audit": false}"#,
-            Ok(Role::DynamicFilter),
+            Ok((Role::DynamicFilter, Hold::Request)),
         ),
-        (r#"{"snapshot": {"format": 1}}"#, Ok(Role::StaticFilter)),
+        (
+            r#"{"snapshot": {"format": 1}}"#,
+            Ok((Role::StaticFilter, Hold::Request)),
+        ),
         (
             r#"{"sync": {"cluster": "outbound|8080||portcullis.portcullis.svc.cluster.local", "poll_seconds": 30}}"#,
-            Ok(Role::Singleton),
+            Ok((Role::Singleton, Hold::Request)),
+        ),
+        // What istiod hands Envoy for a WasmPlugin's `pluginConfig` (the Struct as JSON, keys
+        // sorted), and what Envoy Gateway hands it for `config`.
+        (
+            r#"{"audit":true,"hold":"body","shared_snapshot":true}"#,
+            Ok((Role::DynamicFilter, Hold::Body)),
+        ),
+        (
+            r#"{"shared_snapshot": true, "hold": "request"}"#,
+            Ok((Role::DynamicFilter, Hold::Request)),
+        ),
+        (
+            r#"{"snapshot": {"format": 1}, "audit": true, "hold": "body"}"#,
+            Ok((Role::StaticFilter, Hold::Body)),
+        ),
+        (
+            r#"{"shared_snapshot": true, "hold": "Body"}"#,
+            Err("`hold` must be \"request\" or \"body\""),
+        ),
+        (
+            r#"{"shared_snapshot": true, "hold": "headers"}"#,
+            Err("`hold` must be"),
+        ),
+        (
+            r#"{"shared_snapshot": true, "hold": true}"#,
+            Err("`hold` must be"),
+        ),
+        (
+            r#"{"sync": {"cluster": "c"}, "hold": "body"}"#,
+            Err("unknown plugin configuration field `hold`"),
         ),
         (r#"{}"#, Err("none of")),
         (
@@ -1083,7 +1382,7 @@ fn plugin_configurations_must_have_one_documented_shape() {
     for (config, expected) in cases {
         let value: Value = serde_json::from_str(config).expect("case is JSON");
         match (check_plugin_config(&value, "case"), expected) {
-            (Ok(role), Ok(want)) => assert_eq!(role, want, "{config}"),
+            (Ok(plugin), Ok(want)) => assert_eq!((plugin.role, plugin.hold), want, "{config}"),
             (Err(problems), Err(needle)) => assert!(
                 problems.iter().any(|p| p.what.contains(needle)),
                 "{config}: expected a problem mentioning {needle:?}, got {problems:#?}"
@@ -1159,11 +1458,40 @@ fn a_filter_on_another_vm_than_the_singleton_is_caught() {
 
 #[test]
 fn a_filter_without_stop_iteration_is_caught() {
+    for config in [
+        r#"{"shared_snapshot": true}"#,
+        r#"{"shared_snapshot": true, "hold": "request"}"#,
+    ] {
+        let text = format!(
+            "{SINGLETON_SECRET}{}",
+            http_filter("portcullis", false, config)
+        );
+        assert_one_problem_mentioning(&text, "allow_on_headers_stop_iteration");
+    }
+}
+
+#[test]
+fn a_filter_holding_the_body_needs_no_stop_iteration() {
+    for allow_stop_iteration in [false, true] {
+        let text = format!(
+            "{SINGLETON_SECRET}{}",
+            http_filter(
+                "portcullis",
+                allow_stop_iteration,
+                r#"{"shared_snapshot": true, "hold": "body"}"#
+            )
+        );
+        assert_eq!(problems_in(&text), Vec::<String>::new());
+    }
     let text = format!(
         "{SINGLETON_SECRET}{}",
-        http_filter("portcullis", false, r#"{"shared_snapshot": true}"#)
+        http_filter(
+            "portcullis",
+            true,
+            r#"{"shared_snapshot": true, "hold": "request"}"#
+        )
     );
-    assert_one_problem_mentioning(&text, "allow_on_headers_stop_iteration");
+    assert_eq!(problems_in(&text), Vec::<String>::new());
 }
 
 #[test]
