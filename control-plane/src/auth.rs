@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use serde_json::{json, Value};
+use policy::keys::Jwks;
+use policy::snapshot::{IssuerSpec, SettingsSpec, Snapshot};
 use subtle::ConstantTimeEq as _;
 
 use crate::config::{sha256, Config};
@@ -41,6 +42,9 @@ impl Authenticator {
             idp: RwLock::new(None),
         };
         if let Some(jwks) = config.idp.as_ref().and_then(|i| i.jwks.clone()) {
+            let jwks: Jwks = serde_json::from_value(jwks).map_err(|e| {
+                anyhow::anyhow!("IdP configuration (PORTCULLIS_IDP_*) refused: PORTCULLIS_IDP_JWKS_FILE is not a JWKS: {e}")
+            })?;
             let policy = auth.idp_policy(jwks).map_err(|e| {
                 anyhow::anyhow!("IdP configuration (PORTCULLIS_IDP_*) refused: {e}")
             })?;
@@ -50,7 +54,7 @@ impl Authenticator {
     }
 
     /// Takes the IdP keys of a newly published snapshot (`None`: no keys yet).
-    pub fn set_idp_jwks(&self, jwks: Option<Value>) {
+    pub fn set_idp_jwks(&self, jwks: Option<Jwks>) {
         match jwks.map(|jwks| self.idp_policy(jwks)).transpose() {
             Ok(policy) => self.store(policy.flatten()),
             Err(e) => {
@@ -66,7 +70,7 @@ impl Authenticator {
     }
 
     /// `None` when no API audience is configured: IdP tokens are then not accepted by the API.
-    fn idp_policy(&self, jwks: Value) -> Result<Option<policy::Policy>, policy::SnapshotError> {
+    fn idp_policy(&self, jwks: Jwks) -> Result<Option<policy::Policy>, policy::SnapshotError> {
         let Some(idp) = self
             .idp_config
             .as_ref()
@@ -74,19 +78,20 @@ impl Authenticator {
         else {
             return Ok(None);
         };
-        let snapshot = json!({
-            "format": 1,
-            "version": 0,
-            "issuers": [{
-                "issuer": idp.issuer,
-                "jwks": jwks,
-                "algorithms": idp.algorithms,
-                "audiences": idp.api_audiences,
-                "groups_claim": idp.groups_claim,
+        let snapshot = Snapshot {
+            format: 1,
+            version: 0,
+            issuers: vec![IssuerSpec {
+                audiences: idp.api_audiences.clone(),
+                ..crate::registry::issuer_spec(idp, jwks)
             }],
-        });
-        let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
-        policy::Policy::from_json(&bytes).map(Some)
+            servers: Vec::new(),
+            group_mappings: Vec::new(),
+            scopes: Vec::new(),
+            api_keys: Vec::new(),
+            settings: SettingsSpec::default(),
+        };
+        policy::Policy::compile(snapshot).map(Some)
     }
 
     fn idp(&self) -> Option<Arc<policy::Policy>> {

@@ -193,19 +193,15 @@ async fn policy_from(keys: &IdpKeys, config: &Config) -> policy::Policy {
         .await
         .unwrap()
         .expect("keys known");
-    let snapshot = json!({
-        "format": 1,
-        "version": 1,
-        "issuers": [{
-            "issuer": idp.issuer,
-            "jwks": jwks,
-            "algorithms": idp.algorithms,
-            "audiences": idp.audiences,
-            "groups_claim": idp.groups_claim,
-        }],
+    let jwks = serde_json::from_value(jwks).expect("a JWKS");
+    let mut snapshot: policy::snapshot::Snapshot =
+        serde_json::from_value(json!({"format": 1, "version": 1})).unwrap();
+    snapshot.issuers.push(policy::snapshot::IssuerSpec {
+        audiences: idp.audiences.clone(),
+        ..portcullis::registry::issuer_spec(idp, jwks)
     });
-    policy::Policy::from_json(snapshot.to_string().as_bytes())
-        .unwrap_or_else(|e| panic!("snapshot refused: {e}\n{snapshot:#}"))
+    policy::Policy::compile(snapshot.clone())
+        .unwrap_or_else(|e| panic!("snapshot refused: {e}\n{snapshot:#?}"))
 }
 
 fn unix_now() -> u64 {

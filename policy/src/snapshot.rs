@@ -69,6 +69,25 @@ pub struct IssuerSpec {
     pub leeway_seconds: u64,
 }
 
+impl IssuerSpec {
+    /// An issuer with these keys and algorithms and every other field at the value a snapshot
+    /// that omits it gets (no audiences, `groups`, `preferred_username`, 60 s leeway).
+    pub fn new(issuer: String, jwks: Jwks, algorithms: Vec<String>) -> IssuerSpec {
+        IssuerSpec {
+            issuer,
+            jwks,
+            algorithms,
+            audiences: Vec::new(),
+            audience_is_resource: false,
+            client_ids: Vec::new(),
+            groups_claim: default_groups_claim(),
+            username_claim: default_username_claim(),
+            token_use: None,
+            leeway_seconds: default_leeway(),
+        }
+    }
+}
+
 /// A registered MCP server as the filter sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::connect;
 
-pub use snapshot::compile_snapshot;
+pub use snapshot::{compile_snapshot, issuer_spec};
 
 /// A registered MCP server, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,9 +1,14 @@
 //! The registry compiled into policy snapshot v1 (`docs/policy.md`), the document every filter
-//! decides from.
+//! decides from, built as the `policy` crate's own snapshot types.
 
-use serde_json::{json, Value};
+use anyhow::Context as _;
+use policy::keys::Jwks;
+use policy::snapshot::{
+    ApiKeySpec, GrantSpec, GroupMappingSpec, IssuerSpec, ScopeSpec, ServerSpec, SettingsSpec,
+    Snapshot,
+};
 
-use crate::config::Config;
+use crate::config::{Config, IdpConfig};
 use crate::db::Db;
 use crate::idp_keys::IdpKeys;
 
@@ -19,31 +24,37 @@ pub async fn compile_snapshot(
     config: &Config,
     idp_keys: &IdpKeys,
     version: u64,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Snapshot> {
     let public_url = config.public_url();
     let servers = db.list_servers().await?;
     let scopes = db.list_scopes().await?;
     let mappings = db.list_group_mappings().await?;
 
     let server_names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
-    let servers_json: Vec<Value> = servers
+    let server_specs = servers
         .iter()
-        .map(|s| {
-            json!({
-                "name": s.name,
-                "path_prefix": s.path,
-                "resource": s.mcp_url(public_url),
-                "resource_metadata": s.resource_metadata_url(public_url),
-                "scopes_supported": config.advertised_scopes,
-            })
+        .map(|s| ServerSpec {
+            name: s.name.clone(),
+            path_prefix: s.path.clone(),
+            resource: s.mcp_url(public_url),
+            resource_metadata: s.resource_metadata_url(public_url),
+            scopes_supported: config.advertised_scopes.clone(),
         })
         .collect();
 
     let scope_names: Vec<&str> = scopes.iter().map(|s| s.name.as_str()).collect();
-    let scopes_json: Vec<Value> = scopes
+    let known_scopes = |names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|s| scope_names.contains(&s.as_str()))
+            .cloned()
+            .collect()
+    };
+    let scope_specs = scopes
         .iter()
-        .map(|scope| {
-            let grants: Vec<Value> = scope
+        .map(|scope| ScopeSpec {
+            name: scope.name.clone(),
+            grants: scope
                 .grants
                 .iter()
                 .filter(|g| {
@@ -53,68 +64,70 @@ pub async fn compile_snapshot(
                     }
                     known
                 })
-                .map(|g| json!({"server": g.server, "methods": g.methods, "tools": g.tools}))
-                .collect();
-            json!({"name": scope.name, "grants": grants})
+                .map(|g| GrantSpec {
+                    server: g.server.clone(),
+                    methods: g.methods.clone(),
+                    tools: g.tools.clone(),
+                })
+                .collect(),
         })
         .collect();
 
-    let mappings_json: Vec<Value> = mappings
+    let mapping_specs = mappings
         .iter()
-        .map(|m| {
-            let scopes: Vec<&String> = m
-                .scopes
-                .iter()
-                .filter(|s| scope_names.contains(&s.as_str()))
-                .collect();
-            json!({"group": m.group, "scopes": scopes})
+        .map(|m| GroupMappingSpec {
+            group: m.group.clone(),
+            scopes: known_scopes(&m.scopes),
         })
         .collect();
 
-    let api_keys_json: Vec<Value> = db
+    let api_key_specs = db
         .list_api_keys()
         .await?
         .into_iter()
-        .map(|k| {
-            let scopes: Vec<&String> = k
-                .scopes
-                .iter()
-                .filter(|s| scope_names.contains(&s.as_str()))
-                .collect();
-            json!({
-                "name": k.name,
-                "sha256": k.sha256,
-                "subject": k.subject,
-                "groups": k.groups,
-                "scopes": scopes,
-                "expires_at": k.expires_at.map(|t| t.max(0) as u64),
-            })
+        .map(|k| ApiKeySpec {
+            scopes: known_scopes(&k.scopes),
+            name: k.name,
+            sha256: k.sha256,
+            subject: k.subject,
+            groups: k.groups,
+            expires_at: k.expires_at.map(|t| t.max(0) as u64),
         })
         .collect();
 
     let mut issuers = Vec::new();
     if let Some(idp) = &config.idp {
         if let Some(jwks) = idp_keys.snapshot_jwks(&idp.issuer).await? {
+            let jwks: Jwks = serde_json::from_value(jwks)
+                .with_context(|| format!("the signing keys of {} are not a JWKS", idp.issuer))?;
             // RFC 8707 / MCP: a token whose audience is the server's resource URL is for that
             // server; `audiences` adds operator-configured ones.
-            issuers.push(json!({
-                "issuer": idp.issuer,
-                "jwks": jwks,
-                "algorithms": idp.algorithms,
-                "audiences": idp.audiences,
-                "audience_is_resource": true,
-                "groups_claim": idp.groups_claim,
-            }));
+            issuers.push(IssuerSpec {
+                audiences: idp.audiences.clone(),
+                audience_is_resource: true,
+                ..issuer_spec(idp, jwks)
+            });
         }
     }
 
-    Ok(json!({
-        "format": 1,
-        "version": version,
-        "issuers": issuers,
-        "servers": servers_json,
-        "group_mappings": mappings_json,
-        "scopes": scopes_json,
-        "api_keys": api_keys_json,
-    }))
+    Ok(Snapshot {
+        format: 1,
+        version,
+        issuers,
+        servers: server_specs,
+        group_mappings: mapping_specs,
+        scopes: scope_specs,
+        api_keys: api_key_specs,
+        settings: SettingsSpec::default(),
+    })
+}
+
+/// The IdP as a snapshot issuer with these keys: no audiences (the caller sets those: the MCP
+/// servers' in the registry's snapshot, the API's for API authentication), the configured
+/// groups claim, the policy crate's defaults for the rest.
+pub fn issuer_spec(idp: &IdpConfig, jwks: Jwks) -> IssuerSpec {
+    IssuerSpec {
+        groups_claim: idp.groups_claim.clone(),
+        ..IssuerSpec::new(idp.issuer.clone(), jwks, idp.algorithms.clone())
+    }
 }

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use policy::keys::Jwks;
+use policy::snapshot::Snapshot;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{watch, Notify};
 
@@ -41,7 +43,7 @@ pub struct Published {
     /// The snapshot compiled by the `policy` crate, as every filter will.
     pub policy: Arc<policy::Policy>,
     /// The IdP's keys in it (for the API's own token checks).
-    pub idp_jwks: Option<serde_json::Value>,
+    pub idp_jwks: Option<Jwks>,
 }
 
 impl std::fmt::Debug for Published {
@@ -243,7 +245,9 @@ async fn listen_for_changes(url: String, publisher: Publisher) {
     }
 }
 
-/// The registry as snapshot JSON, its version and hash, validated.
+/// The registry as a snapshot, its version and hash, validated. The snapshot is built as the
+/// `policy` crate's types and written once as served; what is validated is those bytes, read
+/// as every filter reads them.
 async fn compile(state: &AppState) -> Result<Published, PublishError> {
     let servers: Arc<[Server]> = state
         .db
@@ -251,18 +255,22 @@ async fn compile(state: &AppState) -> Result<Published, PublishError> {
         .await
         .map_err(|e| PublishError::Compile(e.into()))?
         .into();
-    let mut content = registry::compile_snapshot(&state.db, &state.config, &state.idp_keys, 0)
+    let mut snapshot = registry::compile_snapshot(&state.db, &state.config, &state.idp_keys, 0)
         .await
         .map_err(PublishError::Compile)?;
-    let idp_jwks = content["issuers"]
-        .get(0)
-        .map(|issuer| issuer["jwks"].clone());
-    let hash = content_hash(&mut content);
+    let hash = content_hash(&mut snapshot).map_err(|e| PublishError::Compile(e.into()))?;
     let version = state.db.version_for_hash(&hash).await?;
-    content["version"] = version.into();
+    snapshot.version = version;
     let body =
-        Bytes::from(serde_json::to_vec(&content).map_err(|e| PublishError::Compile(e.into()))?);
+        Bytes::from(serde_json::to_vec(&snapshot).map_err(|e| PublishError::Compile(e.into()))?);
     let policy = policy::Policy::from_json(&body)?;
+    let idp_jwks = state.config.idp.as_ref().and_then(|idp| {
+        snapshot
+            .issuers
+            .into_iter()
+            .find(|i| i.issuer == idp.issuer)
+            .map(|i| i.jwks)
+    });
     Ok(Published {
         version,
         etag: etag(version, &hash),
@@ -274,13 +282,13 @@ async fn compile(state: &AppState) -> Result<Published, PublishError> {
     })
 }
 
-/// SHA-256 of the snapshot without its `version` (which it removes).
-pub fn content_hash(content: &mut serde_json::Value) -> String {
-    if let Some(object) = content.as_object_mut() {
-        object.remove("version");
-    }
-    let bytes = serde_json::to_vec(content).unwrap_or_default();
-    hex(&Sha256::digest(&bytes))
+/// SHA-256 of the snapshot as written, with version 0 in place of its own (restored after):
+/// the same content hashes the same whatever version it was given.
+pub fn content_hash(snapshot: &mut Snapshot) -> Result<String, serde_json::Error> {
+    let version = std::mem::take(&mut snapshot.version);
+    let bytes = serde_json::to_vec(snapshot);
+    snapshot.version = version;
+    Ok(hex(&Sha256::digest(bytes?)))
 }
 
 pub fn etag(version: u64, hash: &str) -> String {

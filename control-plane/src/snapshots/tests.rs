@@ -1,23 +1,39 @@
-use serde_json::json;
+use policy::snapshot::{ServerSpec, Snapshot};
+use sha2::Digest as _;
 
 use super::{content_hash, etag};
 
+fn snapshot(version: u64, server: &str) -> Snapshot {
+    let mut s: Snapshot = serde_json::from_str(r#"{"format": 1, "version": 0}"#).unwrap();
+    s.version = version;
+    s.servers.push(ServerSpec {
+        name: server.into(),
+        path_prefix: format!("/{server}"),
+        resource: format!("https://gw/{server}/mcp"),
+        resource_metadata: format!("https://gw/.well-known/oauth-protected-resource/{server}/mcp"),
+        scopes_supported: Vec::new(),
+    });
+    s
+}
+
 #[test]
 fn hash_ignores_the_version_and_changes_with_content() {
-    let mut a = json!({"format": 1, "version": 3, "servers": [{"name": "a"}]});
-    let mut b = json!({"format": 1, "version": 9, "servers": [{"name": "a"}]});
-    let mut c = json!({"format": 1, "version": 3, "servers": [{"name": "b"}]});
+    let (mut a, mut b, mut c) = (snapshot(3, "a"), snapshot(9, "a"), snapshot(3, "b"));
     let (ha, hb, hc) = (
-        content_hash(&mut a),
-        content_hash(&mut b),
-        content_hash(&mut c),
+        content_hash(&mut a).unwrap(),
+        content_hash(&mut b).unwrap(),
+        content_hash(&mut c).unwrap(),
     );
     assert_eq!(ha, hb);
     assert_ne!(ha, hc);
     assert_eq!(ha.len(), 64);
-    assert!(
-        a.get("version").is_none(),
-        "the version is removed before hashing"
+    assert_eq!((a.version, b.version), (3, 9), "the version is kept");
+    // The hash is of the bytes as written (with version 0): nothing but the snapshot's content.
+    let mut zero = snapshot(0, "a");
+    let written = serde_json::to_vec(&zero).unwrap();
+    assert_eq!(
+        content_hash(&mut zero).unwrap(),
+        super::hex(&sha2::Sha256::digest(&written))
     );
 }
 

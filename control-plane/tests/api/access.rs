@@ -274,8 +274,8 @@ async fn snapshot_compiles(b: Backend) {
         portcullis::registry::compile_snapshot(&t.state.db, &t.config, &t.state.idp_keys, 7)
             .await
             .unwrap();
-    let policy = ::policy::Policy::from_json(snapshot.to_string().as_bytes())
-        .unwrap_or_else(|e| panic!("policy refused the snapshot: {e}\n{snapshot:#}"));
+    let policy = ::policy::Policy::compile(snapshot.clone())
+        .unwrap_or_else(|e| panic!("policy refused the snapshot: {e}\n{snapshot:#?}"));
     assert_eq!(policy.version, 7);
     assert_eq!(policy.servers.len(), 2);
     let docs = policy.servers.iter().find(|s| s.name == "Docs").unwrap();
@@ -290,11 +290,7 @@ async fn snapshot_compiles(b: Backend) {
     assert_eq!(policy.scope_names.len(), 2);
     assert_eq!(policy.issuers.len(), 1);
     assert_eq!(policy.issuers[0].issuer, ISSUER);
-    assert_eq!(
-        snapshot["scopes"][1]["grants"].as_array().unwrap().len(),
-        1,
-        "{snapshot:#}"
-    );
+    assert_eq!(snapshot.scopes[1].grants.len(), 1, "{:#?}", snapshot.scopes);
     let eng = policy.scopes_for_groups(&["engineering"]);
     assert_eq!(eng.iter().count(), 2);
 
@@ -371,8 +367,8 @@ async fn api_and_mcp_server_audiences_are_separate(b: Backend) {
         portcullis::registry::compile_snapshot(&t.state.db, &t.config, &t.state.idp_keys, 1)
             .await
             .unwrap();
-    assert_eq!(snapshot["issuers"][0]["audiences"], json!(["mcp-gateway"]));
-    let policy = ::policy::Policy::from_json(snapshot.to_string().as_bytes()).unwrap();
+    assert_eq!(snapshot.issuers[0].audiences, ["mcp-gateway"]);
+    let policy = ::policy::Policy::compile(snapshot).unwrap();
     let github = policy
         .servers
         .iter()

@@ -260,3 +260,18 @@ fn snapshots_round_trip_through_their_typed_form() {
         assert_eq!(a.scope_names, b.scope_names);
     }
 }
+
+#[test]
+fn a_new_issuer_spec_is_what_an_omitted_field_means() {
+    use crate::keys::Jwks;
+    use crate::snapshot::IssuerSpec;
+    let jwks: Jwks = serde_json::from_value(json!({"keys": []})).unwrap();
+    let parsed: IssuerSpec = serde_json::from_value(json!({
+        "issuer": "https://idp", "jwks": {"keys": []}, "algorithms": ["RS256"],
+    }))
+    .unwrap();
+    assert_eq!(
+        IssuerSpec::new("https://idp".into(), jwks, vec!["RS256".into()]),
+        parsed
+    );
+}
