@@ -41,7 +41,7 @@ fn stack(name: &str, extra_env: &[(&str, &str)]) -> Stack {
         ("PORTCULLIS_PUBLIC_URL", PUBLIC_URL),
         ("PORTCULLIS_IDP_ISSUER", ISSUER),
         ("PORTCULLIS_IDP_JWKS_FILE", jwks.as_str()),
-        ("PORTCULLIS_IDP_AUDIENCE", API_AUDIENCE),
+        ("PORTCULLIS_API_AUDIENCE", API_AUDIENCE),
     ];
     env.extend_from_slice(extra_env);
     let cp = ControlPlane::start(dir.path(), &env);
