@@ -36,6 +36,8 @@ const LISTER: &str = "lena";
 const ORIGIN: &str = "https://inspector.example";
 /// Bytes that are not UTF-8: a lone 0xff, a bad continuation, a lone continuation byte.
 const BAD_BYTES: [&[u8]; 3] = [b"\xff", b"\xc3\x28", b"\x80"];
+/// `settings.max_body_bytes` of the snapshot.
+const MAX_BODY: usize = 4096;
 /// Pause between the pieces of a split body, so Envoy hands them to the filter one by one.
 const PACE: Duration = Duration::from_millis(2);
 
@@ -52,6 +54,7 @@ fn snapshot() -> Value {
         .scope(SCOPE_LIST, vec![grant(SERVER, &["tools/list"], &[])])
         .group_mapping(GROUP_LISTERS, &[SCOPE_LIST])
         .setting("allowed_origins", json!([ORIGIN]))
+        .setting("max_body_bytes", json!(MAX_BODY))
         .build()
 }
 
@@ -764,8 +767,33 @@ fn bodies_split_over_many_frames_are_decided_whole() {
                 Msg::mcp(list_body()).split(50),
                 passes(),
             ),
+            case(
+                "a body over max_body_bytes in 40 frames, no content-length",
+                Msg::mcp(big_list_body()).split(40),
+                answered(413, json_error),
+            ),
+            case(
+                "a body over max_body_bytes in 40 frames, then trailers",
+                Msg::mcp(big_list_body()).split(40).trailer("x-t", "1"),
+                answered(413, json_error),
+            ),
+            case(
+                "POST with no body, only trailers",
+                Msg::post(MCP_PATH)
+                    .bearer(lister())
+                    .header("content-type", "application/json")
+                    .trailer("x-t", "1"),
+                answered(400, json_error),
+            ),
         ],
     );
+}
+
+/// An allowed `tools/list` padded past [`MAX_BODY`].
+fn big_list_body() -> Vec<u8> {
+    let body = to_bytes(&rpc(1, "tools/list", json!({"pad": "x".repeat(MAX_BODY)})));
+    assert!(body.len() > MAX_BODY);
+    body
 }
 
 #[test]
@@ -810,6 +838,11 @@ fn bodies_on_other_methods_are_refused() {
         case(
             "DELETE without a body",
             Msg::new("DELETE", MCP_PATH).bearer(lister()),
+            passes(),
+        ),
+        case(
+            "GET without a body, only trailers",
+            Msg::get(MCP_PATH).bearer(lister()).trailer("x-t", "1"),
             passes(),
         ),
     ]);
@@ -861,6 +894,9 @@ fn well_known_segments_need_credentials_except_the_discovery_documents() {
             unauthenticated("POST", "/srv/mcp/.well-known/oauth-protected-resource"),
             unauthenticated("POST", "/srv/.well-known/oauth-protected-resource"),
             unauthenticated("GET", "/srv/mcp/.well-known/oauth-protected-resource/x"),
+            unauthenticated("GET", "/srv/mcp?/.well-known/oauth-protected-resource"),
+            unauthenticated("POST", "/srv/mcp?x=/.well-known/oauth-protected-resource"),
+            unauthenticated("GET", "/srv/mcp/.well-known/oauth-protected-resource;x"),
             discovery(WELL_KNOWN_PATH),
             discovery("/srv/.well-known/oauth-protected-resource"),
             discovery("/srv/mcp/.well-known/oauth-protected-resource"),
