@@ -383,6 +383,11 @@ impl Policy {
             _ => return Err(bad_path()),
         };
         let server = match self.route(path).map_err(|_| bad_path())? {
+            // A discovery document is read without credentials, so nothing may ride along: a
+            // request whose body would follow its headers is refused before anything is passed.
+            Route::Discovery { .. } if is_safe_method(method) && !end_of_stream => {
+                return Err(reply::body_not_allowed(method))
+            }
             Route::Discovery { .. } if is_safe_method(method) => return Ok(HeadVerdict::Discovery),
             Route::Discovery {
                 server: Some(server),

@@ -292,6 +292,15 @@ fn discovery_passes_only_for_safe_methods_and_exact_documents() {
             );
         }
     }
+    // Nothing rides along on a request that needs no credentials.
+    assert_eq!(
+        head_of(
+            &p,
+            &req("GET", "/.well-known/oauth-authorization-server"),
+            false
+        ),
+        Seen::Reply(400, "body_not_allowed")
+    );
     // Credentials sent along are removed, not checked.
     let r = req("GET", "/.well-known/oauth-authorization-server").bearer("junk");
     let pairs = r.pairs();

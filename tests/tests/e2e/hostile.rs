@@ -920,6 +920,12 @@ fn well_known_segments_need_credentials_except_the_discovery_documents() {
                 Msg::new("PUT", WELL_KNOWN_PATH).body(call_body()),
                 answered(405, method_not_allowed),
             ),
+            // Nothing rides along on a request that needs no credentials.
+            case(
+                "GET of the resource metadata with a body",
+                Msg::get(WELL_KNOWN_PATH).body(call_body()),
+                answered(400, body_not_allowed),
+            ),
         ],
     );
 }
