@@ -514,8 +514,14 @@ impl Policy {
                 return Err(reply::body_too_large(self.settings.max_body_bytes));
             }
             return Ok(BodyRule::JsonRpc {
-                mcp_method: pending.mcp_method.map(Box::from),
-                mcp_name: pending.mcp_name.map(Box::from),
+                mcp_method: pending
+                    .mcp_method
+                    .map(|v| decode_header_value(v, "Mcp-Method"))
+                    .transpose()?,
+                mcp_name: pending
+                    .mcp_name
+                    .map(|v| decode_header_value(v, "Mcp-Name"))
+                    .transpose()?,
             });
         }
         if declared.is_some_and(|n| n > 0) {
@@ -582,6 +588,30 @@ impl Policy {
             _ => BodyDecision::allowed(Some("batch"), None),
         }
     }
+}
+
+/// MCP 2026-07-28's value encoding for its headers: a value that cannot travel as printable
+/// ASCII (non-ASCII, control characters, edge whitespace, or one that looks like the marker)
+/// arrives as `=?base64?<standard Base64 of the UTF-8 bytes>?=`; anything else is the value.
+fn decode_header_value(raw: &str, header: &str) -> Result<Box<str>, Reply> {
+    use base64::Engine;
+    let Some(encoded) = raw
+        .strip_prefix("=?base64?")
+        .and_then(|rest| rest.strip_suffix("?="))
+    else {
+        return Ok(raw.into());
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(String::into_boxed_str)
+        .ok_or_else(|| {
+            reply::bad_request(
+                &format!("the {header} header's =?base64?…?= value does not decode to UTF-8"),
+                "bad_header",
+            )
+        })
 }
 
 fn bad_method() -> Reply {

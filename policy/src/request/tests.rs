@@ -633,6 +633,44 @@ fn mcp_transport_headers_must_match_the_body() {
         status(decide(&p, &post("tools/call", Some(b"\xff")), Some(&echo))),
         (400, "bad_header")
     );
+    // Values that cannot travel as ASCII come Base64-encoded (MCP 2026-07-28) and are compared
+    // decoded; a marker that does not decode is a 400.
+    let unicode = rpc("tools/call", json!({"name": "écho"}));
+    let encoded = format!("=?base64?{}?=", "w6ljaG8="); // "écho"
+    assert_eq!(
+        status(decide(
+            &p,
+            &post("tools/call", Some(encoded.as_bytes())),
+            Some(&unicode)
+        )),
+        (403, "tool_not_allowed"),
+        "the header matched, so the body decided"
+    );
+    assert_eq!(
+        status(decide(
+            &p,
+            &post("tools/call", Some(b"=?base64?ZWNobw==?=")),
+            Some(&echo)
+        )),
+        (200, "allowed")
+    );
+    assert_eq!(
+        status(decide(
+            &p,
+            &post("tools/call", Some(b"=?base64?!!!?=")),
+            Some(&echo)
+        )),
+        (400, "bad_header")
+    );
+    assert_eq!(
+        status(decide(
+            &p,
+            &post("tools/call", Some(b"=?base64?/w==?=")),
+            Some(&echo)
+        )),
+        (400, "bad_header"),
+        "0xff is not UTF-8"
+    );
     // resources/read and prompts/get compare params.uri and params.name.
     let mut admin_claims = claims();
     admin_claims["groups"] = json!(["admins"]);
