@@ -32,6 +32,22 @@ impl RootContext for NoopRoot {
 
 struct NoopHttp;
 
+/// Reads every request header once and writes them back in one call without `authorization`
+/// and with three identity headers: the header work the Portcullis filter does.
+#[cfg(feature = "mimic-map")]
+fn rewrite_headers(http: &dyn HttpContext) {
+    let mut headers = http.get_http_request_headers();
+    headers.retain(|(name, _)| name != "authorization");
+    headers.push(("x-portcullis-user".into(), "bench-user".into()));
+    headers.push(("x-portcullis-groups".into(), "bench".into()));
+    headers.push(("x-portcullis-scopes".into(), "bench-all".into()));
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    http.set_http_request_headers(pairs);
+}
+
 impl Context for NoopHttp {}
 
 impl HttpContext for NoopHttp {
@@ -57,23 +73,17 @@ impl HttpContext for NoopHttp {
         Action::Continue
     }
 
-    #[cfg(feature = "mimic-map")]
+    #[cfg(all(feature = "mimic-map", not(feature = "read-body")))]
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let mut headers = self.get_http_request_headers();
-        headers.retain(|(name, _)| name != "authorization");
-        headers.push(("x-portcullis-user".into(), "bench-user".into()));
-        headers.push(("x-portcullis-groups".into(), "bench".into()));
-        headers.push(("x-portcullis-scopes".into(), "bench-all".into()));
-        let pairs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        self.set_http_request_headers(pairs);
+        rewrite_headers(self);
         Action::Continue
     }
 
     #[cfg(feature = "read-body")]
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        // With `mimic-map`: the whole-map header rewrite the Portcullis filter makes too.
+        #[cfg(feature = "mimic-map")]
+        rewrite_headers(self);
         // Hold the headers while a body follows (needs `allow_on_headers_stop_iteration`).
         if end_of_stream {
             Action::Continue
