@@ -31,7 +31,9 @@ if [ "${PORTCULLIS_DEMO_SKIP_BUILD:-0}" != 1 ]; then
 fi
 portcullis="$root/target/debug/portcullis"
 
-work="$root/.portcullis/demo"
+# Its state (SQLite database, keys, tokens, logs) lives here; PORTCULLIS_DEMO_DIR moves it (the
+# demo test uses a fresh directory so a demo you ran before cannot change what it sees).
+work="${PORTCULLIS_DEMO_DIR:-$root/.portcullis/demo}"
 mkdir -p "$work"
 if [ ! -f "$work/keys/signing-key.pem" ]; then
   "$portcullis" dev keygen --alg RS256 --kid portcullis-demo --out "$work/keys" >&2

@@ -47,11 +47,16 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
             "{built} is missing: run `bash scripts/test.sh` (it builds both before the tests)"
         );
     }
+    // A fresh state directory: a demo run before (its database, its policy versions) must not
+    // change what this test sees, and the test must not touch the user's demo state.
+    let state = TestDir::new("demo-state");
+    let work = state.path().join("demo");
     let child = Command::new("bash")
         .arg(root.join("scripts/demo.sh"))
         .current_dir(&root)
         // Nested cargo would wait for the lock `cargo test` holds; the test command built both.
         .env("PORTCULLIS_DEMO_SKIP_BUILD", "1")
+        .env("PORTCULLIS_DEMO_DIR", &work)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -84,7 +89,6 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
         }
     }
 
-    let work = root.join(".portcullis/demo");
     let alice = std::fs::read_to_string(work.join("alice.token")).expect("alice.token");
     let url = "http://127.0.0.1:10000/everything/mcp";
     let dir = TestDir::new("demo");
