@@ -172,21 +172,19 @@ def http_filters_yaml(cfg: Config, keys: dict) -> str:
             "CONFIGURATION": lit(json.dumps(plugin, separators=(",", ":"))),
             "ALLOW_STOP": "true" if cfg.hold == "request" else "false",
         })
-    elif cfg.kind == "jwt_authn":
+    elif cfg.kind in ("jwt_authn", "native_mcp"):
         key = keys[cfg.alg]
-        snippet = render("filter-jwt-authn.yaml", {
+        values = {
             "ISSUER": lit(key["issuer"]),
             "AUDIENCE": lit(RESOURCE),
             "JWKS": lit(json.dumps(key["jwks"], separators=(",", ":"))),
-            "JWT_CACHE": "        jwt_cache_config: { jwt_cache_size: 4096 }" if cfg.cache else "",
-        })
-    elif cfg.kind == "native_mcp":
-        key = keys[cfg.alg]
-        snippet = render("filter-native-mcp.yaml", {
-            "ISSUER": lit(key["issuer"]),
-            "AUDIENCE": lit(RESOURCE),
-            "JWKS": lit(json.dumps(key["jwks"], separators=(",", ":"))),
-        })
+        }
+        if cfg.kind == "jwt_authn":
+            values["JWT_CACHE"] = ("        jwt_cache_config: { jwt_cache_size: 4096 }"
+                                   if cfg.cache else "")
+            snippet = render("filter-jwt-authn.yaml", values)
+        else:
+            snippet = render("filter-native-mcp.yaml", values)
     else:
         raise ValueError(cfg.kind)
     return textwrap.indent(snippet.strip("\n"), " " * 10)

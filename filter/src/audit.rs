@@ -82,70 +82,57 @@ impl<'a> Outcome<'a> {
     }
 }
 
-/// Builds the event of one decision from what the filter holds, zero-copy: the fields borrow
+/// The event of one decision, built from what the filter holds, zero-copy: the fields borrow
 /// from the request facts, the policy and the identity (never the credential: no token or API
-/// key ever goes in), cleaned with [`storable`] where they need it. A trait because the event
-/// type lives in `policy` (the wire contract shared with the control plane).
-pub trait FromDecision<'a> {
-    fn new(
-        time_ms: u64,
-        facts: &'a RequestFacts,
-        policy: Option<&'a Policy>,
-        identity: Option<&'a Identity>,
-        server: Option<ServerId>,
-        outcome: Outcome<'a>,
-    ) -> Self;
-}
-
-impl<'a> FromDecision<'a> for AuditEvent<'a> {
-    fn new(
-        time_ms: u64,
-        facts: &'a RequestFacts,
-        policy: Option<&'a Policy>,
-        identity: Option<&'a Identity>,
-        server: Option<ServerId>,
-        outcome: Outcome<'a>,
-    ) -> Self {
-        let scopes = match (policy, identity) {
-            (Some(policy), Some(identity)) => {
-                let names: Vec<&str> = identity
-                    .scopes
-                    .iter()
-                    .filter_map(|id| policy.scope_names.get(id).map(String::as_str))
-                    .collect();
-                storable_list(names.into_iter())
-            }
-            _ => Vec::new(),
-        };
-        let server = policy
-            .zip(server)
-            .and_then(|(policy, id)| policy.servers.get(id))
-            .map(|s| storable(&s.name));
-        AuditEvent {
-            time_ms,
-            request_id: facts.request_id.as_deref().map(storable),
-            policy_version: policy.map_or(0, |p| p.version),
-            decision: if outcome.status == 200 && outcome.reason == "allowed" {
-                Decision::Allow
-            } else {
-                Decision::Deny
-            },
-            status: u16::try_from(outcome.status).unwrap_or(u16::MAX),
-            reason: Cow::Borrowed(outcome.reason),
-            sub: identity.map(|i| storable(&i.subject)),
-            username: identity.map(|i| storable(&i.username)),
-            issuer: identity.map(|i| storable(&i.issuer)),
-            client_id: identity.and_then(|i| i.client_id.as_deref()).map(storable),
-            groups: identity.map_or_else(Vec::new, |i| {
-                storable_list(i.groups.iter().map(String::as_str))
-            }),
-            scopes,
-            server,
-            method: outcome.method.map(storable),
-            tool: outcome.tool.map(storable),
-            http_method: storable(&facts.http_method),
-            path: storable(&facts.path),
+/// key ever goes in), cleaned with [`storable`] where they need it. The event type itself is
+/// `policy`'s (the wire contract shared with the control plane).
+pub fn decision_event<'a>(
+    time_ms: u64,
+    facts: &'a RequestFacts,
+    policy: Option<&'a Policy>,
+    identity: Option<&'a Identity>,
+    server: Option<ServerId>,
+    outcome: Outcome<'a>,
+) -> AuditEvent<'a> {
+    let scopes = match (policy, identity) {
+        (Some(policy), Some(identity)) => {
+            let names: Vec<&str> = identity
+                .scopes
+                .iter()
+                .filter_map(|id| policy.scope_names.get(id).map(String::as_str))
+                .collect();
+            storable_list(names.into_iter())
         }
+        _ => Vec::new(),
+    };
+    let server = policy
+        .zip(server)
+        .and_then(|(policy, id)| policy.servers.get(id))
+        .map(|s| storable(&s.name));
+    AuditEvent {
+        time_ms,
+        request_id: facts.request_id.as_deref().map(storable),
+        policy_version: policy.map_or(0, |p| p.version),
+        decision: if outcome.status == 200 && outcome.reason == "allowed" {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        },
+        status: u16::try_from(outcome.status).unwrap_or(u16::MAX),
+        reason: Cow::Borrowed(outcome.reason),
+        sub: identity.map(|i| storable(&i.subject)),
+        username: identity.map(|i| storable(&i.username)),
+        issuer: identity.map(|i| storable(&i.issuer)),
+        client_id: identity.and_then(|i| i.client_id.as_deref()).map(storable),
+        groups: identity.map_or_else(Vec::new, |i| {
+            storable_list(i.groups.iter().map(String::as_str))
+        }),
+        scopes,
+        server,
+        method: outcome.method.map(storable),
+        tool: outcome.tool.map(storable),
+        http_method: storable(&facts.http_method),
+        path: storable(&facts.path),
     }
 }
 

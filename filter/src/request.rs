@@ -14,7 +14,7 @@ use policy::{
     TokenError,
 };
 
-use crate::audit::{AuditEvent, FromDecision, Outcome, RequestFacts};
+use crate::audit::{decision_event, Outcome, RequestFacts};
 use crate::cache::Cached;
 use crate::clock;
 use crate::config::Hold;
@@ -137,7 +137,7 @@ impl Request {
             return;
         };
         let time_ms = unix_millis(self.get_current_time());
-        let event = AuditEvent::new(
+        let event = decision_event(
             time_ms,
             facts,
             self.loaded.as_deref().map(|l| &l.policy),

@@ -72,7 +72,7 @@ fn allowed_event_has_every_contract_field() {
     let policy = policy();
     let identity = identity();
     let facts = RequestFacts::new(Some("req-1"), Some("POST"), Some("/srv/mcp?session=abc#x"));
-    let event = AuditEvent::new(
+    let event = decision_event(
         1_700_000_000_123,
         &facts,
         Some(&policy),
@@ -114,7 +114,7 @@ fn refusal_without_identity_or_policy_has_nulls_not_missing_fields() {
         method: None,
         tool: None,
     };
-    let v = to_value(&AuditEvent::new(5, &facts, None, None, None, outcome));
+    let v = to_value(&decision_event(5, &facts, None, None, None, outcome));
     let object = v.as_object().unwrap();
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
@@ -151,7 +151,7 @@ fn denied_event_carries_the_reason_and_no_credential() {
         method: Some("tools/call"),
         tool: Some("get-sum"),
     };
-    let json = to_json(&AuditEvent::new(
+    let json = to_json(&decision_event(
         1,
         &facts,
         Some(&policy),
@@ -267,7 +267,7 @@ fn event_fields_stay_within_what_the_control_plane_stores() {
         method: Some("tools/call"),
         tool: Some("evil\u{0}tool"),
     };
-    let v = to_value(&AuditEvent::new(
+    let v = to_value(&decision_event(
         1,
         &facts,
         Some(&policy),
