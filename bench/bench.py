@@ -9,10 +9,10 @@ requests/s, p50 and p99, and the Envoy-under-test's CPU time (utime + stime from
 
 Environment (all optional except the paths run.sh sets):
   ROUNDS=12 DURATION=5 WARMUP=2 STARTS=3 CONNECTIONS=16 THREADS=1
-  CONFIGS="1 … 17"                   subset to run (12-17: the POST tools/call workload)
+  CONFIGS="1 … 18"                   subset to run (12-18: the POST tools/call workload)
   BENCH_OUT=target/bench        where keys, rendered configs, logs and results go
   ENVOY_BIN, PORTCULLIS_BIN, NOOP_WASM, NOOP_READ_AUTH_WASM, NOOP_MIMIC_WASM, NOOP_MIMIC_MAP_WASM,
-  NOOP_READ_BODY_WASM, NOOP_MAP_READ_BODY_WASM, FILTER_WASM
+  NOOP_READ_BODY_WASM, NOOP_MAP_READ_BODY_WASM, NOOP_MAP_PARSE_BODY_WASM, FILTER_WASM
 """
 
 from __future__ import annotations
@@ -115,6 +115,8 @@ CONFIGS = [
            "native_mcp", None, "RS256", True, True, workload="post"),
     Config(17, "post-noop-map-read-body", "POST: no-op wasm, whole-map header rewrite + body read",
            "wasm", "NOOP_MAP_READ_BODY_WASM", workload="post"),
+    Config(18, "post-noop-map-parse-body", "POST: config 17 + `policy::parse_body` of the body",
+           "wasm", "NOOP_MAP_PARSE_BODY_WASM", workload="post"),
 ]
 
 ALL_CONFIGS = " ".join(str(c.num) for c in CONFIGS)

@@ -39,6 +39,8 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   cp "$wasm_dir/portcullis_bench_noop.wasm" "$out/noop-read-body.wasm"
   cargo build -q --release --target wasm32-wasip1 -p portcullis-bench-noop --features read-body,mimic-map
   cp "$wasm_dir/portcullis_bench_noop.wasm" "$out/noop-map-read-body.wasm"
+  cargo build -q --release --target wasm32-wasip1 -p portcullis-bench-noop --features read-body,mimic-map,parse-body
+  cp "$wasm_dir/portcullis_bench_noop.wasm" "$out/noop-map-parse-body.wasm"
 
   if [ -z "${FILTER_WASM:-}" ]; then
     rm -f "$out/portcullis_filter.wasm"
@@ -66,6 +68,7 @@ export NOOP_MIMIC_WASM="${NOOP_MIMIC_WASM:-$out/noop-mimic.wasm}"
 export NOOP_MIMIC_MAP_WASM="${NOOP_MIMIC_MAP_WASM:-$out/noop-mimic-map.wasm}"
 export NOOP_READ_BODY_WASM="${NOOP_READ_BODY_WASM:-$out/noop-read-body.wasm}"
 export NOOP_MAP_READ_BODY_WASM="${NOOP_MAP_READ_BODY_WASM:-$out/noop-map-read-body.wasm}"
+export NOOP_MAP_PARSE_BODY_WASM="${NOOP_MAP_PARSE_BODY_WASM:-$out/noop-map-parse-body.wasm}"
 export FILTER_WASM="${FILTER_WASM:-$out/portcullis_filter.wasm}"
 export BENCH_OUT="$out"
 

@@ -98,6 +98,11 @@ impl HttpContext for NoopHttp {
             return Action::Pause;
         }
         let body = self.get_http_request_body(0, body_size);
+        #[cfg(feature = "parse-body")]
+        if let Some(body) = &body {
+            let messages = policy::parse_body(body);
+            std::hint::black_box(&messages);
+        }
         std::hint::black_box(&body);
         Action::Continue
     }
