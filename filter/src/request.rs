@@ -321,7 +321,8 @@ impl Context for Request {
     fn on_done(&mut self) -> bool {
         // Envoy only lets a filter see the body of a request whose headers it holds when the
         // plugin is configured with `allow_on_headers_stop_iteration: true`; without it every
-        // POST hangs. Say so once per worker instead of leaving operators with timeouts.
+        // POST hangs. Say so once per worker instead of leaving operators with timeouts. (With
+        // `"hold": "body"` the headers are not held, so a missing body is the client's doing.)
         if let (
             State::AwaitBody {
                 body_seen: false, ..
@@ -329,7 +330,7 @@ impl Context for Request {
             Some(shared),
         ) = (&self.state, &self.shared)
         {
-            if !shared.warned_no_body.replace(true) {
+            if shared.hold == Hold::Request && !shared.warned_no_body.replace(true) {
                 log::error!(
                     "portcullis: a request body never reached the filter; set `allow_on_headers_stop_iteration: true` in the wasm filter's plugin config"
                 );
