@@ -588,3 +588,34 @@ fn every_reason_is_stable_and_never_echoes_the_token() {
     assert_eq!(error.reason(), "bad_signature");
     assert!(!error.to_string().contains(&token[..20]));
 }
+
+#[test]
+fn only_costly_and_stable_refusals_are_worth_caching() {
+    // Found again cheaply, or may turn valid: never remembered.
+    for error in [
+        TokenError::TooLarge(1),
+        TokenError::Malformed,
+        TokenError::BadBase64(Segment::Header),
+        TokenError::BadJson(Segment::Claims),
+        TokenError::DuplicateMember(Segment::Header),
+        TokenError::MissingAlg,
+        TokenError::AlgNone,
+        TokenError::UnsupportedAlg("XS1".into()),
+        TokenError::CriticalHeader,
+        TokenError::BadType("x".into()),
+        TokenError::NotYetValid,
+        TokenError::IssuedInFuture,
+    ] {
+        assert!(!error.is_worth_caching(), "{error:?}");
+    }
+    for error in [
+        TokenError::BadSignature,
+        TokenError::Expired,
+        TokenError::UnknownIssuer,
+        TokenError::UnknownKid,
+        TokenError::WrongAudience,
+        TokenError::UnknownApiKey,
+    ] {
+        assert!(error.is_worth_caching(), "{error:?}");
+    }
+}
