@@ -29,7 +29,6 @@ enum State {
     /// An admitted request held until its body is decided (`POST`: the JSON-RPC body; any other
     /// method whose stream is still open: that it has none).
     AwaitBody {
-        server: ServerId,
         identity: Rc<Identity>,
         rule: BodyRule,
         /// Body bytes buffered so far (Envoy's count, from the last body callback).
@@ -248,12 +247,7 @@ impl Request {
         host::set_request_headers(&pairs).map_err(|_| {
             self.reply(
                 Some(shared),
-                reply::plain(
-                    500,
-                    "server_error",
-                    "the gateway could not rewrite the request headers",
-                    "host_error",
-                ),
+                reply::host_error("rewrite the request headers"),
             )
         })
     }
@@ -261,7 +255,6 @@ impl Request {
     /// The whole body is here (its last chunk, or the request's trailers): decide it.
     fn decide_body(&mut self) -> Action {
         let State::AwaitBody {
-            server,
             identity,
             rule,
             size,
@@ -270,7 +263,10 @@ impl Request {
         else {
             return Action::Continue;
         };
-        let (Some(shared), Some(loaded)) = (self.shared.clone(), self.loaded.clone()) else {
+        // A request is only held once its server, policy and identity are known.
+        let (Some(shared), Some(loaded), Some(server)) =
+            (self.shared.clone(), self.loaded.clone(), self.server)
+        else {
             return self.reply(None, reply::no_policy("the policy went away"));
         };
         let policy = &loaded.policy;
@@ -281,15 +277,7 @@ impl Request {
                 Some(body) => body,
                 // Fail closed: a body we were told of but cannot read is never forwarded.
                 None => {
-                    return self.reply(
-                        Some(&shared),
-                        reply::plain(
-                            500,
-                            "server_error",
-                            "the gateway could not read the request body",
-                            "host_error",
-                        ),
-                    )
+                    return self.reply(Some(&shared), reply::host_error("read the request body"))
                 }
             }
         };
@@ -348,15 +336,7 @@ impl HttpContext for Request {
         let serialized = match SerializedHeaders::request() {
             Ok(serialized) => serialized,
             Err(_) => {
-                return self.reply(
-                    Some(&shared),
-                    reply::plain(
-                        500,
-                        "server_error",
-                        "the gateway could not read the request headers",
-                        "host_error",
-                    ),
-                )
+                return self.reply(Some(&shared), reply::host_error("read the request headers"))
             }
         };
         let headers = match serialized.pairs() {
@@ -432,7 +412,6 @@ impl HttpContext for Request {
             return Action::Continue;
         }
         self.state = State::AwaitBody {
-            server: pending.server,
             identity,
             rule,
             size: 0,

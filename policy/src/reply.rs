@@ -178,16 +178,22 @@ pub fn body_too_large(limit: usize) -> Reply {
     )
 }
 
-#[cfg(test)]
-mod tests;
-
 /// 400: a body on a method that carries none in MCP (only `POST` carries JSON-RPC).
 pub fn body_not_allowed(method: &str) -> Reply {
-    plain(
-        400,
-        "invalid_request",
+    bad_request(
         &format!("only POST carries a JSON-RPC body; this {method} request has one"),
         "body_not_allowed",
+    )
+}
+
+/// 500: Envoy could not hand over or take back part of the request (`what`); the request is
+/// refused rather than passed on unchecked.
+pub fn host_error(what: &str) -> Reply {
+    plain(
+        500,
+        "server_error",
+        &format!("the gateway could not {what}"),
+        "host_error",
     )
 }
 
@@ -264,3 +270,6 @@ pub fn cors_preflight(policy: &Policy, origin: &str) -> Reply {
         reason: "cors_preflight",
     }
 }
+
+#[cfg(test)]
+mod tests;

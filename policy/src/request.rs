@@ -291,17 +291,15 @@ fn is_method_token(bytes: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn utf8_or<'a>(
-    value: Option<&'a [u8]>,
-    what: &str,
-    reason: &'static str,
-) -> Result<Option<&'a str>, Reply> {
-    match value {
-        None => Ok(None),
-        Some(bytes) => std::str::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| reply::bad_request(&format!("the {what} header is not UTF-8"), reason)),
-    }
+/// A header's value as text, or a 400 `bad_header` naming it.
+fn utf8_header<'a>(value: Option<&'a [u8]>, header: &str) -> Result<Option<&'a str>, Reply> {
+    value
+        .map(|bytes| {
+            std::str::from_utf8(bytes).map_err(|_| {
+                reply::bad_request(&format!("the {header} header is not UTF-8"), "bad_header")
+            })
+        })
+        .transpose()
 }
 
 impl Policy {
@@ -454,8 +452,8 @@ impl Policy {
                 &TokenError::TooLarge(self.settings.max_token_bytes),
             ));
         }
-        let mcp_method = utf8_or(seen.mcp_method.value, "Mcp-Method", "bad_header")?;
-        let mcp_name = utf8_or(seen.mcp_name.value, "Mcp-Name", "bad_header")?;
+        let mcp_method = utf8_header(seen.mcp_method.value, "Mcp-Method")?;
+        let mcp_name = utf8_header(seen.mcp_name.value, "Mcp-Name")?;
         Ok(HeadVerdict::Authenticate(Pending {
             server,
             credential,
