@@ -2,19 +2,13 @@
 //! crate whose groups map (through the registry's group mappings) to scopes.
 
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
-use axum::http::request::Parts;
 use policy::keys::Jwks;
 use policy::snapshot::{IssuerSpec, SettingsSpec, Snapshot};
 use subtle::ConstantTimeEq as _;
 
 use crate::config::{sha256, Config};
-use crate::error::AppError;
 use crate::registry::Scope;
-use crate::state::AppState;
 
 /// Verifies credentials. Built once at start; the IdP's keys follow the published snapshot.
 pub struct Authenticator {
@@ -97,6 +91,63 @@ impl Authenticator {
     fn idp(&self) -> Option<Arc<policy::Policy>> {
         self.idp.read().ok().and_then(|p| p.clone())
     }
+
+    /// The bootstrap admin, when `token` is its token (compared in constant time).
+    pub fn admin(&self, token: &str) -> Option<Caller> {
+        let expected = self.admin_token_sha256.as_ref()?;
+        bool::from(sha256(token.as_bytes()).ct_eq(expected)).then(|| Caller {
+            subject: "admin".into(),
+            groups: Vec::new(),
+            scopes: vec![self.admin_scope.clone()],
+            admin: true,
+        })
+    }
+
+    /// The identity in an IdP token for the API, verified as the filter verifies tokens
+    /// (`now` in Unix seconds).
+    pub fn verify_idp_token(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<policy::Identity, CredentialError> {
+        let idp = self.idp().ok_or(CredentialError::Unknown)?;
+        if !policy::looks_like_jwt(token) {
+            return Err(CredentialError::Unknown);
+        }
+        idp.verify_jwt(token, now)
+            .map_err(|e| CredentialError::InvalidToken { reason: e.reason() })
+    }
+
+    /// The caller an IdP identity is, given the registry scopes its groups map to.
+    pub fn caller(&self, identity: policy::Identity, scopes: Vec<String>) -> Caller {
+        let admin = scopes.contains(&self.admin_scope);
+        Caller {
+            subject: identity.username,
+            groups: identity.groups.to_vec(),
+            scopes,
+            admin,
+        }
+    }
+}
+
+/// Whether `token` is the sync token whose SHA-256 is `expected` (constant time).
+pub fn is_sync_token(token: &str, expected: &[u8; 32]) -> bool {
+    bool::from(sha256(token.as_bytes()).ct_eq(expected))
+}
+
+/// An API call that needs an admin made by someone else.
+#[derive(Debug, thiserror::Error)]
+#[error("this call needs an admin credential (the bootstrap admin token, or a token whose groups map to the admin scope)")]
+pub struct NotAdmin;
+
+/// Why a credential is not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("invalid credential")]
+    Unknown,
+    /// `reason` is the policy crate's refusal code, safe to send.
+    #[error("invalid token: {reason}")]
+    InvalidToken { reason: &'static str },
 }
 
 /// An authenticated API caller.
@@ -111,13 +162,11 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn require_admin(&self) -> Result<(), AppError> {
+    pub fn require_admin(&self) -> Result<(), NotAdmin> {
         if self.admin {
             Ok(())
         } else {
-            Err(AppError::Forbidden(
-                "this call needs an admin credential (the bootstrap admin token, or a token whose groups map to the admin scope)".into(),
-            ))
+            Err(NotAdmin)
         }
     }
 
@@ -129,152 +178,5 @@ impl Caller {
                 self.scopes.contains(&s.name)
                     && s.grants.iter().any(|g| g.server == "*" || g.server == name)
             })
-    }
-}
-
-/// The bearer token of a request, or why there is none. Read with [`policy::bearer_token`], the
-/// parser the filter and the xDS server use (scheme case-insensitive, token printable ASCII).
-fn bearer_token(parts: &Parts) -> Result<&str, AppError> {
-    let value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer credential".into()))?;
-    policy::bearer_token(value.as_bytes()).map_err(|_| {
-        AppError::Unauthorized(if value.to_str().is_ok() {
-            "expected Authorization: Bearer <token>".into()
-        } else {
-            "malformed Authorization header".into()
-        })
-    })
-}
-
-/// An Envoy sync service, authenticated by `PORTCULLIS_SYNC_TOKEN`.
-#[derive(Debug, Clone, Copy)]
-pub struct SyncPeer;
-
-impl FromRequestParts<AppState> for SyncPeer {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<SyncPeer, AppError> {
-        let Some(expected) = &state.config.sync_token_sha256 else {
-            return Err(AppError::Unavailable(
-                "policy sync is disabled: set PORTCULLIS_SYNC_TOKEN on the control plane".into(),
-            ));
-        };
-        let token = bearer_token(parts)?;
-        if bool::from(sha256(token.as_bytes()).ct_eq(expected)) {
-            Ok(SyncPeer)
-        } else {
-            Err(AppError::Unauthorized("invalid sync token".into()))
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, AppError> {
-        let token = bearer_token(parts)?;
-        let auth = &state.auth;
-        if let Some(expected) = &auth.admin_token_sha256 {
-            if bool::from(sha256(token.as_bytes()).ct_eq(expected)) {
-                return Ok(Caller {
-                    subject: "admin".into(),
-                    groups: Vec::new(),
-                    scopes: vec![auth.admin_scope.clone()],
-                    admin: true,
-                });
-            }
-        }
-        let Some(idp) = auth.idp() else {
-            return Err(AppError::Unauthorized("invalid credential".into()));
-        };
-        if !policy::looks_like_jwt(token) {
-            return Err(AppError::Unauthorized("invalid credential".into()));
-        }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let identity = idp
-            .verify_jwt(token, now)
-            .map_err(|e| AppError::Unauthorized(format!("invalid token: {}", e.reason())))?;
-        let groups: Vec<String> = identity.groups.to_vec();
-        let scopes = state.db.scopes_for_groups(&groups).await?;
-        let admin = scopes.contains(&auth.admin_scope);
-        Ok(Caller {
-            subject: identity.username,
-            groups,
-            scopes,
-            admin,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::{HeaderValue, Request};
-
-    use super::*;
-
-    fn parts(authorization: Option<HeaderValue>) -> Parts {
-        let mut b = Request::builder().uri("/api/servers");
-        if let Some(v) = authorization {
-            b = b.header(header::AUTHORIZATION, v);
-        }
-        b.body(()).unwrap().into_parts().0
-    }
-
-    fn read(value: &[u8]) -> Result<String, String> {
-        let p = parts(Some(HeaderValue::from_bytes(value).unwrap()));
-        bearer_token(&p)
-            .map(str::to_owned)
-            .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn the_scheme_is_case_insensitive() {
-        for v in ["Bearer tok", "bearer tok", "BEARER tok", "bEaReR tok"] {
-            assert_eq!(read(v.as_bytes()), Ok("tok".into()), "{v}");
-        }
-        // RFC 6750: `"Bearer" 1*SP b64token`; surrounding whitespace is trimmed.
-        assert_eq!(read(b"Bearer   tok  "), Ok("tok".into()));
-    }
-
-    #[test]
-    fn junk_is_refused_with_the_old_answers() {
-        assert_eq!(
-            bearer_token(&parts(None)).unwrap_err().to_string(),
-            "missing Authorization: Bearer credential"
-        );
-        for v in [
-            &b"Basic dXNlcjpwYXNz"[..],
-            b"Bearer",
-            b"Bearer ",
-            b"Bearer two  words",
-            b"Bearer a b",
-            b"Bearertok",
-            b"Bearer\ttok",
-            b"Token tok",
-        ] {
-            assert_eq!(
-                read(v),
-                Err("expected Authorization: Bearer <token>".into()),
-                "{}",
-                String::from_utf8_lossy(v)
-            );
-        }
-        for v in [
-            &b"Bearer \xff\xfe"[..],
-            b"Bearer caf\xc3\xa9",
-            b"\xffBearer tok",
-        ] {
-            assert_eq!(
-                read(v),
-                Err("malformed Authorization header".into()),
-                "{}",
-                String::from_utf8_lossy(v)
-            );
-        }
     }
 }

@@ -116,7 +116,7 @@ impl Cli {
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()?
-                    .block_on(crate::server::serve(config, args.listen))
+                    .block_on(crate::serve::serve(config, args.listen))
             }
             Command::Doctor(args) => {
                 let code = crate::doctor::run(&args);

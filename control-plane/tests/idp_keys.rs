@@ -13,9 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use portcullis::config::Config;
-use portcullis::db::Db;
-use portcullis::idp_keys::{IdpKeys, IdpKeysConfig};
+use portcullis::idp::keys::{IdpKeys, IdpKeysConfig};
+use portcullis::idp::metadata::IdpMetadata;
+use portcullis::storage::Db;
 use serde_json::{json, Value};
 use sqlx::Connection as _;
 
@@ -292,7 +295,7 @@ async fn rotation(backend: Backend) {
     let config = Config::from_lookup(get).unwrap();
     let keys_config = IdpKeysConfig::from_lookup(&get).unwrap();
     let db = Db::connect(&config).await.expect("database");
-    let keys = IdpKeys::new(&db, &config, keys_config).await.unwrap();
+    let keys = idp_keys(&db, &config, keys_config);
     let issuer = idp.issuer();
 
     // 1. First fetch: the IdP's one key.
@@ -370,9 +373,7 @@ async fn rotation(backend: Backend) {
         .expect("B token while the IdP is down");
 
     // 5. A second replica on the same database compiles the same key set without fetching.
-    let replica = IdpKeys::new(&db, &config, IdpKeysConfig::default())
-        .await
-        .unwrap();
+    let replica = idp_keys(&db, &config, IdpKeysConfig::default());
     assert_eq!(
         replica.jwks(&issuer).await.unwrap(),
         keys.jwks(&issuer).await.unwrap()
@@ -417,9 +418,7 @@ async fn the_schedule_follows_a_rotation() {
     };
     let config = Config::from_lookup(get).unwrap();
     let db = Db::connect(&config).await.unwrap();
-    let keys = IdpKeys::new(&db, &config, IdpKeysConfig::from_lookup(&get).unwrap())
-        .await
-        .unwrap();
+    let keys = idp_keys(&db, &config, IdpKeysConfig::from_lookup(&get).unwrap());
     let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let task = keys.clone().spawn(move || {
         let _ = changes_tx.send(());
@@ -445,4 +444,13 @@ async fn the_schedule_follows_a_rotation() {
     task.abort();
     db.close().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The keys of `config`'s IdP, with a discovery cache of their own.
+fn idp_keys(db: &Db, config: &Config, keys_config: IdpKeysConfig) -> IdpKeys {
+    let client = portcullis::outbound::client_builder(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let metadata = Arc::new(IdpMetadata::new(client, config.idp_metadata_ttl));
+    IdpKeys::new(db, config.idp.clone(), keys_config, metadata).unwrap()
 }

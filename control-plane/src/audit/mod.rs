@@ -10,15 +10,18 @@
 //! plane's clock ([`time_problem`]); events outside are refused one by one (counted, the rest
 //! of the batch is stored), so retention cannot be gamed by future-dated events.
 
+mod store;
 #[cfg(test)]
 mod tests;
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::db::Db;
+use crate::storage::Db;
+
+pub use crate::config::AuditConfig;
+pub use store::{AuditPage, AuditQuery};
 
 pub use policy::audit::{Decision, MAX_FIELD_CHARS, MAX_LIST_ITEMS};
 
@@ -26,54 +29,6 @@ pub use policy::audit::{Decision, MAX_FIELD_CHARS, MAX_LIST_ITEMS};
 /// lives in `policy`, shared with the filter. Fields a newer filter adds are ignored, so filters
 /// can be upgraded before the control plane.
 pub type AuditEvent = policy::audit::AuditEvent<'static>;
-
-/// Audit settings.
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    pub retention: Duration,
-    pub max_events: u64,
-    pub max_batch: usize,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig {
-            retention: Duration::from_secs(30 * 86_400),
-            max_events: 1_000_000,
-            max_batch: 5000,
-        }
-    }
-}
-
-impl AuditConfig {
-    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<AuditConfig> {
-        let mut c = AuditConfig::default();
-        if let Some(days) = get("PORTCULLIS_AUDIT_RETENTION_DAYS") {
-            let days: u64 =
-                days.trim().parse().ok().filter(|d| *d > 0).context(
-                    "PORTCULLIS_AUDIT_RETENTION_DAYS: expected a whole number of days ≥ 1",
-                )?;
-            c.retention = Duration::from_secs(days * 86_400);
-        }
-        if let Some(n) = get("PORTCULLIS_AUDIT_MAX_EVENTS") {
-            c.max_events = n
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .context("PORTCULLIS_AUDIT_MAX_EVENTS: expected a number ≥ 1")?;
-        }
-        if let Some(n) = get("PORTCULLIS_AUDIT_MAX_BATCH") {
-            c.max_batch = n
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .context("PORTCULLIS_AUDIT_MAX_BATCH: expected a number ≥ 1")?;
-        }
-        Ok(c)
-    }
-}
 
 /// A batch from one Envoy.
 #[derive(Debug, Deserialize)]
@@ -187,7 +142,8 @@ pub fn spawn_retention(db: Db, config: AuditConfig) {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
             every.tick().await;
-            let cutoff = crate::db::now_ms().saturating_sub(config.retention.as_millis() as i64);
+            let cutoff =
+                crate::storage::now_ms().saturating_sub(config.retention.as_millis() as i64);
             match db.prune_audit(cutoff, config.max_events).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "audit retention: old records deleted"),

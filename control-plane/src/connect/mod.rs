@@ -14,8 +14,8 @@
 //! (`cache.get(issuer).await.ok()`, then `with_strict_redirects(…)` from the operator's setting;
 //! `None` on failure, which [`render`] reports as a warning); and answer with
 //! `render(ConnectRequest { … })` serialised as JSON.
-//! `crate::api::connect_config` is that route. The URL rules ([`mcp_url`]) are also what the
-//! registry's `Server::mcp_url` (the protected-resource `resource`) calls: one implementation.
+//! The HTTP edge's connect-config handler is that route. The URL rules ([`mcp_url`]) are the registry's
+//! (`crate::registry::resource_url`), the same the protected-resource `resource` comes from.
 
 mod discovery;
 mod ide;
@@ -28,6 +28,11 @@ pub use discovery::{
 };
 pub use ide::{Ide, IdeSupport, ParseIdeError};
 pub use quote::shell_quote;
+// The URL rules are the registry's (RFC 8707: the URL is the token audience); connect
+// configs carry the same string.
+pub use crate::registry::resource_url::{
+    auto_append_mcp_path, mcp_url, AppendSource, ResolvedUrl, ServerEntry,
+};
 
 use std::collections::BTreeMap;
 
@@ -37,20 +42,6 @@ use url::Url;
 /// Env var name the rendered configs use for a static gateway token (the name the reference
 /// registry's Codex fallback uses).
 pub const TOKEN_ENV_VAR: &str = "MCP_AUTH_TOKEN";
-
-/// The server as registered (the registry's fields, unresolved).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServerEntry {
-    pub name: String,
-    /// Registry path, e.g. `/my-server`.
-    pub path: String,
-    pub proxy_pass_url: String,
-    pub oauth_client_id: Option<String>,
-    /// `None` = auto-detect from `proxy_pass_url`.
-    pub append_mcp_path: Option<bool>,
-    /// Overrides the whole URL when set (absolute URL, or a path on `public_url`).
-    pub mcp_endpoint: Option<String>,
-}
 
 /// Whether a static gateway token may be handed out when no login method works.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,18 +118,6 @@ pub enum LoginMethod {
     StaticToken,
     /// No working login: the config has no auth and a warning says why.
     None,
-}
-
-/// Where `append_mcp_path`'s value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppendSource {
-    /// Set on the server entry.
-    Configured,
-    /// Unset: derived from `proxy_pass_url`.
-    AutoDetected,
-    /// `mcp_endpoint` overrides the URL; `append_mcp_path` does not apply.
-    McpEndpoint,
 }
 
 /// Machine-readable warning codes (stable; documented in `docs/connect.md`).
@@ -264,78 +243,8 @@ pub struct ConnectRequest<'a> {
     pub ide: Option<Ide>,
 }
 
-/// The resolved URL and its provenance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedUrl {
-    pub url: String,
-    pub append_mcp_path: bool,
-    pub source: AppendSource,
-}
-
-/// Auto-detection rule for an unset `append_mcp_path`: a `proxy_pass_url` whose path (trailing
-/// slashes ignored, case-sensitive) already ends in `/mcp` or `/sse` points at the MCP endpoint
-/// itself, so the gateway URL is the server path as is; otherwise the upstream serves MCP under
-/// `/mcp` and the suffix is appended. An unparsable `proxy_pass_url` appends (the common case).
-pub fn auto_append_mcp_path(proxy_pass_url: &str) -> bool {
-    let path = match Url::parse(proxy_pass_url.trim()) {
-        Ok(u) => u.path().to_string(),
-        Err(_) => return true,
-    };
-    let path = path.trim_end_matches('/');
-    !(path.ends_with("/mcp") || path.ends_with("/sse"))
-}
-
 fn is_http_url(u: &Url) -> bool {
     matches!(u.scheme(), "http" | "https") && u.host().is_some()
-}
-
-/// The URL clients connect to, built as text (no validation): `mcp_endpoint` if set (an
-/// absolute URL, or a path starting with `/` taken on `public_url`), else `public_url` + server
-/// path (+ `/mcp` when `append_mcp_path` is true or auto-detected); never a trailing slash.
-///
-/// This is the one implementation of these rules: the registry's `Server::mcp_url` (the RFC 9728
-/// `resource` of protected-resource metadata) calls it too, so the URL a connect config carries
-/// and the metadata's `resource` are the same string.
-pub fn mcp_url(server: &ServerEntry, public_url: &str) -> ResolvedUrl {
-    let base = public_url.trim().trim_end_matches('/');
-    if let Some(ep) = server
-        .mcp_endpoint
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let url = if ep.starts_with('/') {
-            format!("{base}{}", ep.trim_end_matches('/'))
-        } else {
-            ep.trim_end_matches('/').to_string()
-        };
-        return ResolvedUrl {
-            url,
-            append_mcp_path: false,
-            source: AppendSource::McpEndpoint,
-        };
-    }
-    let (append, source) = match server.append_mcp_path {
-        Some(v) => (v, AppendSource::Configured),
-        None => (
-            auto_append_mcp_path(&server.proxy_pass_url),
-            AppendSource::AutoDetected,
-        ),
-    };
-    let path = server.path.trim().trim_matches('/');
-    let mut url = base.to_string();
-    if !path.is_empty() {
-        url.push('/');
-        url.push_str(path);
-    }
-    if append {
-        url.push_str("/mcp");
-    }
-    ResolvedUrl {
-        url,
-        append_mcp_path: append,
-        source,
-    }
 }
 
 /// [`mcp_url`], validated: `public_url` and the result must be absolute http(s) URLs.

@@ -1,14 +1,18 @@
 //! The server registry and the access model it is compiled from: servers, scopes (`mcp_scopes`)
 //! with their grants, and IdP group → scope mappings.
 
+mod access_store;
+mod api_key_store;
+pub mod resource_url;
 mod snapshot;
+mod store;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};
 
-use crate::connect;
+use self::resource_url::{auto_append_mcp_path, mcp_url, ServerEntry};
 
-pub use snapshot::{compile_snapshot, issuer_spec};
+pub use snapshot::{compile_snapshot, issuer_spec, RegistryContents, SnapshotSettings};
 
 /// A registered MCP server, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,8 +86,8 @@ impl Server {
     }
 
     /// The server as the connect module sees it.
-    pub fn connect_entry(&self) -> connect::ServerEntry {
-        connect::ServerEntry {
+    pub fn connect_entry(&self) -> ServerEntry {
+        ServerEntry {
             name: self.name.clone(),
             path: self.path.clone(),
             proxy_pass_url: self.proxy_pass_url.clone(),
@@ -95,17 +99,17 @@ impl Server {
 
     /// Whether `/mcp` is appended to the gateway path: the explicit setting, else auto-detect —
     /// an upstream whose URL already ends in `/mcp` (or `/sse`) is served at the path itself,
-    /// any other upstream at `<path>/mcp` ([`connect::auto_append_mcp_path`]).
+    /// any other upstream at `<path>/mcp` ([`auto_append_mcp_path`]).
     pub fn appends_mcp_path(&self) -> bool {
         self.append_mcp_path
-            .unwrap_or_else(|| connect::auto_append_mcp_path(&self.proxy_pass_url))
+            .unwrap_or_else(|| auto_append_mcp_path(&self.proxy_pass_url))
     }
 
     /// The exact URL MCP clients connect to (the RFC 9728 `resource`): `mcp_endpoint` when set,
-    /// else `<public_url><path>[/mcp]`. The rules live in [`connect::mcp_url`], which connect
+    /// else `<public_url><path>[/mcp]`. The rules live in [`mcp_url`], which connect
     /// configs use too.
     pub fn mcp_url(&self, public_url: &str) -> String {
-        connect::mcp_url(&self.connect_entry(), public_url).url
+        mcp_url(&self.connect_entry(), public_url).url
     }
 
     /// The path part of [`Server::mcp_url`].

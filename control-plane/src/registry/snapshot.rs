@@ -1,35 +1,64 @@
 //! The registry compiled into policy snapshot v1 (`docs/policy.md`), the document every filter
 //! decides from, built as the `policy` crate's own snapshot types.
 
-use anyhow::Context as _;
+use std::sync::Arc;
+
 use policy::keys::Jwks;
 use policy::snapshot::{
     ApiKeySpec, GrantSpec, GroupMappingSpec, IssuerSpec, ScopeSpec, ServerSpec, SettingsSpec,
     Snapshot,
 };
 
-use crate::config::{Config, IdpConfig};
-use crate::db::Db;
-use crate::idp_keys::IdpKeys;
+use super::{ApiKey, GroupMapping, Scope, Server};
+use crate::config::IdpConfig;
+use crate::storage::Db;
 
-/// Compiles the database into a policy snapshot (`format: 1`) with the given version. The IdP's
-/// keys come from `idp_keys` (the static `PORTCULLIS_IDP_JWKS_FILE`, else the fetched ones); an
-/// issuer with no key yet is left out, so its tokens are refused until the first fetch.
+/// What shapes a snapshot besides the registry: where the servers are published and the IdP
+/// whose tokens they accept.
+#[derive(Debug, Clone)]
+pub struct SnapshotSettings {
+    /// `PORTCULLIS_PUBLIC_URL`: every server's resource URL is built on it.
+    pub public_url: String,
+    /// `scopes_supported` of every server's protected-resource metadata.
+    pub advertised_scopes: Vec<String>,
+    pub idp: Option<IdpConfig>,
+}
+
+/// The registry as one snapshot is compiled from it, read from storage once.
+#[derive(Debug, Clone)]
+pub struct RegistryContents {
+    pub servers: Arc<[Server]>,
+    pub scopes: Vec<Scope>,
+    pub mappings: Vec<GroupMapping>,
+    pub api_keys: Vec<ApiKey>,
+}
+
+impl RegistryContents {
+    pub async fn read(db: &Db) -> Result<RegistryContents, sqlx::Error> {
+        Ok(RegistryContents {
+            servers: db.list_servers().await?.into(),
+            scopes: db.list_scopes().await?,
+            mappings: db.list_group_mappings().await?,
+            api_keys: db.list_api_keys().await?,
+        })
+    }
+}
+
+/// Compiles the registry into a policy snapshot (`format: 1`) with the given version. `idp_jwks`
+/// are the IdP's keys (the static `PORTCULLIS_IDP_JWKS_FILE`, else the fetched ones); without
+/// keys the issuer is left out, so its tokens are refused until the first fetch.
 ///
 /// Grants naming a server that is no longer registered, and mappings naming a scope that no
 /// longer exists, are left out (the API refuses to create them; they appear when a server or a
 /// scope is deleted), so the snapshot always validates.
-pub async fn compile_snapshot(
-    db: &Db,
-    config: &Config,
-    idp_keys: &IdpKeys,
+pub fn compile_snapshot(
+    contents: &RegistryContents,
+    settings: &SnapshotSettings,
+    idp_jwks: Option<Jwks>,
     version: u64,
-) -> anyhow::Result<Snapshot> {
-    let public_url = config.public_url();
-    let servers = db.list_servers().await?;
-    let scopes = db.list_scopes().await?;
-    let mappings = db.list_group_mappings().await?;
-
+) -> Snapshot {
+    let public_url = settings.public_url.as_str();
+    let (servers, scopes, mappings) = (&contents.servers, &contents.scopes, &contents.mappings);
     let server_names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
     let server_specs = servers
         .iter()
@@ -38,7 +67,7 @@ pub async fn compile_snapshot(
             path_prefix: s.path.clone(),
             resource: s.mcp_url(public_url),
             resource_metadata: s.resource_metadata_url(public_url),
-            scopes_supported: config.advertised_scopes.clone(),
+            scopes_supported: settings.advertised_scopes.clone(),
         })
         .collect();
 
@@ -81,36 +110,31 @@ pub async fn compile_snapshot(
         })
         .collect();
 
-    let api_key_specs = db
-        .list_api_keys()
-        .await?
-        .into_iter()
+    let api_key_specs = contents
+        .api_keys
+        .iter()
         .map(|k| ApiKeySpec {
             scopes: known_scopes(&k.scopes),
-            name: k.name,
-            sha256: k.sha256,
-            subject: k.subject,
-            groups: k.groups,
+            name: k.name.clone(),
+            sha256: k.sha256.clone(),
+            subject: k.subject.clone(),
+            groups: k.groups.clone(),
             expires_at: k.expires_at.map(|t| t.max(0) as u64),
         })
         .collect();
 
     let mut issuers = Vec::new();
-    if let Some(idp) = &config.idp {
-        if let Some(jwks) = idp_keys.snapshot_jwks(&idp.issuer).await? {
-            let jwks: Jwks = serde_json::from_value(jwks)
-                .with_context(|| format!("the signing keys of {} are not a JWKS", idp.issuer))?;
-            // RFC 8707 / MCP: a token whose audience is the server's resource URL is for that
-            // server; `audiences` adds operator-configured ones.
-            issuers.push(IssuerSpec {
-                audiences: idp.audiences.clone(),
-                audience_is_resource: true,
-                ..issuer_spec(idp, jwks)
-            });
-        }
+    if let (Some(idp), Some(jwks)) = (&settings.idp, idp_jwks) {
+        // RFC 8707 / MCP: a token whose audience is the server's resource URL is for that
+        // server; `audiences` adds operator-configured ones.
+        issuers.push(IssuerSpec {
+            audiences: idp.audiences.clone(),
+            audience_is_resource: true,
+            ..issuer_spec(idp, jwks)
+        });
     }
 
-    Ok(Snapshot {
+    Snapshot {
         format: 1,
         version,
         issuers,
@@ -119,7 +143,7 @@ pub async fn compile_snapshot(
         scopes: scope_specs,
         api_keys: api_key_specs,
         settings: SettingsSpec::default(),
-    })
+    }
 }
 
 /// The IdP as a snapshot issuer with these keys: no audiences (the caller sets those: the MCP

@@ -1,6 +1,5 @@
 //! Validation of everything written to the registry. Every error names the field.
 
-use crate::error::AppError;
 use crate::registry::{Grant, ServerFields};
 
 /// First path segments that belong to the control plane or the gateway, never to a server.
@@ -8,11 +7,22 @@ const RESERVED_FIRST: &[&str] = &["api", "healthz", "readyz", "metrics", "regist
 /// Last segments that would collide with the API's own sub-resources.
 const RESERVED_LAST: &[&str] = &["connect-config"];
 
-fn invalid(field: &str, message: impl Into<String>) -> AppError {
-    AppError::invalid(field, message)
+/// A value the registry refuses, naming its field (the API answers 422).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
 }
 
-pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), AppError> {
+fn invalid(field: &str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
     if value.chars().count() > max {
         return Err(invalid(field, format!("at most {max} characters")));
     }
@@ -27,7 +37,7 @@ pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), AppError> 
 
 /// `/segment[/segment]`: segments of `A-Z a-z 0-9 . _ ~ -`, none starting with `.` (so no
 /// `.`, `..` or `.well-known`), no reserved names, at most 128 characters.
-pub fn path(value: &str) -> Result<(), AppError> {
+pub fn path(value: &str) -> Result<(), Invalid> {
     const F: &str = "path";
     let Some(rest) = value.strip_prefix('/') else {
         return Err(invalid(
@@ -78,7 +88,7 @@ pub fn path(value: &str) -> Result<(), AppError> {
 }
 
 /// An absolute http(s) URL with a host and no credentials or fragment.
-pub fn http_url(field: &str, value: &str) -> Result<(), AppError> {
+pub fn http_url(field: &str, value: &str) -> Result<(), Invalid> {
     let url = url::Url::parse(value)
         .map_err(|e| invalid(field, format!("not a URL ({e}): {value:?}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -102,7 +112,7 @@ pub fn http_url(field: &str, value: &str) -> Result<(), AppError> {
     check_text(field, value, 2048)
 }
 
-pub fn server(f: &ServerFields) -> Result<(), AppError> {
+pub fn server(f: &ServerFields) -> Result<(), Invalid> {
     if f.name.trim().is_empty() {
         return Err(invalid("name", "required"));
     }
@@ -167,7 +177,7 @@ pub fn normalize_tags<I: IntoIterator<Item = String>>(tags: I) -> Vec<String> {
 }
 
 /// Scope names: what `scope="…"` carries, so no spaces, quotes, commas or backslashes.
-pub fn scope_name(field: &str, name: &str) -> Result<(), AppError> {
+pub fn scope_name(field: &str, name: &str) -> Result<(), Invalid> {
     if name.is_empty() || name.len() > 128 {
         return Err(invalid(field, "1-128 characters"));
     }
@@ -183,7 +193,7 @@ pub fn scope_name(field: &str, name: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-pub fn group_name(name: &str) -> Result<(), AppError> {
+pub fn group_name(name: &str) -> Result<(), Invalid> {
     if name.is_empty() {
         return Err(invalid("group", "required"));
     }
@@ -195,7 +205,7 @@ pub fn group_name(name: &str) -> Result<(), AppError> {
 }
 
 /// Grants; `server_exists` says whether a server name is registered.
-pub fn grants(grants: &[Grant], server_exists: impl Fn(&str) -> bool) -> Result<(), AppError> {
+pub fn grants(grants: &[Grant], server_exists: impl Fn(&str) -> bool) -> Result<(), Invalid> {
     if grants.len() > 256 {
         return Err(invalid("grants", "at most 256 grants"));
     }

@@ -270,10 +270,9 @@ async fn snapshot_compiles(b: Backend) {
     t.admin("DELETE", "/api/servers/gone", None).await.ok(204);
     t.admin("DELETE", "/api/scopes/temp", None).await.ok(204);
 
-    let snapshot =
-        portcullis::registry::compile_snapshot(&t.state.db, &t.config, &t.state.idp_keys, 7)
-            .await
-            .unwrap();
+    let snapshot = portcullis::sync::compile_snapshot(t.state.publisher.sources(), 7)
+        .await
+        .unwrap();
     let policy = ::policy::Policy::compile(snapshot.clone())
         .unwrap_or_else(|e| panic!("policy refused the snapshot: {e}\n{snapshot:#?}"));
     assert_eq!(policy.version, 7);
@@ -363,10 +362,9 @@ async fn api_and_mcp_server_audiences_are_separate(b: Backend) {
 
     // The MCP servers (the compiled snapshot the filters decide with): their URL and the
     // configured server audience, not the API's.
-    let snapshot =
-        portcullis::registry::compile_snapshot(&t.state.db, &t.config, &t.state.idp_keys, 1)
-            .await
-            .unwrap();
+    let snapshot = portcullis::sync::compile_snapshot(t.state.publisher.sources(), 1)
+        .await
+        .unwrap();
     assert_eq!(snapshot.issuers[0].audiences, ["mcp-gateway"]);
     let policy = ::policy::Policy::compile(snapshot).unwrap();
     let github = policy

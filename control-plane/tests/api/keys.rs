@@ -49,7 +49,7 @@ async fn api_keys_are_minted_hashed_and_revoked(b: Backend) {
     );
 
     // In the snapshot as its SHA-256, and it verifies with the filter's code.
-    let published = t.state.publisher.rebuild(&t.state).await.unwrap();
+    let published = t.state.publisher.rebuild().await.unwrap();
     let snapshot: serde_json::Value = serde_json::from_slice(&published.body).unwrap();
     assert!(
         !String::from_utf8_lossy(&published.body).contains(&key),
@@ -69,7 +69,7 @@ async fn api_keys_are_minted_hashed_and_revoked(b: Backend) {
     // Revoked: gone from the next snapshot.
     t.admin("DELETE", "/api/keys/ci-bot", None).await.ok(204);
     t.admin("DELETE", "/api/keys/ci-bot", None).await.error(404);
-    let published = t.state.publisher.rebuild(&t.state).await.unwrap();
+    let published = t.state.publisher.rebuild().await.unwrap();
     assert!(published.policy.verify_api_key(&key, now()).is_err());
     assert_eq!(
         t.admin("GET", "/api/keys", None).await.ok(200)["keys"],

@@ -64,7 +64,7 @@ async fn openapi_covers_every_route() {
     let doc = t.call("GET", "/api/openapi.json", None, None).await.ok(200);
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    let routes = portcullis::server::route_list();
+    let routes = portcullis::http::route_list();
     assert!(routes.len() > 20);
     for (method, path) in &routes {
         // axum's `{*rest}` is OpenAPI's `{rest}`.

@@ -26,7 +26,7 @@ async fn sync_app(b: &Backend) -> TestApp {
         c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()))
     })
     .await;
-    t.state.publisher.spawn(t.state.clone());
+    t.state.publisher.spawn();
     t
 }
 
@@ -123,8 +123,8 @@ async fn versions_follow_content_and_long_polls_wake_on_change(b: Backend) {
     let same = t.poll(Some(&e1), 0).await;
     assert_eq!(same.status.as_u16(), 304);
     assert_eq!(etag_of(&same), e1);
-    t.state.publisher.rebuild(&t.state).await.unwrap();
-    t.state.publisher.rebuild(&t.state).await.unwrap();
+    t.state.publisher.rebuild().await.unwrap();
+    t.state.publisher.rebuild().await.unwrap();
     assert_eq!(t.poll(Some(&e1), 0).await.status.as_u16(), 304);
     // W/ and unquoted forms name the same version.
     assert_eq!(
@@ -449,7 +449,7 @@ async fn two_replicas_share_versions_and_changes() {
         c.database_url = url;
     })
     .await;
-    replica.state.publisher.spawn(replica.state.clone());
+    replica.state.publisher.spawn();
 
     let on_a = a.first_snapshot().await;
     let on_b = replica.first_snapshot().await;

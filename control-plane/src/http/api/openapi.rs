@@ -1,0 +1,303 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 description of every route (hand-written; a test
+//! checks it against the router's route list).
+
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use crate::http::api::servers::FORM_FIELDS;
+
+fn err(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn op(summary: &str, auth: bool, responses: Value) -> Value {
+    let mut responses = responses.as_object().cloned().unwrap_or_default();
+    let mut o = Map::new();
+    o.insert("summary".into(), summary.into());
+    if auth {
+        o.insert("security".into(), json!([{"bearer": []}]));
+        responses.insert("401".into(), err("No or invalid credentials"));
+        responses.insert("403".into(), err("Not allowed (admin credential needed)"));
+    } else {
+        o.insert("security".into(), json!([]));
+    }
+    o.insert("responses".into(), Value::Object(responses));
+    Value::Object(o)
+}
+
+fn with_body(mut op: Value, schema: Value) -> Value {
+    op["requestBody"] =
+        json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    op
+}
+
+fn param(name: &str, location: &str, description: &str) -> Value {
+    json!({"name": name, "in": location, "required": location == "path", "schema": {"type": "string"}, "description": description})
+}
+
+fn server_ops(params: Vec<Value>) -> Value {
+    let server = r("Server");
+    json!({
+        "parameters": params,
+        "get": op("Read a server", true, json!({"200": ok("The server", server.clone()), "404": err("No such server (or not visible to the caller)")})),
+        "put": with_body(op("Replace a server: omitted fields are cleared to unset", true, json!({
+            "200": ok("The server", server.clone()), "400": err("Malformed JSON or unknown field"),
+            "404": err("No such server"), "409": err("Name taken, or a path another server claims"), "413": err("Body too large"), "422": err("Invalid field")})), r("ServerInput")),
+        "patch": with_body(op("Update some fields of a server (null clears an optional field)", true, json!({
+            "200": ok("The server", server), "400": err("Malformed JSON or unknown field"),
+            "404": err("No such server"), "409": err("Name taken, or a path another server claims"), "422": err("Invalid field")})), r("ServerPatch")),
+        "delete": op("Delete a server", true, json!({"204": {"description": "Deleted"}, "404": err("No such server")})),
+    })
+}
+
+fn connect_config_op(mut params: Vec<Value>) -> Value {
+    params.push(json!({"name": "ide", "in": "query", "required": false,
+        "schema": {"type": "string", "enum": crate::connect::Ide::ALL.map(crate::connect::Ide::as_str)},
+        "description": "One assistant (other spellings such as claude_code are accepted); absent or empty: every assistant"}));
+    json!({
+        "parameters": params,
+        "get": {
+            "summary": "Connect configs of a server: resolved URL and client id, the config to paste per assistant, warnings (docs/connect.md)",
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": ok("The connect config (Cache-Control: no-store; an admin's may embed the static token)", r("ConnectConfig")),
+                "400": err("Unknown assistant in ide, or unknown query parameter"),
+                "401": err("No or invalid credentials"),
+                "404": err("No such server (or not visible to the caller)"),
+            },
+        },
+    })
+}
+
+fn metadata_op(summary: &str, schema: Value, params: Vec<Value>) -> Value {
+    json!({
+        "parameters": params,
+        "get": op(summary, false, json!({"200": ok("The document", schema), "404": err("Nothing here"), "502": err("The IdP could not be reached"), "503": err("Not configured")})),
+        "options": op("CORS preflight", false, json!({"204": {"description": "CORS headers"}})),
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let prm = r("ProtectedResourceMetadata");
+    let asm = json!({"type": "object", "description": "The IdP's OIDC discovery document, normalised (code_challenge_methods_supported added when missing)."});
+    let mut form_props = Map::new();
+    for f in FORM_FIELDS {
+        form_props.insert((*f).into(), json!({"type": "string"}));
+    }
+    let server_path = vec![param(
+        "path",
+        "path",
+        "Server path without the leading slash (one segment)",
+    )];
+    let server_path2 = vec![
+        param(
+            "prefix",
+            "path",
+            "First segment of a two-segment server path",
+        ),
+        param("name", "path", "Second segment"),
+    ];
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Portcullis control plane", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "MCP server registry, access scopes, group mappings and OAuth discovery metadata. See docs/control-plane.md."},
+        "paths": {
+            "/healthz": {"get": op("Liveness (always 200)", false, json!({"200": ok("Alive", json!({"type": "object"}))}))},
+            "/readyz": {"get": op("Readiness: the database answers", false, json!({"200": ok("Ready", json!({"type": "object"})), "503": err("Database unreachable")}))},
+            "/metrics": {"get": op("Prometheus metrics", false, json!({"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}))},
+            "/api/openapi.json": {"get": op("This document", false, json!({"200": ok("OpenAPI 3.1", json!({"type": "object"}))}))},
+            "/api/servers/register": {"post": {
+                "summary": "Register a server (form fields, like the reference registry; or JSON)",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": true, "content": {
+                    "multipart/form-data": {"schema": {"type": "object", "properties": form_props.clone(), "required": ["name", "path", "proxy_pass_url"]}},
+                    "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": form_props, "required": ["name", "path", "proxy_pass_url"]}},
+                    "application/json": {"schema": r("ServerInput")}}},
+                "responses": {"201": ok("Registered", r("Server")), "400": err("Unknown or repeated field"), "401": err("No or invalid credentials"),
+                              "403": err("Not an admin"), "409": err("Path or name already registered, or a path another server claims (<path>/mcp, mcp_endpoint)"), "413": err("Body too large"),
+                              "415": err("Unsupported content type"), "422": err("Invalid field")}}},
+            "/api/servers": {"get": {
+                "summary": "List the servers the caller may access (all for an admin)",
+                "security": [{"bearer": []}],
+                "parameters": [param("q", "query", "Case-insensitive substring of the name"), param("tag", "query", "Exact tag")],
+                "responses": {"200": ok("Servers", json!({"type": "object", "properties": {"total_count": {"type": "integer"}, "servers": {"type": "array", "items": r("Server")}}})),
+                              "400": err("Unknown query parameter"), "401": err("No or invalid credentials")}}},
+            "/api/servers/{path}": server_ops(server_path.clone()),
+            "/api/servers/{prefix}/{name}": server_ops(server_path2.clone()),
+            "/api/servers/{path}/connect-config": connect_config_op(server_path.clone()),
+            "/api/servers/{prefix}/{name}/connect-config": connect_config_op(server_path2),
+            "/api/scopes": {"get": op("List scopes", true, json!({"200": ok("Scopes", json!({"type": "object", "properties": {"scopes": {"type": "array", "items": r("Scope")}}}))}))},
+            "/api/scopes/{name}": {
+                "parameters": [param("name", "path", "Scope name")],
+                "get": op("Read a scope", true, json!({"200": ok("The scope", r("Scope")), "404": err("No such scope")})),
+                "put": with_body(op("Create (201) or replace (200) a scope", true, json!({"200": ok("Replaced", r("Scope")), "201": ok("Created", r("Scope")),
+                    "400": err("Malformed JSON or unknown field"), "422": err("Invalid field (unknown server, bad pattern)")})), r("ScopeInput")),
+                "delete": op("Delete a scope", true, json!({"204": {"description": "Deleted"}, "404": err("No such scope")})),
+            },
+            "/api/group-mappings": {"get": op("List group mappings", true, json!({"200": ok("Mappings", json!({"type": "object", "properties": {"group_mappings": {"type": "array", "items": r("GroupMapping")}}}))}))},
+            "/api/group-mappings/{group}": {
+                "parameters": [param("group", "path", "IdP group name (percent-encode a /)")],
+                "get": op("Read a group's scopes", true, json!({"200": ok("The mapping", r("GroupMapping")), "404": err("No such mapping")})),
+                "put": with_body(op("Set a group's scopes", true, json!({"200": ok("Replaced", r("GroupMapping")), "201": ok("Created", r("GroupMapping")),
+                    "400": err("Malformed JSON or unknown field"), "422": err("Unknown scope")})), json!({"type": "object", "required": ["scopes"], "additionalProperties": false,
+                    "properties": {"group": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}}}})),
+                "delete": op("Delete a mapping", true, json!({"204": {"description": "Deleted"}, "404": err("No such mapping")})),
+            },
+            "/api/keys": {
+                "get": op("List API keys (never the keys themselves)", true, json!({"200": ok("The keys", json!({"type": "object", "properties": {"keys": {"type": "array", "items": r("ApiKey")}}}))})),
+                "post": with_body(op("Create an API key; the answer's `key` is the only time it is shown", true, json!({
+                    "201": ok("Created", r("ApiKey")), "400": err("Malformed JSON or unknown field"), "409": err("Name taken"), "422": err("Invalid field")})),
+                    json!({"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+                        "name": {"type": "string"}, "subject": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
+                        "scopes": {"type": "array", "items": {"type": "string"}}, "expires_at": {"type": ["integer", "null"], "description": "unix seconds"}}})),
+            },
+            "/api/keys/{name}": {
+                "parameters": [param("name", "path", "Key name")],
+                "delete": op("Revoke an API key", true, json!({"204": {"description": "Revoked"}, "404": err("No such key")})),
+            },
+            "/api/audit": {
+                "get": {
+                    "summary": "The decision trail, newest first (admins only)",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        param("user", "query", "sub or preferred username, exact"),
+                        param("server", "query", "registry server name"),
+                        param("tool", "query", "tool name"),
+                        param("decision", "query", "allow or deny"),
+                        param("since", "query", "unix milliseconds, inclusive"),
+                        param("until", "query", "unix milliseconds, exclusive"),
+                        param("limit", "query", "1 to 1000 (default 100)"),
+                        param("cursor", "query", "next_cursor of the previous page"),
+                    ],
+                    "responses": {
+                        "200": ok("One page", json!({"type": "object", "required": ["events", "next_cursor"], "properties": {
+                            "events": {"type": "array", "items": r("AuditRecord")}, "next_cursor": {"type": ["string", "null"]}}})),
+                        "400": err("Unknown parameter"), "401": err("No or invalid credentials"),
+                        "403": err("Not an admin"), "422": err("Invalid parameter"),
+                    },
+                },
+            },
+            "/v1/policy": {
+                "get": {
+                    "summary": "The current policy snapshot for Envoy's sync service; long-polls with If-None-Match",
+                    "security": [{"sync": []}],
+                    "parameters": [
+                        param("wait", "query", "seconds (0-60) to hold the request while the client's ETag is current"),
+                        {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}, "description": "ETag of the snapshot the client has"},
+                    ],
+                    "responses": {
+                        "200": {"description": "Policy snapshot v1 (docs/policy.md); ETag and x-portcullis-policy-version headers", "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "304": {"description": "Unchanged after waiting"},
+                        "401": err("No or invalid sync token"), "422": err("wait out of range"),
+                        "503": err("Sync disabled (no PORTCULLIS_SYNC_TOKEN) or no snapshot yet"),
+                    },
+                },
+            },
+            "/v1/audit": {
+                "post": {
+                    "summary": "A batch of decisions from Envoy's sync service",
+                    "security": [{"sync": []}],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["events"], "additionalProperties": false,
+                        "properties": {"events": {"type": "array", "items": r("AuditEvent")}, "dropped": {"type": "integer", "minimum": 0}}}}}},
+                    "responses": {
+                        "202": ok("Stored", json!({"type": "object", "properties": {"accepted": {"type": "integer"}}})),
+                        "400": err("Malformed batch; nothing stored"), "401": err("No or invalid sync token"),
+                        "413": err("Batch too large"), "503": err("Sync disabled"),
+                    },
+                },
+            },
+            "/.well-known/oauth-protected-resource": metadata_op("RFC 9728 metadata of the only registered server", prm.clone(), vec![]),
+            "/.well-known/oauth-protected-resource/{path}": metadata_op(
+                "RFC 9728 metadata of the server at this path (its path, <path>/mcp, or its mcp_endpoint's path); also served at <server path>/.well-known/oauth-protected-resource",
+                prm, vec![param("path", "path", "Server path (may contain /)")]),
+            "/.well-known/oauth-authorization-server": metadata_op("RFC 8414 metadata (direct mode: the IdP's, normalised)", asm.clone(), vec![]),
+            "/.well-known/oauth-authorization-server/{issuer_path}": metadata_op("RFC 8414 metadata at the issuer's path-inserted location", asm.clone(),
+                vec![param("issuer_path", "path", "The IdP issuer's path")]),
+            "/.well-known/openid-configuration": metadata_op("OIDC discovery (direct mode: the IdP's, normalised)", asm.clone(), vec![]),
+            "/.well-known/openid-configuration/{issuer_path}": metadata_op("OIDC discovery at the path-inserted location; also served at <issuer path>/.well-known/openid-configuration", asm,
+                vec![param("issuer_path", "path", "The IdP issuer's path")]),
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "PORTCULLIS_ADMIN_TOKEN, or an IdP access token"},
+                "sync": {"type": "http", "scheme": "bearer", "description": "PORTCULLIS_SYNC_TOKEN (Envoy's sync service)"}},
+            "schemas": {
+                "ApiKey": {"type": "object", "required": ["name", "subject", "groups", "scopes", "created_at"], "properties": {
+                    "name": {"type": "string"}, "subject": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
+                    "scopes": {"type": "array", "items": {"type": "string"}}, "expires_at": {"type": ["integer", "null"]}, "created_at": {"type": "integer"},
+                    "key": {"type": "string", "description": "only in the answer to POST"}}},
+                "AuditEvent": {"type": "object", "required": ["time_ms", "policy_version", "decision", "status", "reason", "http_method", "path"], "properties": {
+                    "time_ms": {"type": "integer"}, "request_id": {"type": ["string", "null"]}, "policy_version": {"type": "integer"},
+                    "decision": {"enum": ["allow", "deny"]}, "status": {"type": "integer"}, "reason": {"type": "string"},
+                    "sub": {"type": ["string", "null"]}, "username": {"type": ["string", "null"]}, "issuer": {"type": ["string", "null"]},
+                    "client_id": {"type": ["string", "null"]}, "groups": {"type": "array", "items": {"type": "string"}},
+                    "scopes": {"type": "array", "items": {"type": "string"}}, "server": {"type": ["string", "null"]},
+                    "method": {"type": ["string", "null"]}, "tool": {"type": ["string", "null"]}, "http_method": {"type": "string"}, "path": {"type": "string"}}},
+                "AuditRecord": {"allOf": [r("AuditEvent"), {"type": "object", "required": ["id", "received_ms"], "properties": {"id": {"type": "string"}, "received_ms": {"type": "integer"}}}]},
+                "Error": {"type": "object", "required": ["error", "error_description"], "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}},
+                "ServerInput": {"type": "object", "required": ["name", "proxy_pass_url"], "additionalProperties": false, "properties": {
+                    "name": {"type": "string"}, "description": {"type": "string"}, "path": {"type": "string", "description": "Must equal the URL's path on PUT"},
+                    "proxy_pass_url": {"type": "string", "format": "uri"}, "tags": {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]},
+                    "oauth_client_id": {"type": ["string", "null"]}, "append_mcp_path": {"type": ["boolean", "null"]},
+                    "mcp_endpoint": {"type": ["string", "null"], "format": "uri"}, "license": {"type": ["string", "null"]}, "num_tools": {"type": ["integer", "null"]},
+                    "mcp_url": {"description": "read-only, ignored"}, "resource_metadata_url": {"description": "read-only, ignored"},
+                    "created_at": {"description": "read-only, ignored"}, "updated_at": {"description": "read-only, ignored"}}},
+                "ServerPatch": {"type": "object", "additionalProperties": false, "description": "Any subset of ServerInput's writable fields"},
+                "Server": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "description": {"type": "string"}, "path": {"type": "string"}, "proxy_pass_url": {"type": "string"},
+                    "tags": {"type": "array", "items": {"type": "string"}}, "oauth_client_id": {"type": ["string", "null"]},
+                    "append_mcp_path": {"type": ["boolean", "null"]}, "mcp_endpoint": {"type": ["string", "null"]}, "license": {"type": ["string", "null"]},
+                    "num_tools": {"type": ["integer", "null"]}, "created_at": {"type": "integer"}, "updated_at": {"type": "integer"},
+                    "mcp_url": {"type": "string", "description": "The URL MCP clients connect to (the RFC 9728 resource)"},
+                    "resource_metadata_url": {"type": "string"}}},
+                "ConnectConfig": {"type": "object", "required": ["name", "url", "oauth_client_id", "append_mcp_path", "rendered", "warnings"], "properties": {
+                    "name": {"type": "string", "description": "The name the configs register the server under"},
+                    "url": {"type": "string", "description": "The URL clients connect to (equals the protected-resource metadata's resource)"},
+                    "oauth_client_id": {"type": ["string", "null"], "description": "The server's oauth_client_id, else IDE_OAUTH_CLIENT_ID"},
+                    "append_mcp_path": {"type": "boolean", "description": "Resolved (configured or auto-detected)"},
+                    "append_mcp_path_source": {"type": "string", "enum": ["configured", "auto_detected", "mcp_endpoint"]},
+                    "mcp_endpoint": {"type": "string"}, "callback_port": {"type": "integer"},
+                    "scopes": {"type": "array", "items": {"type": "string"}},
+                    "idp": {"type": ["object", "null"], "description": "The IdP's capabilities as used; null when its metadata could not be fetched", "properties": {
+                        "issuer": {"type": ["string", "null"]}, "registration_endpoint": {"type": ["string", "null"]},
+                        "cimd_supported": {"type": "boolean"}, "strict_redirects": {"type": "boolean"}}},
+                    "login_method": {"type": "string", "enum": ["dcr", "cimd", "pre_registered", "static_token", "none"], "description": "Present when ide was given"},
+                    "rendered": {"type": "object", "description": "Per assistant (keys: cursor, claude-code, …)", "additionalProperties": r("IdeConfig")},
+                    "warnings": {"type": "array", "items": r("ConnectWarning")}}},
+                "IdeConfig": {"type": "object", "properties": {
+                    "ide": {"type": "string"}, "label": {"type": "string"},
+                    "login_method": {"type": "string", "enum": ["dcr", "cimd", "pre_registered", "static_token", "none"]},
+                    "format": {"type": "string", "enum": ["shell", "json", "yaml"]}, "target": {"type": "string"},
+                    "text": {"type": "string", "description": "What to paste"}, "argv": {"type": "array", "items": {"type": "string"}},
+                    "env": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "warnings": {"type": "array", "items": r("ConnectWarning")}}},
+                "ConnectWarning": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string", "description": "Stable code (docs/connect.md)"}, "ide": {"type": "string"}, "message": {"type": "string"}}},
+                "Grant": {"type": "object", "required": ["server"], "additionalProperties": false, "properties": {
+                    "server": {"type": "string", "description": "Server name or *"}, "methods": {"type": "array", "items": {"type": "string"}},
+                    "tools": {"type": "array", "items": {"type": "string"}}}},
+                "ScopeInput": {"type": "object", "required": ["grants"], "additionalProperties": false, "properties": {
+                    "name": {"type": "string"}, "description": {"type": "string"}, "grants": {"type": "array", "items": r("Grant")}}},
+                "Scope": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                    "grants": {"type": "array", "items": r("Grant")}, "updated_at": {"type": "integer"}}},
+                "GroupMapping": {"type": "object", "properties": {"group": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}}, "updated_at": {"type": "integer"}}},
+                "ProtectedResourceMetadata": {"type": "object", "required": ["resource", "authorization_servers"], "properties": {
+                    "resource": {"type": "string"}, "resource_name": {"type": "string"}, "authorization_servers": {"type": "array", "items": {"type": "string"}},
+                    "scopes_supported": {"type": "array", "items": {"type": "string"}}, "bearer_methods_supported": {"type": "array", "items": {"type": "string"}}}},
+            },
+        },
+    })
+}
+
+pub async fn handler() -> impl IntoResponse {
+    Json(document())
+}

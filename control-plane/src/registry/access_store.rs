@@ -1,0 +1,157 @@
+//! The `mcp_scopes` and `group_mappings` tables.
+
+use sqlx::any::AnyRow;
+use sqlx::Row as _;
+
+use crate::registry::{GroupMapping, Scope};
+use crate::storage::{json_list, now, Db};
+
+fn scope_from_row(row: &AnyRow) -> Result<Scope, sqlx::Error> {
+    Ok(Scope {
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        grants: json_list(row, "grants")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn mapping_from_row(row: &AnyRow) -> Result<GroupMapping, sqlx::Error> {
+    Ok(GroupMapping {
+        group: row.try_get("group_name")?,
+        scopes: json_list(row, "scopes")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Db {
+    pub async fn list_scopes(&self) -> Result<Vec<Scope>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT name, description, grants, updated_at FROM mcp_scopes ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(scope_from_row).collect()
+    }
+
+    pub async fn get_scope(&self, name: &str) -> Result<Option<Scope>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT name, description, grants, updated_at FROM mcp_scopes WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(scope_from_row).transpose()
+    }
+
+    /// Creates or replaces a scope; `true` when it was created.
+    pub async fn put_scope(&self, scope: &Scope) -> Result<(Scope, bool), sqlx::Error> {
+        let existed = self.get_scope(&scope.name).await?.is_some();
+        let mut stored = scope.clone();
+        stored.updated_at = now();
+        sqlx::query(
+            "INSERT INTO mcp_scopes (name, description, grants, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET description = excluded.description, \
+             grants = excluded.grants, updated_at = excluded.updated_at",
+        )
+        .bind(&stored.name)
+        .bind(&stored.description)
+        .bind(serde_json::to_string(&stored.grants).unwrap_or_else(|_| "[]".into()))
+        .bind(stored.updated_at)
+        .execute(self.pool())
+        .await?;
+        Ok((stored, !existed))
+    }
+
+    /// After a server is renamed: grants naming the old name follow it.
+    pub async fn rename_server_in_grants(&self, old: &str, new: &str) -> Result<(), sqlx::Error> {
+        for mut scope in self.list_scopes().await? {
+            let mut changed = false;
+            for g in scope.grants.iter_mut().filter(|g| g.server == old) {
+                g.server = new.to_string();
+                changed = true;
+            }
+            if changed {
+                self.put_scope(&scope).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn delete_scope(&self, name: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM mcp_scopes WHERE name = $1")
+            .bind(name)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn list_group_mappings(&self) -> Result<Vec<GroupMapping>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT group_name, scopes, updated_at FROM group_mappings ORDER BY group_name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(mapping_from_row).collect()
+    }
+
+    pub async fn get_group_mapping(
+        &self,
+        group: &str,
+    ) -> Result<Option<GroupMapping>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT group_name, scopes, updated_at FROM group_mappings WHERE group_name = $1",
+        )
+        .bind(group)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(mapping_from_row).transpose()
+    }
+
+    /// Creates or replaces a mapping; `true` when it was created.
+    pub async fn put_group_mapping(
+        &self,
+        group: &str,
+        scopes: &[String],
+    ) -> Result<(GroupMapping, bool), sqlx::Error> {
+        let existed = self.get_group_mapping(group).await?.is_some();
+        let stored = GroupMapping {
+            group: group.to_string(),
+            scopes: scopes.to_vec(),
+            updated_at: now(),
+        };
+        sqlx::query(
+            "INSERT INTO group_mappings (group_name, scopes, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (group_name) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at",
+        )
+        .bind(&stored.group)
+        .bind(serde_json::to_string(&stored.scopes).unwrap_or_else(|_| "[]".into()))
+        .bind(stored.updated_at)
+        .execute(self.pool())
+        .await?;
+        Ok((stored, !existed))
+    }
+
+    pub async fn delete_group_mapping(&self, group: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM group_mappings WHERE group_name = $1")
+            .bind(group)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The registry scopes the given IdP groups map to (deduplicated, sorted).
+    pub async fn scopes_for_groups(&self, groups: &[String]) -> Result<Vec<String>, sqlx::Error> {
+        let mut scopes = Vec::new();
+        if groups.is_empty() {
+            return Ok(scopes);
+        }
+        for m in self.list_group_mappings().await? {
+            if groups.contains(&m.group) {
+                scopes.extend(m.scopes);
+            }
+        }
+        scopes.sort();
+        scopes.dedup();
+        Ok(scopes)
+    }
+}

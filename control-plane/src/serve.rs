@@ -1,0 +1,149 @@
+//! `portcullis serve`: opens the database, starts the snapshot publisher, the IdP key rotation,
+//! audit retention and the xDS server, and serves the HTTP edge until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+
+use crate::config::{Config, LogFormat};
+use crate::http::state::AppState;
+use crate::storage::Db;
+
+/// Logs to stderr, as text or JSON; `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// `portcullis serve`: opens the database (migrating it), then serves until SIGINT/SIGTERM.
+pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()> {
+    init_logging(config.log_format);
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("http://{listen}"));
+    }
+    tracing::info!(?config, "starting");
+    let db = Db::connect(&config).await?;
+    let state = AppState::new(config, db.clone())?;
+    state.publisher.spawn();
+    crate::audit::spawn_retention(db.clone(), state.config.audit.clone());
+    {
+        let (publisher, db) = (state.publisher.clone(), db.clone());
+        state.idp_keys.clone().spawn(move || {
+            let (publisher, db) = (publisher.clone(), db.clone());
+            tokio::spawn(async move { publisher.changed(&db).await });
+        });
+    }
+    let (stop_xds, mut xds_stopped) = tokio::sync::oneshot::channel::<()>();
+    // Bound now so a taken port stops the start with a clear message.
+    let xds_listener = match state.config.xds.listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("xDS: cannot listen on {addr} (PORTCULLIS_XDS_LISTEN; `off` disables xDS)")
+        })?),
+        None => {
+            tracing::info!("xDS is off (PORTCULLIS_XDS_LISTEN=off)");
+            None
+        }
+    };
+    let xds = {
+        let (config, publisher) = (state.config.xds.clone(), state.publisher.clone());
+        tokio::spawn(async move {
+            // Envoy must never be sent an empty registry by a control plane that has not read
+            // its database yet (a restart would drop every route for a moment).
+            let inputs = tokio::select! {
+                inputs = xds_inputs(&publisher) => inputs,
+                _ = &mut xds_stopped => return Ok(()),
+            };
+            let Some(listener) = xds_listener else {
+                return Ok(());
+            };
+            crate::xds::serve_xds_on(listener, config, inputs, async move {
+                let _ = xds_stopped.await;
+            })
+            .await
+        })
+    };
+    let publisher = state.publisher.clone();
+    let app = crate::http::router(state);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            publisher.close();
+            let _ = stop_xds.send(());
+        })
+        .await
+        .context("serving")?;
+    match xds.await {
+        Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "xDS server failed"),
+        Err(e) => tracing::error!(error = %e, "xDS server task failed"),
+        Ok(Ok(())) => {}
+    }
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The registry of every published snapshot, as the xDS server's inputs (same version); ready
+/// once the first snapshot is.
+async fn xds_inputs(
+    publisher: &crate::sync::Publisher,
+) -> tokio::sync::watch::Receiver<std::sync::Arc<crate::xds::XdsInputs>> {
+    use std::sync::Arc;
+    let inputs = |p: &crate::sync::Published| {
+        Arc::new(crate::xds::XdsInputs {
+            version: p.version,
+            servers: p.servers.to_vec(),
+        })
+    };
+    let mut snapshots = publisher.subscribe();
+    let first = loop {
+        if let Some(p) = snapshots.borrow_and_update().clone() {
+            break p;
+        }
+        if snapshots.changed().await.is_err() {
+            // Never published: hand out a channel that never changes.
+            return tokio::sync::watch::channel(Arc::new(crate::xds::XdsInputs::default())).1;
+        }
+    };
+    let (tx, rx) = tokio::sync::watch::channel(inputs(&first));
+    tokio::spawn(async move {
+        while snapshots.changed().await.is_ok() {
+            let current = snapshots.borrow_and_update().clone();
+            if let Some(p) = current {
+                tx.send_replace(inputs(&p));
+            }
+        }
+    });
+    rx
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
