@@ -177,7 +177,7 @@ impl Policy {
         tool: Option<&str>,
     ) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
-        for grant in self.server_grants[server].iter() {
+        for grant in &self.server_grants[server] {
             let fits = match method {
                 None => true,
                 Some(m) => {
@@ -229,7 +229,7 @@ impl Policy {
             return Ok(());
         }
         let mut method_granted = false;
-        for grant in self.server_grants[server].iter() {
+        for grant in &self.server_grants[server] {
             if !identity.scopes.contains(grant.scope) || !grant.methods.matches(method) {
                 continue;
             }

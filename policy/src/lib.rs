@@ -1,6 +1,8 @@
 //! Portcullis policy core: snapshot types, token verification and authorization decisions.
 //! No I/O: the same code decides in the Envoy filter, the control plane and the browser.
 
+#![forbid(unsafe_code)]
+
 pub mod audit;
 mod claims;
 mod compiled;

@@ -202,7 +202,7 @@ pub enum BearerError {
 
 /// Printable ASCII without spaces: what a token or key may be made of.
 fn is_token_text(bytes: &[u8]) -> bool {
-    !bytes.is_empty() && bytes.iter().all(|b| b.is_ascii_graphic())
+    !bytes.is_empty() && bytes.iter().all(u8::is_ascii_graphic)
 }
 
 /// Trims spaces and tabs at both ends (HTTP optional whitespace).
@@ -332,7 +332,7 @@ impl Policy {
                     || n == settings.groups_header.as_bytes()
                     || n == settings.scopes_header.as_bytes() =>
                 {
-                    strip.push(name)
+                    strip.push(name);
                 }
                 _ => {}
             }

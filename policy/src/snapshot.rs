@@ -113,6 +113,24 @@ pub struct GroupMappingSpec {
     pub scopes: Vec<String>,
 }
 
+/// The registry scopes that `groups` map to through `mappings`: every scope of every mapping
+/// whose group is one of them, sorted, each once. The rule the filter applies to a token's
+/// groups (compiled into scope ids by `Policy::compile`) and the control plane applies to an
+/// API caller's, so both read group mappings the same way.
+pub fn mapped_scopes<'a, G: AsRef<str>>(
+    mappings: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    groups: &[G],
+) -> Vec<String> {
+    let mut scopes: Vec<String> = mappings
+        .into_iter()
+        .filter(|(group, _)| groups.iter().any(|g| g.as_ref() == *group))
+        .flat_map(|(_, scopes)| scopes.iter().cloned())
+        .collect();
+    scopes.sort();
+    scopes.dedup();
+    scopes
+}
+
 /// A registry scope and what it grants.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -387,7 +387,7 @@ impl Policy {
         }
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let mut found = None;
-        for candidate in self.api_keys.iter() {
+        for candidate in &self.api_keys {
             let difference = candidate
                 .sha256
                 .iter()

@@ -141,17 +141,15 @@ impl Db {
 
     /// The registry scopes the given IdP groups map to (deduplicated, sorted).
     pub async fn scopes_for_groups(&self, groups: &[String]) -> Result<Vec<String>, sqlx::Error> {
-        let mut scopes = Vec::new();
         if groups.is_empty() {
-            return Ok(scopes);
+            return Ok(Vec::new());
         }
-        for m in self.list_group_mappings().await? {
-            if groups.contains(&m.group) {
-                scopes.extend(m.scopes);
-            }
-        }
-        scopes.sort();
-        scopes.dedup();
-        Ok(scopes)
+        let mappings = self.list_group_mappings().await?;
+        Ok(policy::snapshot::mapped_scopes(
+            mappings
+                .iter()
+                .map(|m| (m.group.as_str(), m.scopes.as_slice())),
+            groups,
+        ))
     }
 }

@@ -705,13 +705,13 @@ fn verification_audience_and_server_access() {
     let identity = p.verify_jwt(pending.credential.text(), NOW).unwrap();
     match p.admit(&pending, Ok(&identity)) {
         Admission::Reply(reply) => {
-            assert_eq!((reply.status, reply.reason), (403, "no_server_access"))
+            assert_eq!((reply.status, reply.reason), (403, "no_server_access"));
         }
         other => panic!("{other:?}"),
     }
     match p.admit(&pending, Err(&TokenError::WrongAudience)) {
         Admission::Reply(reply) => {
-            assert_eq!((reply.status, reply.reason), (401, "wrong_audience"))
+            assert_eq!((reply.status, reply.reason), (401, "wrong_audience"));
         }
         other => panic!("{other:?}"),
     }

@@ -163,6 +163,41 @@ fn scopes_from_several_groups_add_up() {
     );
 }
 
+/// The control plane maps an API caller's groups with `snapshot::mapped_scopes`; the filter with
+/// the compiled policy. Both must read the same mappings the same way.
+#[test]
+fn mapped_scopes_agrees_with_the_compiled_policy() {
+    let raw = snapshot();
+    let p = compile(&raw);
+    let spec: crate::snapshot::Snapshot = serde_json::from_value(raw).unwrap();
+    let mappings: Vec<(&str, &[String])> = spec
+        .group_mappings
+        .iter()
+        .map(|m| (m.group.as_str(), m.scopes.as_slice()))
+        .collect();
+    for groups in [
+        &[][..],
+        &["eng"][..],
+        &["readers"][..],
+        &["eng", "readers"][..],
+        &["nobody"][..],
+        &["readers", "eng", "eng"][..],
+    ] {
+        let compiled: Vec<String> = p
+            .scopes_for_groups(groups)
+            .iter()
+            .map(|i| p.scope_names[i].clone())
+            .collect();
+        let mut compiled = compiled;
+        compiled.sort();
+        assert_eq!(
+            crate::snapshot::mapped_scopes(mappings.iter().copied(), groups),
+            compiled,
+            "{groups:?}"
+        );
+    }
+}
+
 #[test]
 fn batch_with_one_forbidden_call_is_denied() {
     let p = compile(&snapshot());
