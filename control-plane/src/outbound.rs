@@ -17,6 +17,22 @@ pub fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
         .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
 }
 
+/// An error with its causes, on one line (reqwest's own message leaves out why a connection
+/// failed); a cause already in the text is not repeated.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A URL we will not fetch signing keys from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("jwks_uri {uri:?} refused: {problem}")]

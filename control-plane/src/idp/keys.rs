@@ -490,16 +490,7 @@ impl IdpKeys {
                 .bind(issuer)
                 .fetch_all(&self.0.pool)
                 .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredKey {
-                    kid: row.try_get("kid")?,
-                    jwk: row.try_get("jwk")?,
-                    first_seen: row.try_get("first_seen")?,
-                    retired_at: row.try_get("retired_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_key).collect()
     }
 
     /// Applies the diff between the stored and published keys in one transaction; `true` when
@@ -518,14 +509,7 @@ impl IdpKeys {
                 .await?;
         let stored = rows
             .iter()
-            .map(|row| {
-                Ok(StoredKey {
-                    kid: row.try_get("kid")?,
-                    jwk: row.try_get("jwk")?,
-                    first_seen: row.try_get("first_seen")?,
-                    retired_at: row.try_get("retired_at")?,
-                })
-            })
+            .map(stored_key)
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let plan = plan(&stored, published, at, self.overlap_seconds());
         for key in &plan.upsert {
@@ -678,7 +662,7 @@ pub async fn fetch_jwks(client: &reqwest::Client, uri: &url::Url) -> Result<Valu
         )
         .send()
         .await
-        .map_err(|e| fail(error_chain(&e)))?;
+        .map_err(|e| fail(crate::outbound::error_chain(&e)))?;
     if !response.status().is_success() {
         return Err(fail(format!("HTTP {}", response.status())));
     }
@@ -707,7 +691,11 @@ pub async fn fetch_jwks(client: &reqwest::Client, uri: &url::Url) -> Result<Valu
     // Read in chunks so a server that lies about (or omits) its length cannot make us buffer
     // more than the limit.
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| fail(error_chain(&e)))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| fail(crate::outbound::error_chain(&e)))?
+    {
         if body.len() + chunk.len() > MAX_JWKS_BYTES {
             return Err(too_large());
         }
@@ -719,14 +707,11 @@ pub async fn fetch_jwks(client: &reqwest::Client, uri: &url::Url) -> Result<Valu
     })
 }
 
-/// An error with its causes (reqwest's own message leaves out why a connection failed).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+fn stored_key(row: &sqlx::any::AnyRow) -> Result<StoredKey, sqlx::Error> {
+    Ok(StoredKey {
+        kid: row.try_get("kid")?,
+        jwk: row.try_get("jwk")?,
+        first_seen: row.try_get("first_seen")?,
+        retired_at: row.try_get("retired_at")?,
+    })
 }
