@@ -12,7 +12,6 @@ pub mod config;
 pub mod connect;
 pub mod db;
 pub mod devtools;
-pub mod doctor;
 pub mod error;
 pub mod idp_keys;
 pub mod metadata;

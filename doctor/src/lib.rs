@@ -13,6 +13,8 @@
 //! Nothing is followed silently: redirects are reported (and metadata redirects followed, hop by
 //! hop), every response is bounded in size and time.
 
+#![forbid(unsafe_code)]
+
 pub mod challenge;
 pub mod discovery;
 pub mod findings;
