@@ -28,7 +28,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check an MCP server's OAuth discovery the way MCP clients do, step by step. Exit code 0:
     /// no error; 1: an error finding; 2: the URL cannot be reached.
-    Doctor(crate::doctor::DoctorArgs),
+    Doctor(portcullis_doctor::DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,7 +119,7 @@ impl Cli {
                     .block_on(crate::serve::serve(config, args.listen))
             }
             Command::Doctor(args) => {
-                let code = crate::doctor::run(&args);
+                let code = portcullis_doctor::run(&args);
                 if code != 0 {
                     let _ = std::io::stdout().flush();
                     std::process::exit(code);

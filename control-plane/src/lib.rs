@@ -26,7 +26,9 @@
 //! - [`outbound`]: the one HTTP client builder and the rules for what we fetch.
 //! - [`config`]: every setting.
 //! - [`devtools`]: demo/test signing keys and tokens (not the authorization server).
-//! - [`doctor`]: `portcullis doctor`, a client-side check of a deployment.
+//!
+//! `portcullis doctor` is a client-side check of a deployment, in its own crate
+//! (`portcullis-doctor`, `doctor/`); [`cli`] runs it.
 
 #![forbid(unsafe_code)]
 
@@ -37,7 +39,6 @@ pub mod config;
 pub mod connect;
 pub mod devtools;
 pub mod discovery;
-pub mod doctor;
 pub mod http;
 pub mod idp;
 pub mod outbound;

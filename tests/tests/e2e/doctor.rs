@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis::doctor::findings::{Code, Severity};
-use portcullis::doctor::{self, discovery::PrmSource, Options, Registration, StepStatus};
+use portcullis_doctor::findings::{Code, Severity};
+use portcullis_doctor::{self as doctor, discovery::PrmSource, Options, Registration, StepStatus};
 use portcullis_e2e::envoy::EnvoyConfig;
 use portcullis_e2e::snapshot::GROUP_DEVS;
 use portcullis_e2e::{Envoy, TestDir};

@@ -154,3 +154,6 @@ impl Finding {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
