@@ -95,6 +95,8 @@ pub struct Settings {
     pub groups_header: String,
     pub scopes_header: String,
     pub base_methods: Patterns,
+    /// See `SettingsSpec::step_up_scopes`.
+    pub step_up_scopes: bool,
     pub allowed_origins: Box<[String]>,
     pub token_cache_entries: usize,
     pub negative_cache_entries: usize,
@@ -576,6 +578,7 @@ fn compile_settings(spec: &SettingsSpec) -> Result<Settings, SnapshotError> {
         groups_header: spec.groups_header.clone(),
         scopes_header: spec.scopes_header.clone(),
         base_methods,
+        step_up_scopes: spec.step_up_scopes,
         allowed_origins: spec.allowed_origins.clone().into_boxed_slice(),
         token_cache_entries: spec.token_cache_entries,
         negative_cache_entries: spec.negative_cache_entries,

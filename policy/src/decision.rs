@@ -4,6 +4,7 @@
 
 use crate::compiled::{Policy, ServerId};
 use crate::identity::Identity;
+use crate::idset::IdSet;
 use crate::jsonrpc::RpcMessage;
 use crate::request::DISCOVERY_DOCUMENTS;
 use crate::token::TokenError;
@@ -62,11 +63,35 @@ pub struct Deny {
     pub tool: Option<String>,
     /// Scopes any of which would allow the request (space-separated in `scope="…"`).
     pub allowing_scopes: Vec<String>,
+    /// IdP groups mapped to one of those scopes, sorted: who may make the request.
+    pub allowing_groups: Vec<String>,
 }
 
+/// Most groups named in one `error_description`.
+const MAX_NAMED_GROUPS: usize = 5;
+
 impl Deny {
-    /// The `error_description` for the client.
+    /// The `error_description` for the client: what was refused, and which groups would allow
+    /// it (access comes from group membership, whatever mode the IdP is used in).
     pub fn description(&self, policy: &Policy) -> String {
+        let refused = self.refusal(policy);
+        let groups = &self.allowing_groups;
+        if groups.is_empty() {
+            return format!("{refused}; no group is granted this, ask an administrator");
+        }
+        let mut named: Vec<String> = groups
+            .iter()
+            .take(MAX_NAMED_GROUPS)
+            .map(|g| format!("{g:?}"))
+            .collect();
+        if groups.len() > MAX_NAMED_GROUPS {
+            named.push(format!("{} more", groups.len() - MAX_NAMED_GROUPS));
+        }
+        let noun = if groups.len() == 1 { "group" } else { "groups" };
+        format!("{refused}; members of {noun} {} may", named.join(", "))
+    }
+
+    fn refusal(&self, policy: &Policy) -> String {
         let server = policy
             .servers
             .get(self.server)
@@ -170,13 +195,17 @@ impl Policy {
             .any(|g| identity.scopes.contains(g.scope))
     }
 
-    fn scopes_allowing(
+    /// A refusal of `method`/`tool` (`None`: server access) on `server`, with the scopes that
+    /// would allow it and the groups mapped to them.
+    fn deny(
         &self,
+        reason: DenyReason,
         server: ServerId,
         method: Option<&str>,
         tool: Option<&str>,
-    ) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
+    ) -> Deny {
+        let mut allowing = IdSet::empty(self.scope_names.len());
+        let mut allowing_scopes: Vec<String> = Vec::new();
         for grant in &self.server_grants[server] {
             let fits = match method {
                 None => true,
@@ -185,12 +214,26 @@ impl Policy {
                         && tool.is_none_or(|t| grant.tools.matches(t))
                 }
             };
-            let name = &self.scope_names[grant.scope];
-            if fits && !names.contains(name) {
-                names.push(name.clone());
+            if fits && !allowing.contains(grant.scope) {
+                allowing.insert(grant.scope);
+                allowing_scopes.push(self.scope_names[grant.scope].clone());
             }
         }
-        names
+        let mut allowing_groups: Vec<String> = self
+            .group_scopes
+            .iter()
+            .filter(|(_, scopes)| scopes.iter().any(|s| allowing.contains(s)))
+            .map(|(group, _)| group.clone())
+            .collect();
+        allowing_groups.sort();
+        Deny {
+            reason,
+            server,
+            method: method.map(str::to_owned),
+            tool: tool.map(str::to_owned),
+            allowing_scopes,
+            allowing_groups,
+        }
     }
 
     /// Server-level access: every request (GET, DELETE, POST) needs at least one grant here.
@@ -205,13 +248,7 @@ impl Policy {
         } else {
             DenyReason::NoServerAccess
         };
-        Err(Deny {
-            reason,
-            server,
-            method: None,
-            tool: None,
-            allowing_scopes: self.scopes_allowing(server, None, None),
-        })
+        Err(self.deny(reason, server, None, None))
     }
 
     /// One JSON-RPC message. Call after [`Policy::authorize_server`] succeeded.
@@ -238,17 +275,12 @@ impl Policy {
                 return Ok(());
             }
         }
-        Err(Deny {
-            reason: if method_granted {
-                DenyReason::ToolNotAllowed
-            } else {
-                DenyReason::MethodNotAllowed
-            },
-            server,
-            method: Some(method.to_owned()),
-            tool: tool.map(str::to_owned),
-            allowing_scopes: self.scopes_allowing(server, Some(method), tool),
-        })
+        let reason = if method_granted {
+            DenyReason::ToolNotAllowed
+        } else {
+            DenyReason::MethodNotAllowed
+        };
+        Err(self.deny(reason, server, Some(method), tool))
     }
 
     /// Every message of a body must be allowed; the first refusal decides.

@@ -84,10 +84,18 @@ pub fn invalid_token(server: &Server, error: &TokenError) -> Reply {
     }
 }
 
-/// 403 `insufficient_scope`, naming the scopes that would allow the request.
+/// 403 `insufficient_scope`. Its `error_description` (and the body's `allowing_groups`) says
+/// which groups would allow the request. The challenge names the scopes that would allow it
+/// (`scope="…"`, a step-up request) only when the authorization server can issue them
+/// (`settings.step_up_scopes`): a client asked for scopes its authorization server does not
+/// know retries in vain and hides this message.
 pub fn forbidden(policy: &Policy, server: &Server, deny: &Deny) -> Reply {
     let description = deny.description(policy);
-    let scope = deny.allowing_scopes.join(" ");
+    let scope = if policy.settings.step_up_scopes {
+        deny.allowing_scopes.join(" ")
+    } else {
+        String::new()
+    };
     let mut challenge = format!(
         "Bearer error=\"insufficient_scope\", resource_metadata=\"{}\"",
         server.resource_metadata
@@ -96,15 +104,19 @@ pub fn forbidden(policy: &Policy, server: &Server, deny: &Deny) -> Reply {
         challenge.push_str(&format!(", scope=\"{}\"", quoted(&scope)));
     }
     challenge.push_str(&format!(", error_description=\"{}\"", quoted(&description)));
+    let mut body = serde_json::json!({
+        "error": "insufficient_scope",
+        "error_description": description,
+        "allowing_groups": deny.allowing_groups,
+    });
+    if !scope.is_empty() {
+        body["scope"] = scope.into();
+    }
     Reply {
         status: 403,
         www_authenticate: Some(challenge),
         headers: Vec::new(),
-        body: oauth_body(
-            "insufficient_scope",
-            &description,
-            (!scope.is_empty()).then_some(&scope),
-        ),
+        body: body.to_string(),
         reason: deny.reason.reason(),
     }
 }

@@ -189,8 +189,14 @@ pub struct SettingsSpec {
     pub user_header: String,
     pub groups_header: String,
     pub scopes_header: String,
-    /// Lifecycle methods every identity with access to a server may call.
+    /// Protocol-level methods every identity with access to a server may call, whatever its
+    /// grants: the lifecycle and discovery of both MCP revisions (2025-11-25: `initialize`,
+    /// `ping`, `notifications/*`; 2026-07-28: `server/discover`, `subscriptions/listen`).
     pub base_methods: Vec<String>,
+    /// Whether a 403 may name registry scopes in its `scope=` (a step-up request): only when
+    /// the authorization server can issue them (broker mode). In direct mode the IdP knows no
+    /// registry scopes, access comes from groups, and the 403 names the groups instead.
+    pub step_up_scopes: bool,
     /// Browser origins allowed to call; a request with another `Origin` is refused.
     /// Empty: any request carrying an `Origin` header is refused.
     pub allowed_origins: Vec<String>,
@@ -210,7 +216,16 @@ impl Default for SettingsSpec {
             user_header: "x-portcullis-user".into(),
             groups_header: "x-portcullis-groups".into(),
             scopes_header: "x-portcullis-scopes".into(),
-            base_methods: vec!["initialize".into(), "ping".into(), "notifications/*".into()],
+            base_methods: [
+                "initialize",
+                "ping",
+                "notifications/*",
+                "server/discover",
+                "subscriptions/listen",
+            ]
+            .map(String::from)
+            .to_vec(),
+            step_up_scopes: true,
             allowed_origins: Vec::new(),
             token_cache_entries: 4096,
             negative_cache_entries: 1024,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::metrics::Metrics;
 use crate::auth::Authenticator;
-use crate::config::{is_postgres_url, Config};
+use crate::config::{is_postgres_url, AuthMode, Config};
 use crate::connect::CapabilityCache;
 use crate::idp::keys::IdpKeys;
 use crate::idp::metadata::IdpMetadata;
@@ -61,6 +61,7 @@ impl AppState {
                 public_url: config.public_url().to_string(),
                 advertised_scopes: config.advertised_scopes.clone(),
                 idp: config.idp.clone(),
+                step_up_scopes: config.auth_mode == AuthMode::Broker,
             }),
             listen_url: config.database_url.clone().filter(|u| is_postgres_url(u)),
         };

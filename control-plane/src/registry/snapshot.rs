@@ -22,6 +22,9 @@ pub struct SnapshotSettings {
     /// `scopes_supported` of every server's protected-resource metadata.
     pub advertised_scopes: Vec<String>,
     pub idp: Option<IdpConfig>,
+    /// Whether the authorization server can issue registry scopes (broker mode), so a 403 may
+    /// ask for them; in direct mode access comes from IdP groups and the 403 names those.
+    pub step_up_scopes: bool,
 }
 
 /// The registry as one snapshot is compiled from it, read from storage once.
@@ -142,7 +145,10 @@ pub fn compile_snapshot(
         group_mappings: mapping_specs,
         scopes: scope_specs,
         api_keys: api_key_specs,
-        settings: SettingsSpec::default(),
+        settings: SettingsSpec {
+            step_up_scopes: settings.step_up_scopes,
+            ..SettingsSpec::default()
+        },
     }
 }
 

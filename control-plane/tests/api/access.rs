@@ -366,6 +366,12 @@ async fn api_and_mcp_server_audiences_are_separate(b: Backend) {
         .await
         .unwrap();
     assert_eq!(snapshot.issuers[0].audiences, ["mcp-gateway"]);
+    // Direct mode: the IdP issues no registry scopes, so a 403 must not ask for them.
+    assert!(!snapshot.settings.step_up_scopes);
+    assert!(snapshot
+        .settings
+        .base_methods
+        .contains(&"server/discover".to_string()));
     let policy = ::policy::Policy::compile(snapshot).unwrap();
     let github = policy
         .servers

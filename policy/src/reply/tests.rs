@@ -58,6 +58,7 @@ fn forbidden_names_the_scope_and_escapes_hostile_tool_names() {
         method: Some("tools/call".into()),
         tool: Some("x\"y\r\nz".into()),
         allowing_scopes: vec!["srv-admin".into()],
+        allowing_groups: vec!["admins".into()],
     };
     let reply = forbidden(&p, &p.servers[0], &deny);
     assert_eq!(reply.status, 403);
@@ -76,7 +77,69 @@ fn forbidden_names_the_scope_and_escapes_hostile_tool_names() {
     let body = json(&reply.body);
     assert_eq!(body["error"], "insufficient_scope");
     assert_eq!(body["scope"], "srv-admin");
+    assert_eq!(body["allowing_groups"], serde_json::json!(["admins"]));
     assert_eq!(reply.reason, "tool_not_allowed");
+}
+
+/// Direct mode: the IdP knows no registry scopes, so the 403 asks for none (a client would
+/// retry a step-up in vain and hide the message); it says which group would allow the call.
+#[test]
+fn without_step_up_the_403_names_groups_not_scopes() {
+    let snapshot = serde_json::json!({
+        "format": 1, "version": 1,
+        "servers": [{"name": "srv", "path_prefix": "/srv", "resource": "https://gw.test/srv/mcp",
+                     "resource_metadata": "https://gw.test/.well-known/oauth-protected-resource/srv/mcp"}],
+        "scopes": [
+            {"name": "srv-admin", "grants": [{"server": "srv", "methods": ["*"], "tools": ["*"]}]},
+            {"name": "srv-read", "grants": [{"server": "srv", "methods": ["tools/list"], "tools": []}]}
+        ],
+        "group_mappings": [
+            {"group": "ops", "scopes": ["srv-admin"]},
+            {"group": "devs", "scopes": ["srv-read"]},
+            {"group": "sre", "scopes": ["srv-admin", "srv-read"]}
+        ],
+        "settings": {"step_up_scopes": false}
+    });
+    let p = Policy::from_json(snapshot.to_string().as_bytes()).unwrap();
+    let call = crate::RpcMessage::Call {
+        method: "tools/call".into(),
+        tool: Some("deploy".into()),
+        target: None,
+    };
+    let groups = ["devs".to_string()];
+    let identity = crate::Identity {
+        subject: "dev".into(),
+        username: "dev".into(),
+        issuer: "https://idp.test".into(),
+        client_id: None,
+        groups: groups.clone().into(),
+        scopes: p.scopes_for_groups(&groups),
+        audience_servers: crate::IdSet::full(p.servers.len()),
+        expires_at: None,
+        headers: crate::identity::IdentityHeaders::build(
+            "dev",
+            &groups,
+            std::iter::empty::<&str>(),
+        ),
+    };
+    let deny = p.authorize_message(&identity, 0, &call).unwrap_err();
+    assert_eq!(deny.allowing_scopes, ["srv-admin"]);
+    assert_eq!(deny.allowing_groups, ["ops", "sre"]);
+    let reply = forbidden(&p, &p.servers[0], &deny);
+    assert_eq!(reply.status, 403);
+    let challenge = reply.www_authenticate.unwrap();
+    assert!(!challenge.contains("scope=\""), "{challenge}");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    let body = json(&reply.body);
+    assert_eq!(body.get("scope"), None, "{body}");
+    assert_eq!(body["allowing_groups"], serde_json::json!(["ops", "sre"]));
+    assert_eq!(
+        body["error_description"],
+        "method \"tools/call\" is not granted on server \"srv\"; members of groups \"ops\", \"sre\" may"
+    );
 }
 
 #[test]

@@ -44,9 +44,10 @@ fn group_maps_to_scope_that_grants_one_tool() {
     assert_eq!(deny.reason, DenyReason::ToolNotAllowed);
     assert_eq!(deny.tool.as_deref(), Some("get-sum"));
     assert_eq!(deny.allowing_scopes, vec!["admin".to_string()]);
+    assert_eq!(deny.allowing_groups, vec!["admins".to_string()]);
     assert_eq!(
         deny.description(&p),
-        "tool \"get-sum\" is not granted on server \"everything\""
+        "tool \"get-sum\" is not granted on server \"everything\"; members of group \"admins\" may"
     );
 
     let deny = p
@@ -65,6 +66,10 @@ fn base_protocol_methods_need_only_server_access() {
         "ping",
         "notifications/initialized",
         "notifications/cancelled",
+        // MCP 2026-07-28: sessionless discovery (Claude Code sends it before anything else)
+        // and the change-notification stream that replaces the GET stream.
+        "server/discover",
+        "subscriptions/listen",
     ] {
         assert_eq!(
             p.authorize_message(&eng, EVERYTHING, &call(method, None)),
@@ -76,6 +81,14 @@ fn base_protocol_methods_need_only_server_access() {
         p.authorize_message(&eng, EVERYTHING, &RpcMessage::Response),
         Ok(())
     );
+    // Data-carrying methods stay grant-controlled.
+    for method in ["logging/setLevel", "tasks/result", "completion/complete"] {
+        assert!(
+            p.authorize_message(&eng, EVERYTHING, &call(method, None))
+                .is_err(),
+            "{method}"
+        );
+    }
 }
 
 #[test]
