@@ -628,6 +628,11 @@ impl Envoy {
         self.port
     }
 
+    /// The Envoy process id (for /proc: memory, CPU).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn admin_port(&self) -> u16 {
         self.admin_port
     }

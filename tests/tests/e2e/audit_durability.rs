@@ -283,6 +283,10 @@ impl Load {
 }
 
 impl Ha {
+    fn envoy_pid(&self) -> u32 {
+        self.envoy.pid()
+    }
+
     /// Kills control plane `i` (SIGKILL).
     fn kill(&self, i: usize) {
         self.cps.lock().expect("cps")[i].kill();
@@ -538,4 +542,124 @@ fn the_access_log_has_every_decision_and_no_token() {
     eprintln!("[audit_access_log] {n} lines, reasons {decisions:?}");
     assert_eq!(decisions.get("allowed"), Some(&8));
     assert_eq!(decisions.get("tool_not_allowed"), Some(&4));
+}
+
+/// Envoy's resident memory (kB), from /proc.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The benchmark behind docs/benchmarks.md, "Audit through control-plane outages" (ignored in
+/// the test run; `bash bench/audit/run.sh` runs it with the release control plane). For each
+/// outage of OUTAGES seconds (default "5 30 60"), at RATE decisions/s (default 2000, paced over
+/// 4 threads): both control planes killed, restarted, and the trail watched until it has
+/// every decision. Prints one JSON line per outage.
+#[test]
+#[ignore]
+fn bench_audit_outages() {
+    let outages: Vec<u64> = std::env::var("OUTAGES")
+        .unwrap_or_else(|_| "5 30 60".into())
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let rate: u64 = std::env::var("RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2000);
+    for outage in outages {
+        let ha = Arc::new(Ha::start("bench_audit", 2, json!({}), false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<JoinHandle<u64>> = (0..4u64)
+            .map(|t| {
+                let ha = ha.clone();
+                let stop = stop.clone();
+                let per_thread = rate / 4;
+                std::thread::spawn(move || {
+                    let started = Instant::now();
+                    let mut n = 0u64;
+                    let mut failed = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        // Paced: request n goes out at n / per_thread seconds.
+                        let due = Duration::from_secs_f64(n as f64 / per_thread as f64);
+                        if let Some(wait) = due.checked_sub(started.elapsed()) {
+                            std::thread::sleep(wait);
+                        }
+                        n += 1;
+                        if ha.send(t * 100_000_000 + n).status != 200 {
+                            failed += 1;
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        let pid = ha.envoy_pid();
+        std::thread::sleep(Duration::from_secs(3));
+        let rss_before = rss_kb(pid);
+        let load_started = Instant::now();
+        let sent_at_start = ha.sent.load(Ordering::SeqCst);
+        ha.kill(0);
+        ha.kill(1);
+        let down_at = Instant::now();
+        std::thread::sleep(Duration::from_secs(outage));
+        let buffered = ha.envoy.wasm_stat("portcullis.audit.buffered");
+        let buffered_bytes = ha.envoy.wasm_stat("portcullis.audit.buffered_bytes");
+        let rss_at_peak = rss_kb(pid);
+        let backlog = ha.sent.load(Ordering::SeqCst) - ha.pg.stored();
+        ha.restart(0);
+        let back_at = Instant::now();
+        ha.restart(1);
+        // Watch the drain: stored count every 100 ms until the backlog is gone.
+        let mut samples: Vec<(f64, u64)> = Vec::new();
+        let target = ha.sent.load(Ordering::SeqCst);
+        let drained = loop {
+            let stored = ha.pg.stored() + ha.pg.lost_in_gaps();
+            samples.push((back_at.elapsed().as_secs_f64(), stored));
+            if stored >= target {
+                break back_at.elapsed();
+            }
+            assert!(back_at.elapsed() < Duration::from_secs(120), "no drain");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        stop.store(true, Ordering::SeqCst);
+        let failed: u64 = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+        let sent = ha.sent.load(Ordering::SeqCst);
+        ha.wait_for_trail(sent, Duration::from_secs(60));
+        let offered = (sent - sent_at_start) as f64 / load_started.elapsed().as_secs_f64();
+        // Drain rate: the fastest 1-second window of stored records after the restart.
+        let mut best = 0.0f64;
+        for (i, (t0, n0)) in samples.iter().enumerate() {
+            if let Some((t1, n1)) = samples[i..].iter().find(|(t, _)| *t >= t0 + 1.0) {
+                best = best.max((n1 - n0) as f64 / (t1 - t0));
+            }
+        }
+        let (rows, ids, _, _) = ha.pg.audit_counts();
+        let line = json!({
+            "outage_s": outage,
+            "offered_per_s": offered.round(),
+            "sent": sent,
+            "stored": rows,
+            "distinct_ids": ids,
+            "lost": ha.pg.lost_in_gaps(),
+            "failed_requests": failed,
+            "backlog_at_restart": backlog,
+            "buffered_events_at_peak": buffered,
+            "buffered_bytes_at_peak": buffered_bytes,
+            "bytes_per_event": if buffered > 0 { buffered_bytes / buffered } else { 0 },
+            "envoy_rss_kb_before": rss_before,
+            "envoy_rss_kb_at_peak": rss_at_peak,
+            "recovery_s": (drained.as_secs_f64() * 100.0).round() / 100.0,
+            "outage_measured_s": (back_at - down_at).as_secs_f64(),
+            "drain_rate_per_s": best.round(),
+        });
+        println!("BENCH {line}");
+    }
 }
