@@ -25,4 +25,4 @@ eval "$(bash scripts/postgres.sh)"
 export PORTCULLIS_TEST_POSTGRES_URL
 export PORTCULLIS_E2E_CP_BIN="$root/target/$profile/portcullis"
 cargo test -p portcullis-e2e --test e2e audit_durability::bench_audit_outages -- --ignored --nocapture --test-threads 1 2>&1 \
-  | grep -E '^BENCH|panicked|test result'
+  | grep -oE 'BENCH .*|panicked.*|test result.*'
