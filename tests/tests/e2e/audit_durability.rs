@@ -653,7 +653,7 @@ fn bench_audit_outages() {
             "backlog_at_restart": backlog,
             "buffered_events_at_peak": buffered,
             "buffered_bytes_at_peak": buffered_bytes,
-            "bytes_per_event": if buffered > 0 { buffered_bytes / buffered } else { 0 },
+            "bytes_per_event": buffered_bytes.checked_div(buffered).unwrap_or(0),
             "envoy_rss_kb_before": rss_before,
             "envoy_rss_kb_at_peak": rss_at_peak,
             "recovery_s": (drained.as_secs_f64() * 100.0).round() / 100.0,
