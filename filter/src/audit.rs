@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use proxy_wasm::hostcalls;
 
 pub use policy::audit::AuditEvent;
-use policy::audit::{storable, storable_list, Decision};
+use policy::audit::{storable, storable_list, AuditGap, Decision, GapReason};
 use policy::{Identity, Policy, ServerId};
 
 use crate::metrics::Metrics;
@@ -21,6 +21,10 @@ pub const QUEUE: &str = "portcullis.audit";
 /// queue is first looked up under the filter's own `vm_id` (an empty name means "mine" to the
 /// host), which also works when an operator picks another one; this is the fallback.
 pub const VM_ID: &str = "portcullis";
+/// The property each decision's event is written to (one JSON object). Envoy keeps a wasm
+/// property as filter state `wasm.<name>`: an access log writes it with
+/// `%FILTER_STATE(wasm.portcullis.audit:PLAIN)%`.
+pub const ACCESS_LOG_PROPERTY: &str = "portcullis.audit";
 
 /// What the filter knows about a request before deciding it; captured from the one header read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,6 +91,7 @@ impl<'a> Outcome<'a> {
 /// key ever goes in), cleaned with [`storable`] where they need it. The event type itself is
 /// `policy`'s (the wire contract shared with the control plane).
 pub fn decision_event<'a>(
+    event_id: String,
     time_ms: u64,
     facts: &'a RequestFacts,
     policy: Option<&'a Policy>,
@@ -133,6 +138,43 @@ pub fn decision_event<'a>(
         tool: outcome.tool.map(storable),
         http_method: storable(&facts.http_method),
         path: storable(&facts.path),
+        event_id: Some(Cow::Owned(event_id)),
+    }
+}
+
+/// Where event (and gap) ids come from in one VM: a random nonce drawn when the VM starts, the
+/// VM's start time and a sequence number ([`policy::audit::event_id`]). Proxy-wasm has no worker
+/// id; a 64-bit random nonce per VM makes two VMs' ids collide with negligible odds.
+#[derive(Debug)]
+pub struct IdSource {
+    nonce: u64,
+    start_ms: u64,
+    next: Cell<u64>,
+}
+
+impl IdSource {
+    pub fn new(nonce: u64, start_ms: u64) -> IdSource {
+        IdSource {
+            nonce,
+            start_ms,
+            next: Cell::new(0),
+        }
+    }
+
+    /// A nonce from the host's randomness: std's `RandomState` seeds itself from WASI
+    /// `random_get` (which Envoy implements); mixed with the start time so a host that
+    /// returned a constant still gives VMs started at different times different nonces.
+    pub fn random(start_ms: u64) -> IdSource {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(start_ms);
+        IdSource::new(crate::backoff::mix(hasher.finish() ^ start_ms), start_ms)
+    }
+
+    pub fn next(&self) -> String {
+        let seq = self.next.get();
+        self.next.set(seq.wrapping_add(1));
+        policy::audit::event_id(self.nonce, self.start_ms, seq)
     }
 }
 
@@ -147,8 +189,11 @@ pub const WORKER_BATCH_BYTES: usize = 64 * 1024;
 /// stops. Resolves the queue once and caches the id. When the queue does not exist (no
 /// singleton, or a different `vm_id`), the events are counted as unqueued and requests go on;
 /// a lookup is retried at most once a second.
-#[derive(Default)]
 pub struct AuditSink {
+    pub ids: IdSource,
+    /// Whether each event also goes to the request's filter state (`wasm.portcullis.audit`)
+    /// for Envoy's access log.
+    pub access_log: bool,
     queue: Cell<Option<u32>>,
     /// Unix second before which no new lookup is tried.
     retry_at: Cell<u64>,
@@ -158,14 +203,24 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
-    /// Adds one event to this worker's batch; enqueues the batch when it is full.
-    pub fn record(&self, event: &AuditEvent<'_>, metrics: &Metrics, now_seconds: u64) {
+    pub fn new(ids: IdSource, access_log: bool) -> AuditSink {
+        AuditSink {
+            ids,
+            access_log,
+            queue: Cell::new(None),
+            retry_at: Cell::new(0),
+            warned: Cell::new(false),
+            pending: RefCell::new(Vec::new()),
+            pending_events: Cell::new(0),
+        }
+    }
+
+    /// Adds one serialised event (one JSON object, no newline) to this worker's batch;
+    /// enqueues the batch when it is full.
+    pub fn record(&self, event: &[u8], metrics: &Metrics, now_seconds: u64) {
         {
             let mut pending = self.pending.borrow_mut();
-            // Plain strings, numbers and lists: serialisation cannot fail.
-            if serde_json::to_writer(&mut *pending, event).is_err() {
-                return;
-            }
+            pending.extend_from_slice(event);
             pending.push(b'\n');
         }
         let events = self.pending_events.get() + 1;
@@ -219,36 +274,71 @@ pub fn split_batch(item: &[u8]) -> impl Iterator<Item = &[u8]> {
     item.split(|b| *b == b'\n').filter(|line| !line.is_empty())
 }
 
+/// What one buffered event costs beyond its JSON: its slot in the deque (time, boxed slice) and
+/// the allocator's header and rounding. Counted against the byte bound so the bound is what
+/// the VM's memory holds, not just the text (measured: see docs/benchmarks.md).
+pub const EVENT_OVERHEAD_BYTES: usize = 48;
+
 /// Marks what a batch took from the buffer, so acknowledging it removes exactly those events
-/// even if older ones were dropped meanwhile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// even if older ones were dropped meanwhile, and closes exactly the gaps it reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchMark {
     /// Sequence number just past the batch's last event.
     pub end_seq: u64,
     pub events: usize,
     /// The `dropped` count the batch reported.
     pub dropped: u64,
+    /// The open gaps the batch reported, with the count it reported for each.
+    pub gaps: Vec<(GapReason, u64)>,
 }
 
-/// Bounded FIFO of serialised events waiting for the control plane. Full: the oldest event
-/// goes and is counted, to be reported in the next batch's `dropped`.
+#[derive(Debug)]
+struct Entry {
+    time_ms: u64,
+    json: Box<[u8]>,
+}
+
+/// A run of lost events not yet acknowledged by the control plane.
+#[derive(Debug, Clone)]
+struct OpenGap {
+    id: String,
+    reason: GapReason,
+    from_ms: u64,
+    to_ms: u64,
+    lost: u64,
+}
+
+/// Bounded FIFO of serialised events waiting for the control plane, bounded both in events and
+/// in bytes (JSON plus [`EVENT_OVERHEAD_BYTES`] each). Full: the oldest event goes, counted
+/// (reported in the next batch's `dropped`) and recorded in an open gap record (one per
+/// [`GapReason`]) that rides along with every batch until one is acknowledged that carried its
+/// final count: the trail then says where it is incomplete and by how much.
 #[derive(Debug)]
 pub struct AuditBuffer {
-    events: VecDeque<Vec<u8>>,
-    capacity: usize,
+    events: VecDeque<Entry>,
+    max_events: usize,
+    max_bytes: usize,
+    /// JSON bytes plus overhead of the events held.
+    bytes: usize,
     /// Sequence number of `events[0]`.
     first_seq: u64,
     /// Dropped and not yet reported in an acknowledged batch.
     unreported_drops: u64,
+    gaps: Vec<OpenGap>,
+    gap_ids: IdSource,
 }
 
 impl AuditBuffer {
-    pub fn new(capacity: usize) -> AuditBuffer {
+    pub fn new(max_events: usize, max_bytes: usize, gap_ids: IdSource) -> AuditBuffer {
         AuditBuffer {
             events: VecDeque::new(),
-            capacity: capacity.max(1),
+            max_events: max_events.max(1),
+            max_bytes: max_bytes.max(1),
+            bytes: 0,
             first_seq: 0,
             unreported_drops: 0,
+            gaps: Vec::new(),
+            gap_ids,
         }
     }
 
@@ -256,77 +346,159 @@ impl AuditBuffer {
         self.events.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
 
-    /// Adds an event; returns whether the oldest one was dropped to make room.
-    pub fn push(&mut self, event: Vec<u8>) -> bool {
-        let dropped = self.events.len() >= self.capacity;
-        if dropped {
-            self.events.pop_front();
-            self.first_seq += 1;
-            self.unreported_drops += 1;
+    /// Bytes held (JSON plus per-event overhead).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds an event decided at `time_ms`; returns how many of the oldest were dropped to make
+    /// room (an event larger than the whole byte bound is itself dropped).
+    pub fn push(&mut self, time_ms: u64, json: &[u8]) -> u64 {
+        let cost = json.len() + EVENT_OVERHEAD_BYTES;
+        if cost > self.max_bytes {
+            self.lose(GapReason::BufferFull, time_ms, time_ms, 1);
+            return 1;
         }
-        self.events.push_back(event);
+        let mut dropped = 0;
+        while self.events.len() >= self.max_events || self.bytes + cost > self.max_bytes {
+            let Some(oldest) = self.events.pop_front() else {
+                break;
+            };
+            self.bytes -= oldest.json.len() + EVENT_OVERHEAD_BYTES;
+            self.first_seq += 1;
+            self.lose(GapReason::BufferFull, oldest.time_ms, oldest.time_ms, 1);
+            dropped += 1;
+        }
+        self.bytes += cost;
+        self.events.push_back(Entry {
+            time_ms,
+            json: json.into(),
+        });
         dropped
     }
 
-    /// Counts events lost elsewhere (refused by the control plane, unreadable) so the next
-    /// batch reports them.
-    pub fn count_dropped(&mut self, n: u64) {
+    /// Counts `n` events lost for `reason` between `from_ms` and `to_ms`: reported in the next
+    /// batch's `dropped` and in the open gap record of that reason.
+    pub fn lose(&mut self, reason: GapReason, from_ms: u64, to_ms: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.unreported_drops += n;
+        match self.gaps.iter_mut().find(|g| g.reason == reason) {
+            Some(gap) => {
+                gap.from_ms = gap.from_ms.min(from_ms);
+                gap.to_ms = gap.to_ms.max(to_ms);
+                gap.lost += n;
+            }
+            None => self.gaps.push(OpenGap {
+                id: self.gap_ids.next(),
+                reason,
+                from_ms,
+                to_ms,
+                lost: n,
+            }),
+        }
+    }
+
+    /// Whether something waits to be sent: events, or a gap to report.
+    pub fn has_work(&self) -> bool {
+        !self.events.is_empty() || !self.gaps.is_empty()
     }
 
     /// The body of `POST /v1/audit` for the oldest events: at most `max_events`, and no more
-    /// than `max_bytes` unless a single event is larger. `None` when the buffer is empty.
+    /// than `max_bytes` unless a single event is larger, with every open gap. `None` when there
+    /// is nothing to send. `gaps` is only written when there are some (control planes older
+    /// than gap records refuse unknown fields).
     pub fn batch(&self, max_events: usize, max_bytes: usize) -> Option<(Vec<u8>, BatchMark)> {
-        if self.events.is_empty() {
+        if !self.has_work() {
             return None;
         }
         let mut body = Vec::with_capacity(max_bytes.min(64 * 1024));
         body.extend_from_slice(b"{\"events\":[");
         let mut taken = 0;
         for event in self.events.iter().take(max_events.max(1)) {
-            if taken > 0 && body.len() + event.len() + 40 > max_bytes {
+            if taken > 0 && body.len() + event.json.len() + 40 > max_bytes {
                 break;
             }
             if taken > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(event);
+            body.extend_from_slice(&event.json);
             taken += 1;
         }
-        body.extend_from_slice(format!("],\"dropped\":{}}}", self.unreported_drops).as_bytes());
+        body.extend_from_slice(format!("],\"dropped\":{}", self.unreported_drops).as_bytes());
+        if !self.gaps.is_empty() {
+            let gaps: Vec<AuditGap<'_>> = self
+                .gaps
+                .iter()
+                .map(|g| AuditGap {
+                    id: Cow::Borrowed(&g.id),
+                    reason: g.reason,
+                    from_ms: g.from_ms,
+                    to_ms: g.to_ms,
+                    lost: g.lost,
+                })
+                .collect();
+            body.extend_from_slice(b",\"gaps\":");
+            // Strings and numbers only: serialisation cannot fail.
+            let _ = serde_json::to_writer(&mut body, &gaps);
+        }
+        body.push(b'}');
         let mark = BatchMark {
             end_seq: self.first_seq + taken as u64,
             events: taken,
             dropped: self.unreported_drops,
+            gaps: self.gaps.iter().map(|g| (g.reason, g.lost)).collect(),
         };
         Some((body, mark))
     }
 
-    /// The control plane has the batch: its events leave the buffer (those still here) and
-    /// its drop count is reported. Returns how many events left.
-    pub fn acknowledge(&mut self, mark: BatchMark) -> usize {
+    /// The control plane has the batch: its events leave the buffer (those still here), its
+    /// drop count is reported, and each gap it carried with its final count is closed (a gap
+    /// that grew meanwhile stays open under the same id, to be sent again with the new count).
+    /// Returns how many events left.
+    pub fn acknowledge(&mut self, mark: &BatchMark) -> usize {
         self.unreported_drops = self.unreported_drops.saturating_sub(mark.dropped);
-        self.remove_through(mark.end_seq)
+        self.gaps.retain(|g| {
+            !mark
+                .gaps
+                .iter()
+                .any(|(r, lost)| *r == g.reason && *lost == g.lost)
+        });
+        self.remove_through(mark.end_seq).0
     }
 
-    /// The control plane refused the batch for good (400): its events are dropped and counted.
-    pub fn discard(&mut self, mark: BatchMark) -> usize {
-        let removed = self.remove_through(mark.end_seq);
-        self.unreported_drops += removed as u64;
-        removed
-    }
-
-    fn remove_through(&mut self, end_seq: u64) -> usize {
-        let mut removed = 0;
-        while self.first_seq < end_seq && self.events.pop_front().is_some() {
-            self.first_seq += 1;
-            removed += 1;
+    /// The control plane refused the batch for good (400): its events are dropped, counted and
+    /// recorded as a gap. Returns how many.
+    pub fn discard(&mut self, mark: &BatchMark) -> usize {
+        let (removed, span) = self.remove_through(mark.end_seq);
+        if let Some((from, to)) = span {
+            self.lose(GapReason::Refused, from, to, removed as u64);
         }
         removed
+    }
+
+    /// Removes events before `end_seq`: how many, and the span of their times.
+    fn remove_through(&mut self, end_seq: u64) -> (usize, Option<(u64, u64)>) {
+        let mut removed = 0;
+        let mut span: Option<(u64, u64)> = None;
+        while self.first_seq < end_seq {
+            let Some(event) = self.events.pop_front() else {
+                break;
+            };
+            self.bytes -= event.json.len() + EVENT_OVERHEAD_BYTES;
+            self.first_seq += 1;
+            removed += 1;
+            span = Some(span.map_or((event.time_ms, event.time_ms), |(a, b)| {
+                (a.min(event.time_ms), b.max(event.time_ms))
+            }));
+        }
+        (removed, span)
     }
 }
 

@@ -17,6 +17,8 @@ pub struct Backoff {
     initial_ms: u64,
     max_ms: u64,
     failures: u32,
+    /// Failures of a run answered with no delay (failover to another endpoint).
+    free: u32,
 }
 
 impl Default for Backoff {
@@ -31,6 +33,16 @@ impl Backoff {
             initial_ms: initial_ms.max(1),
             max_ms: max_ms.max(initial_ms.max(1)),
             failures: 0,
+            free: 0,
+        }
+    }
+
+    /// The first `free` failures of a run are retried at once, then back-off as usual up to
+    /// `max_ms`.
+    pub fn failover(free: u32, max_ms: u64) -> Backoff {
+        Backoff {
+            free,
+            ..Backoff::new(INITIAL_MS, max_ms)
         }
     }
 
@@ -48,9 +60,14 @@ impl Backoff {
     /// Records a failure and returns how long to wait before the next attempt, never more
     /// than `cap_ms`. `entropy` is any varying number (the host clock's nanoseconds).
     pub fn fail(&mut self, entropy: u64, cap_ms: u64) -> u64 {
+        if self.failures < self.free {
+            self.failures += 1;
+            return 0;
+        }
+        let exponent = self.failures - self.free;
         let ceiling = self
             .initial_ms
-            .saturating_mul(1u64 << self.failures.min(32))
+            .saturating_mul(1u64 << exponent.min(32))
             .min(self.max_ms)
             .min(cap_ms.max(1));
         self.failures = self.failures.saturating_add(1);
@@ -145,6 +162,23 @@ mod tests {
         b.reset();
         assert_eq!(b.failures(), 0);
         assert!(b.fail(5, u64::MAX) <= INITIAL_MS);
+    }
+
+    #[test]
+    fn failover_retries_at_once_then_backs_off_to_its_own_maximum() {
+        let mut b = Backoff::failover(1, 2_000);
+        assert_eq!(
+            b.fail(1, u64::MAX),
+            0,
+            "the first failure of a run fails over at once"
+        );
+        let first = b.fail(2, u64::MAX);
+        assert!((INITIAL_MS / 2..=INITIAL_MS).contains(&first), "{first}");
+        for i in 0..20 {
+            assert!(b.fail(i, u64::MAX) <= 2_000);
+        }
+        b.reset();
+        assert_eq!(b.fail(3, u64::MAX), 0, "a new run fails over at once again");
     }
 
     #[test]

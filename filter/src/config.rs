@@ -19,6 +19,17 @@ use policy::{Policy, SnapshotError};
 pub const MAX_POLL_SECONDS: u64 = 60;
 /// More buffered audit events than this is a configuration mistake (each is ~0.5 KiB).
 pub const MAX_AUDIT_BUFFER_EVENTS: usize = 1_000_000;
+/// Default audit buffer: a 60-second outage at 2,000 decisions/s (120,000 events) with room
+/// to spare, within [`DEFAULT_AUDIT_BUFFER_BYTES`].
+pub const DEFAULT_AUDIT_BUFFER_EVENTS: usize = 150_000;
+/// Default byte bound of the audit buffer: what the singleton's VM may hold for it (JSON plus
+/// per-event overhead; a typical event measured ~0.5 KiB, see docs/benchmarks.md).
+pub const DEFAULT_AUDIT_BUFFER_BYTES: usize = 96 << 20;
+/// The byte bound's range: at least one largest event, at most what a wasm32 VM can spare.
+pub const MIN_AUDIT_BUFFER_BYTES: usize = 1 << 20;
+pub const MAX_AUDIT_BUFFER_BYTES: usize = 1 << 30;
+/// Default most events per `POST /v1/audit` (the control plane's default limit is 5,000).
+pub const DEFAULT_AUDIT_BATCH_EVENTS: usize = 2_000;
 
 const SHAPES: &str = "expected {\"snapshot\": {…}}, {\"shared_snapshot\": true} or {\"sync\": {…}}";
 
@@ -32,6 +43,10 @@ struct RawConfig<'a> {
     shared_snapshot: Option<bool>,
     #[serde(default)]
     audit: Option<bool>,
+    /// With audit on: whether each event also goes to the request's filter state for Envoy's
+    /// access log (default true).
+    #[serde(default)]
+    access_log: Option<bool>,
     #[serde(default)]
     hold: Option<Hold>,
     #[serde(default)]
@@ -62,6 +77,7 @@ struct RawSync {
     token: Option<String>,
     poll_seconds: Option<u64>,
     audit_buffer_events: Option<usize>,
+    audit_buffer_bytes: Option<usize>,
     audit_batch_events: Option<usize>,
 }
 
@@ -78,6 +94,8 @@ pub struct SyncConfig {
     pub poll_seconds: u64,
     /// Audit events kept while the control plane is unreachable; beyond it the oldest go.
     pub audit_buffer_events: usize,
+    /// The same bound in bytes (event JSON plus per-event overhead).
+    pub audit_buffer_bytes: usize,
     /// Most events in one `POST /v1/audit`.
     pub audit_batch_events: usize,
 }
@@ -90,6 +108,7 @@ impl std::fmt::Debug for SyncConfig {
             .field("token", &"<redacted>")
             .field("poll_seconds", &self.poll_seconds)
             .field("audit_buffer_events", &self.audit_buffer_events)
+            .field("audit_buffer_bytes", &self.audit_buffer_bytes)
             .field("audit_batch_events", &self.audit_batch_events)
             .finish()
     }
@@ -102,10 +121,15 @@ pub enum Role {
     Static {
         policy: Box<Policy>,
         audit: bool,
+        access_log: bool,
         hold: Hold,
     },
     /// HTTP filter deciding from the snapshot the singleton put in shared data.
-    Shared { audit: bool, hold: Hold },
+    Shared {
+        audit: bool,
+        access_log: bool,
+        hold: Hold,
+    },
     /// The singleton: long-polls the control plane, ships audit events.
     Singleton(SyncConfig),
 }
@@ -146,19 +170,21 @@ pub fn parse(bytes: Option<&[u8]>) -> Result<Role, ConfigError> {
         (Some(snapshot), None, None) => Ok(Role::Static {
             policy: Box::new(Policy::from_json(snapshot.get().as_bytes())?),
             audit: raw.audit.unwrap_or(false),
+            access_log: raw.access_log.unwrap_or(true),
             hold: raw.hold.unwrap_or_default(),
         }),
         (None, Some(true), None) => Ok(Role::Shared {
             audit: raw.audit.unwrap_or(true),
+            access_log: raw.access_log.unwrap_or(true),
             hold: raw.hold.unwrap_or_default(),
         }),
         (None, Some(false), None) => Err(ConfigError::Shape(
             "shared_snapshot must be true (a filter with its own policy takes \"snapshot\")",
         )),
         (None, None, Some(sync)) => {
-            if raw.audit.is_some() || raw.hold.is_some() {
+            if raw.audit.is_some() || raw.hold.is_some() || raw.access_log.is_some() {
                 return Err(ConfigError::Shape(
-                    "\"audit\" and \"hold\" belong to the HTTP filter's configuration, not the singleton's",
+                    "\"audit\", \"access_log\" and \"hold\" belong to the HTTP filter's configuration, not the singleton's",
                 ));
             }
             Ok(Role::Singleton(sync_config(sync)?))
@@ -209,16 +235,27 @@ fn sync_config(raw: RawSync) -> Result<SyncConfig, ConfigError> {
             format!("{poll_seconds} is outside 1..={MAX_POLL_SECONDS}"),
         ));
     }
-    let audit_buffer_events = raw.audit_buffer_events.unwrap_or(10_000);
+    let audit_buffer_events = raw
+        .audit_buffer_events
+        .unwrap_or(DEFAULT_AUDIT_BUFFER_EVENTS);
     if !(1..=MAX_AUDIT_BUFFER_EVENTS).contains(&audit_buffer_events) {
         return Err(sync_error(
             "audit_buffer_events",
             format!("{audit_buffer_events} is outside 1..={MAX_AUDIT_BUFFER_EVENTS}"),
         ));
     }
+    let audit_buffer_bytes = raw.audit_buffer_bytes.unwrap_or(DEFAULT_AUDIT_BUFFER_BYTES);
+    if !(MIN_AUDIT_BUFFER_BYTES..=MAX_AUDIT_BUFFER_BYTES).contains(&audit_buffer_bytes) {
+        return Err(sync_error(
+            "audit_buffer_bytes",
+            format!(
+                "{audit_buffer_bytes} is outside {MIN_AUDIT_BUFFER_BYTES}..={MAX_AUDIT_BUFFER_BYTES}"
+            ),
+        ));
+    }
     let audit_batch_events = raw
         .audit_batch_events
-        .unwrap_or(500)
+        .unwrap_or(DEFAULT_AUDIT_BATCH_EVENTS)
         .min(audit_buffer_events);
     if audit_batch_events == 0 {
         return Err(sync_error("audit_batch_events", "must be at least 1"));
@@ -229,6 +266,7 @@ fn sync_config(raw: RawSync) -> Result<SyncConfig, ConfigError> {
         token,
         poll_seconds,
         audit_buffer_events,
+        audit_buffer_bytes,
         audit_batch_events,
     })
 }

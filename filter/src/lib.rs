@@ -48,13 +48,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(policy: PolicySlot, audit: bool, hold: Hold) -> Shared {
+    fn new(policy: PolicySlot, audit: Option<AuditSink>, hold: Hold) -> Shared {
         Shared {
             policy,
             metrics: Metrics::default(),
             clock: clock::Clock::default(),
             warned_no_body: Cell::new(false),
-            audit: audit.then(AuditSink::default),
+            audit,
             hold,
         }
     }
@@ -96,12 +96,23 @@ impl Context for PortcullisRoot {
     }
 }
 
+impl PortcullisRoot {
+    /// This VM's end of the audit queue, with its own event ids (when audit is on).
+    fn audit_sink(&self, audit: bool, access_log: bool) -> Option<AuditSink> {
+        audit.then(|| {
+            let start_ms = sync::unix_millis(self.get_current_time());
+            AuditSink::new(audit::IdSource::random(start_ms), access_log)
+        })
+    }
+}
+
 impl RootContext for PortcullisRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match config::parse(self.get_plugin_configuration().as_deref()) {
             Ok(Role::Static {
                 policy,
                 audit,
+                access_log,
                 hold,
             }) => {
                 log::info!(
@@ -112,14 +123,22 @@ impl RootContext for PortcullisRoot {
                 );
                 self.shared = Some(Rc::new(Shared::new(
                     PolicySlot::fixed(*policy),
-                    audit,
+                    self.audit_sink(audit, access_log),
                     hold,
                 )));
                 self.set_tick_period(FILTER_TICK);
                 true
             }
-            Ok(Role::Shared { audit, hold }) => {
-                self.shared = Some(Rc::new(Shared::new(PolicySlot::shared(), audit, hold)));
+            Ok(Role::Shared {
+                audit,
+                access_log,
+                hold,
+            }) => {
+                self.shared = Some(Rc::new(Shared::new(
+                    PolicySlot::shared(),
+                    self.audit_sink(audit, access_log),
+                    hold,
+                )));
                 self.set_tick_period(FILTER_TICK);
                 true
             }

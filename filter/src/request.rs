@@ -5,6 +5,7 @@
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
@@ -14,7 +15,7 @@ use policy::{
     TokenError,
 };
 
-use crate::audit::{decision_event, Outcome, RequestFacts};
+use crate::audit::{decision_event, Outcome, RequestFacts, ACCESS_LOG_PROPERTY};
 use crate::cache::Cached;
 use crate::clock;
 use crate::config::Hold;
@@ -137,6 +138,7 @@ impl Request {
         };
         let time_ms = unix_millis(self.get_current_time());
         let event = decision_event(
+            sink.ids.next(),
             time_ms,
             facts,
             self.loaded.as_deref().map(|l| &l.policy),
@@ -144,7 +146,18 @@ impl Request {
             self.server,
             outcome,
         );
-        sink.record(&event, &shared.metrics, time_ms / 1000);
+        // Plain strings, numbers and lists: serialisation cannot fail.
+        let Ok(json) = serde_json::to_vec(&event) else {
+            return;
+        };
+        if sink.access_log {
+            // For Envoy's access log (`%FILTER_STATE(wasm.portcullis.audit:PLAIN)%`): the same
+            // record, so a site's log pipeline keeps every decision without a control plane.
+            // Proxy-wasm has no call to set dynamic metadata; a property is filter state.
+            // A failure (e.g. the host refuses properties) must not fail the request.
+            let _ = hostcalls::set_property(vec![ACCESS_LOG_PROPERTY], Some(&json));
+        }
+        sink.record(&json, &shared.metrics, time_ms / 1000);
     }
 
     /// Resolves a credential through the cache, verifying it on a miss.

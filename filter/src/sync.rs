@@ -12,7 +12,9 @@ use proxy_wasm::types::{BufferType, MapType, MetricType};
 
 use policy::Policy;
 
-use crate::audit::{AuditBuffer, BatchMark, QUEUE};
+use policy::audit::GapReason;
+
+use crate::audit::{AuditBuffer, BatchMark, IdSource, QUEUE};
 use crate::backoff::{mix, Backoff, FailureLog};
 use crate::config::SyncConfig;
 use crate::shared_policy::{SNAPSHOT_KEY, VERSION_KEY};
@@ -27,8 +29,17 @@ const MIN_POLL_SPACING_MS: u64 = 1_000;
 /// 503 means "up, but no snapshot compiled yet" (or starting): retried at least twice a second,
 /// so the first snapshot is picked up quickly.
 const NOT_READY_CAP_MS: u64 = 500;
-/// Upper bound of one audit batch's body.
-pub const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Upper bound of one audit batch's body (the control plane accepts 8 MiB): big enough that
+/// a backlog drains in few round trips.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Failures of a run retried at once, before any back-off: the cluster may list several
+/// control planes, and Envoy's load balancer sends the retry to another one, so a replica
+/// that just died costs no delay (and its health check takes it out within about a second).
+const FAILOVER_RETRIES: u32 = 1;
+/// Longest wait between two attempts while no control plane answers. Short, so a control
+/// plane that comes back is used within a couple of seconds (a refused connection to a dead
+/// one costs next to nothing).
+const MAX_RETRY_MS: u64 = 2_000;
 const AUDIT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Metrics of the singleton, defined once (prefixed `wasmcustom.` by Envoy).
@@ -41,9 +52,14 @@ enum Metric {
     Shipped,
     Dropped,
     AuditErrors,
+    DroppedBufferFull,
+    DroppedRefused,
+    DroppedMalformed,
+    Buffered,
+    BufferedBytes,
 }
 
-const METRICS: [(&str, MetricType); 7] = [
+const METRICS: [(&str, MetricType); 12] = [
     ("portcullis.sync.accepted", MetricType::Counter),
     ("portcullis.sync.refused", MetricType::Counter),
     ("portcullis.sync.errors", MetricType::Counter),
@@ -51,6 +67,11 @@ const METRICS: [(&str, MetricType); 7] = [
     ("portcullis.audit.shipped", MetricType::Counter),
     ("portcullis.audit.dropped", MetricType::Counter),
     ("portcullis.audit.ship_errors", MetricType::Counter),
+    ("portcullis.audit.dropped.buffer_full", MetricType::Counter),
+    ("portcullis.audit.dropped.refused", MetricType::Counter),
+    ("portcullis.audit.dropped.malformed", MetricType::Counter),
+    ("portcullis.audit.buffered", MetricType::Gauge),
+    ("portcullis.audit.buffered_bytes", MetricType::Gauge),
 ];
 
 struct Metrics {
@@ -70,6 +91,22 @@ impl Metrics {
         if let Some(id) = self.ids[metric as usize] {
             let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Events lost, in the total and in the counter of their reason.
+    fn dropped(&self, reason: GapReason, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.add(Metric::Dropped, n);
+        self.add(
+            match reason {
+                GapReason::BufferFull => Metric::DroppedBufferFull,
+                GapReason::Refused => Metric::DroppedRefused,
+                GapReason::Malformed => Metric::DroppedMalformed,
+            },
+            n,
+        );
     }
 
     fn set(&self, metric: Metric, value: u64) {
@@ -154,11 +191,13 @@ impl SyncService {
             log::error!("portcullis: cannot register the audit queue {QUEUE}");
         }
         log::info!(
-            "portcullis: sync singleton started (cluster {}, long-poll {} s, audit buffer {} events)",
+            "portcullis: sync singleton started (cluster {}, long-poll {} s, audit buffer {} events / {} bytes)",
             config.cluster,
             config.poll_seconds,
-            config.audit_buffer_events
+            config.audit_buffer_events,
+            config.audit_buffer_bytes
         );
+        let (start_ms, _) = now();
         SyncService {
             metrics: Metrics::define(),
             poll: PollState {
@@ -166,16 +205,20 @@ impl SyncService {
                 next_at_ms: 0,
                 etag: None,
                 accepted_version: None,
-                backoff: Backoff::default(),
+                backoff: Backoff::failover(FAILOVER_RETRIES, MAX_RETRY_MS),
                 failures: FailureLog::default(),
             },
             audit: AuditState {
                 queue,
-                buffer: AuditBuffer::new(config.audit_buffer_events),
+                buffer: AuditBuffer::new(
+                    config.audit_buffer_events,
+                    config.audit_buffer_bytes,
+                    IdSource::random(start_ms),
+                ),
                 in_flight: None,
                 next_at_ms: 0,
                 batch_events: config.audit_batch_events,
-                backoff: Backoff::default(),
+                backoff: Backoff::failover(FAILOVER_RETRIES, MAX_RETRY_MS),
                 failures: FailureLog::default(),
                 warned_bad_item: false,
             },
@@ -213,9 +256,13 @@ impl SyncService {
                 return;
             }
         }
-        if let Some((in_flight, mark)) = self.audit.in_flight {
-            if in_flight == token {
-                self.audit.in_flight = None;
+        if self
+            .audit
+            .in_flight
+            .as_ref()
+            .is_some_and(|(t, _)| *t == token)
+        {
+            if let Some((_, mark)) = self.audit.in_flight.take() {
                 self.ship_response(now_ms, entropy, mark);
             }
         }
@@ -331,6 +378,11 @@ impl SyncService {
 
     fn poll_succeeded(&mut self) {
         self.poll.backoff.reset();
+        // A control plane answers: audit shipping waiting out a back-off goes now (on the next
+        // tick at the latest) instead of finding out by itself.
+        if self.audit.in_flight.is_none() {
+            self.audit.next_at_ms = 0;
+        }
         let failures = self.poll.failures.succeeded();
         if failures > 0 {
             log::info!("portcullis: policy sync: control plane reachable again after {failures} failed attempts");
@@ -341,6 +393,11 @@ impl SyncService {
         self.metrics.add(Metric::Errors, 1);
         let delay = self.poll.backoff.fail(entropy, cap_ms);
         self.poll.next_at_ms = now_ms.saturating_add(delay);
+        if delay == 0 {
+            // Fail over at once: the next failure of this run backs off, so this cannot loop.
+            self.start_poll(now_ms, entropy);
+            return;
+        }
         if let Some(unlogged) = self.poll.failures.failed(now_ms) {
             let last_good = self
                 .poll
@@ -361,22 +418,31 @@ impl SyncService {
         while let Ok(Some(item)) = hostcalls::dequeue_shared_queue(queue) {
             // An item is one worker's batch of events, one JSON object per line.
             for event in crate::audit::split_batch(&item) {
-                // One malformed event would make the control plane refuse whole batches forever.
-                let well_formed = event.first() == Some(&b'{')
-                    && serde_json::from_slice::<serde::de::IgnoredAny>(event).is_ok();
-                if !well_formed {
-                    self.audit.buffer.count_dropped(1);
-                    self.metrics.add(Metric::Dropped, 1);
+                // One malformed event would make the control plane refuse whole batches
+                // forever; the time is what a gap record needs if the event is lost later.
+                let time_ms = (event.first() == Some(&b'{'))
+                    .then(|| serde_json::from_slice::<EventTime>(event).ok())
+                    .flatten()
+                    .map(|e| e.time_ms);
+                let Some(time_ms) = time_ms else {
+                    let (now_ms, _) = now();
+                    self.audit
+                        .buffer
+                        .lose(GapReason::Malformed, now_ms, now_ms, 1);
+                    self.metrics.dropped(GapReason::Malformed, 1);
                     if !std::mem::replace(&mut self.audit.warned_bad_item, true) {
                         log::error!("portcullis: dropped a malformed item from the audit queue");
                     }
                     continue;
-                }
-                if self.audit.buffer.push(event.to_vec()) {
-                    self.metrics.add(Metric::Dropped, 1);
-                }
+                };
+                let dropped = self.audit.buffer.push(time_ms, event);
+                self.metrics.dropped(GapReason::BufferFull, dropped);
             }
         }
+        self.metrics
+            .set(Metric::Buffered, self.audit.buffer.len() as u64);
+        self.metrics
+            .set(Metric::BufferedBytes, self.audit.buffer.bytes() as u64);
     }
 
     /// Sends the next batch if none is in flight, the back-off allows, and there is something
@@ -386,7 +452,7 @@ impl SyncService {
         if audit.in_flight.is_some() || now_ms < audit.next_at_ms {
             return;
         }
-        if audit.buffer.is_empty() || (only_full && audit.buffer.len() < audit.batch_events) {
+        if !audit.buffer.has_work() || (only_full && audit.buffer.len() < audit.batch_events) {
             return;
         }
         let Some((body, mark)) = audit.buffer.batch(audit.batch_events, MAX_BATCH_BYTES) else {
@@ -419,9 +485,17 @@ impl SyncService {
         let (status, _) = call_response();
         match status {
             Some(s) if (200..300).contains(&s) => {
-                let shipped = self.audit.buffer.acknowledge(mark);
+                let shipped = self.audit.buffer.acknowledge(&mark);
                 self.metrics.add(Metric::Shipped, shipped as u64);
+                self.metrics
+                    .set(Metric::Buffered, self.audit.buffer.len() as u64);
+                self.metrics
+                    .set(Metric::BufferedBytes, self.audit.buffer.bytes() as u64);
                 self.audit.backoff.reset();
+                // The long-poll waiting out a back-off goes now too.
+                if self.poll.in_flight.is_none() {
+                    self.poll.next_at_ms = 0;
+                }
                 let failures = self.audit.failures.succeeded();
                 if failures > 0 {
                     log::info!(
@@ -429,7 +503,8 @@ impl SyncService {
                         self.audit.buffer.len()
                     );
                 }
-                // More than a batch waiting (after an outage): keep going without a tick.
+                // More than a batch waiting (after an outage): keep going without a tick, so
+                // the backlog drains at the control plane's ingest rate.
                 if self.audit.buffer.len() >= self.audit.batch_events {
                     self.ship(now_ms, entropy, true);
                 }
@@ -445,8 +520,8 @@ impl SyncService {
             }
             Some(400 | 413) => {
                 // Retrying the same events cannot succeed: drop them, counted and reported.
-                let dropped = self.audit.buffer.discard(mark);
-                self.metrics.add(Metric::Dropped, dropped as u64);
+                let dropped = self.audit.buffer.discard(&mark);
+                self.metrics.dropped(GapReason::Refused, dropped as u64);
                 log::error!(
                     "portcullis: audit: the control plane refused a batch of {dropped} events ({}); they are dropped and counted",
                     describe_failure(status)
@@ -460,6 +535,12 @@ impl SyncService {
         self.metrics.add(Metric::AuditErrors, 1);
         let delay = self.audit.backoff.fail(entropy, u64::MAX);
         self.audit.next_at_ms = now_ms.saturating_add(delay);
+        if delay == 0 {
+            // Fail over at once (to another endpoint of the cluster); the next failure of this
+            // run backs off, so this cannot loop.
+            self.ship(now_ms, entropy, false);
+            return;
+        }
         if let Some(unlogged) = self.audit.failures.failed(now_ms) {
             log::warn!(
                 "portcullis: audit: {what}; {} events buffered, retrying in {delay} ms ({unlogged} similar failures not logged)",
@@ -467,6 +548,12 @@ impl SyncService {
             );
         }
     }
+}
+
+/// The one field of a queued event the singleton reads: its time, for gap records.
+#[derive(serde::Deserialize)]
+struct EventTime {
+    time_ms: u64,
 }
 
 /// Unix milliseconds of a host time (for the filter's audit events).

@@ -76,6 +76,86 @@ pub struct AuditEvent<'a> {
     pub http_method: Cow<'a, str>,
     /// The path without query or fragment.
     pub path: Cow<'a, str>,
+    /// The event's own id, made by the filter that decided it ([`event_id`]): the control plane
+    /// stores each id once, so a batch sent again after a lost answer is not stored twice.
+    /// `null` from filters older than this field (those events are stored without dedup).
+    #[serde(default)]
+    pub event_id: Option<Cow<'a, str>>,
+}
+
+/// Longest event or gap id the control plane stores.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// `<nonce>-<start>-<seq>`: the id of one event (or gap record) made in the filter, unique
+/// without coordination. Proxy-wasm gives a VM no worker id, so each VM draws a random 64-bit
+/// `nonce` when it starts and numbers its events; `start_ms` (the VM's start, unix ms) keeps
+/// ids of a VM that drew the same nonce after a restart apart. All hex, lowercase.
+pub fn event_id(nonce: u64, start_ms: u64, seq: u64) -> String {
+    format!("{nonce:016x}-{start_ms:x}-{seq:x}")
+}
+
+/// Why an id cannot be stored (`None`: it can): at most [`MAX_ID_CHARS`] of `[A-Za-z0-9._:-]`.
+/// A strict alphabet, not just "storable text": ids are compared, never displayed as prose.
+pub fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() || id.len() > MAX_ID_CHARS {
+        Some("expected 1 to 128 characters")
+    } else if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    {
+        Some("expected letters, digits, '.', '_', ':' or '-'")
+    } else {
+        None
+    }
+}
+
+/// Why events were lost before reaching the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapReason {
+    /// The singleton's buffer was full (events or bytes) while no control plane took events:
+    /// the oldest went.
+    BufferFull,
+    /// The control plane refused a batch for good (400, or 413 for a single event).
+    Refused,
+    /// A queue item that was not a well-formed event (a broken or foreign writer).
+    Malformed,
+}
+
+impl GapReason {
+    pub const ALL: [GapReason; 3] = [
+        GapReason::BufferFull,
+        GapReason::Refused,
+        GapReason::Malformed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::BufferFull => "buffer_full",
+            GapReason::Refused => "refused",
+            GapReason::Malformed => "malformed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GapReason> {
+        GapReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Where the trail is incomplete (contract "AuditGap", in `POST /v1/audit` as `gaps`): `lost`
+/// decisions made between `from_ms` and `to_ms` (the times of the first and last lost event,
+/// by the filter's clock) never reached the control plane, for `reason`. One Envoy reports one
+/// gap per run of losses; while the run goes on it sends the same `id` again with a larger
+/// `lost` and a later `to_ms`, and the control plane keeps the largest (so a lost answer
+/// neither duplicates nor undercounts a gap).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditGap<'a> {
+    /// Made like [`AuditEvent::event_id`] (by the singleton).
+    pub id: Cow<'a, str>,
+    pub reason: GapReason,
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub lost: u64,
 }
 
 /// Why the control plane would refuse `text` in an event field (`None`: storable as it is).

@@ -64,7 +64,10 @@ impl ControlPlane {
     /// Starts the process again (same ports, same data); waits until `/readyz` answers 200.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the control plane first");
-        let bin = paths::repo_root().join("target/debug/portcullis");
+        // `PORTCULLIS_E2E_CP_BIN`: another build (the benchmarks use the release one).
+        let bin = std::env::var_os("PORTCULLIS_E2E_CP_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| paths::repo_root().join("target/debug/portcullis"));
         assert!(
             bin.is_file(),
             "{} is missing: run `bash scripts/test.sh` (it builds it before the tests)",

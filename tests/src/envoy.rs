@@ -88,6 +88,11 @@ pub struct Route {
 pub struct Cluster {
     pub name: String,
     pub port: u16,
+    /// More endpoints on 127.0.0.1 (several control-plane replicas behind one cluster).
+    pub more_ports: Vec<u16>,
+    /// An active HTTP health check on this path (every 500 ms, one failure marks a host
+    /// unhealthy), as the shipped configs set on the control plane's cluster.
+    pub health_check: Option<String>,
 }
 
 /// Everything needed to render one Envoy config.
@@ -108,6 +113,8 @@ pub struct EnvoyConfig {
     pub component_log_level: Option<String>,
     /// How long to wait for `/ready`.
     pub ready_timeout: Duration,
+    /// The access log's `json_format` (default: the harness's own, see `access_log_format`).
+    pub access_log_format: Option<Value>,
 }
 
 impl Default for EnvoyConfig {
@@ -130,6 +137,7 @@ impl EnvoyConfig {
                 .unwrap_or_else(|_| "info".into()),
             component_log_level: Some("wasm:debug".into()),
             ready_timeout: Duration::from_secs(60),
+            access_log_format: None,
         }
     }
 
@@ -210,7 +218,28 @@ impl EnvoyConfig {
         self.clusters.push(Cluster {
             name: name.into(),
             port,
+            more_ports: Vec::new(),
+            health_check: None,
         });
+        self
+    }
+
+    /// The sync singleton with `{"sync": sync}` and [`CONTROL_PLANE_CLUSTER`] listing every
+    /// control plane in `ports`, health-checked on `/readyz` (as the shipped bootstrap does).
+    pub fn with_sync_replicas(mut self, ports: &[u16], sync: Value) -> EnvoyConfig {
+        let (first, more) = ports.split_first().expect("at least one control plane");
+        self.clusters.push(Cluster {
+            name: CONTROL_PLANE_CLUSTER.into(),
+            port: *first,
+            more_ports: more.to_vec(),
+            health_check: Some("/readyz".into()),
+        });
+        self.with_singleton_configuration(json!({ "sync": sync }).to_string())
+    }
+
+    /// Replaces the access log's `json_format`.
+    pub fn access_log_format(mut self, format: Value) -> EnvoyConfig {
+        self.access_log_format = Some(format);
         self
     }
 
@@ -322,17 +351,31 @@ impl EnvoyConfig {
             .clusters
             .iter()
             .map(|c| {
-                json!({
+                let endpoints: Vec<Value> = std::iter::once(c.port)
+                    .chain(c.more_ports.iter().copied())
+                    .map(|port| {
+                        json!({"endpoint": {"address": {
+                            "socket_address": {"address": "127.0.0.1", "port_value": port}
+                        }}})
+                    })
+                    .collect();
+                let mut cluster = json!({
                     "name": c.name,
                     "type": "STATIC",
                     "connect_timeout": "2s",
                     "load_assignment": {
                         "cluster_name": c.name,
-                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                            "socket_address": {"address": "127.0.0.1", "port_value": c.port}
-                        }}}]}],
+                        "endpoints": [{"lb_endpoints": endpoints}],
                     },
-                })
+                });
+                if let Some(path) = &c.health_check {
+                    cluster["health_checks"] = json!([{
+                        "timeout": "1s", "interval": "0.5s", "no_traffic_interval": "0.5s",
+                        "unhealthy_threshold": 1, "healthy_threshold": 1,
+                        "http_health_check": {"path": path},
+                    }]);
+                }
+                cluster
             })
             .collect();
         let mut document = json!({
@@ -352,7 +395,10 @@ impl EnvoyConfig {
                                 "typed_config": {
                                     "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
                                     "path": access_log.display().to_string(),
-                                    "log_format": {"json_format": access_log_format()},
+                                    "log_format": {"json_format": self
+                                        .access_log_format
+                                        .clone()
+                                        .unwrap_or_else(access_log_format)},
                                 },
                             }],
                             "route_config": {
@@ -580,6 +626,11 @@ impl Envoy {
     /// The listener's port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The Envoy process id (for /proc: memory, CPU).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn admin_port(&self) -> u16 {

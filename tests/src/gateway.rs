@@ -35,6 +35,8 @@ pub fn render_shipped_bootstrap(cp: &ControlPlane) -> String {
         ("port_value: 10000", "port_value: 0".to_string()),
         ("port_value: 9901", "port_value: 0".to_string()),
         ("port_value: 8080", format!("port_value: {}", cp.port())),
+        // The second control-plane replica: the same one here (tests run one).
+        ("port_value: 8081", format!("port_value: {}", cp.port())),
         (
             "port_value: 18000",
             format!("port_value: {}", cp.xds_port()),

@@ -13,6 +13,7 @@
 //!   filter decision and stream event)
 
 pub mod control_plane;
+pub mod eating_proxy;
 pub mod envoy;
 pub mod gateway;
 pub mod h2;

@@ -9,6 +9,8 @@ mod common;
 
 #[path = "e2e/api_keys.rs"]
 mod api_keys;
+#[path = "e2e/audit_durability.rs"]
+mod audit_durability;
 #[path = "e2e/authn.rs"]
 mod authn;
 #[path = "e2e/authz.rs"]

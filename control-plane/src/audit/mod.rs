@@ -23,12 +23,18 @@ use crate::storage::Db;
 pub use crate::config::AuditConfig;
 pub use store::{AuditPage, AuditQuery};
 
-pub use policy::audit::{Decision, MAX_FIELD_CHARS, MAX_LIST_ITEMS};
+pub use policy::audit::{Decision, GapReason, MAX_FIELD_CHARS, MAX_LIST_ITEMS};
 
 /// One decision as the filter reports it (the wire format of `POST /v1/audit`), owned: the type
 /// lives in `policy`, shared with the filter. Fields a newer filter adds are ignored, so filters
 /// can be upgraded before the control plane.
 pub type AuditEvent = policy::audit::AuditEvent<'static>;
+
+/// Where an Envoy's trail is incomplete (contract "AuditGap"), owned.
+pub type AuditGap = policy::audit::AuditGap<'static>;
+
+/// Most gap records one batch may carry (an Envoy sends at most one per reason).
+pub const MAX_GAPS_PER_BATCH: usize = 64;
 
 /// A batch from one Envoy.
 #[derive(Debug, Deserialize)]
@@ -38,12 +44,50 @@ pub struct AuditBatch {
     /// Events the singleton had to drop since its last batch (buffer full).
     #[serde(default)]
     pub dropped: u64,
+    /// Runs of lost events, each with its span and exact count (filters with gap records).
+    #[serde(default)]
+    pub gaps: Vec<AuditGap>,
+}
+
+/// A stored gap record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GapRecord {
+    /// When the control plane first stored it (unix milliseconds).
+    pub received_ms: u64,
+    #[serde(flatten)]
+    pub gap: AuditGap,
+}
+
+/// Refuses a gap record that cannot be stored, naming the field; `index` is its place in
+/// the batch's `gaps`.
+pub fn validate_gap(gap: &AuditGap, index: usize) -> Result<(), InvalidEvent> {
+    let err = |field, problem| InvalidEvent {
+        list: "gaps",
+        index,
+        field,
+        problem,
+    };
+    if let Some(problem) = policy::audit::id_problem(&gap.id) {
+        return Err(err("id", problem));
+    }
+    if gap.from_ms > gap.to_ms {
+        return Err(err("to_ms", "must not be before from_ms"));
+    }
+    if gap.to_ms > i64::MAX as u64 || gap.lost > i64::MAX as u64 {
+        return Err(err("to_ms", "out of range"));
+    }
+    if gap.lost == 0 {
+        return Err(err("lost", "expected at least 1"));
+    }
+    Ok(())
 }
 
 /// Why an event was refused; the message names the event and the field.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("events[{index}].{field}: {problem}")]
+#[error("{list}[{index}].{field}: {problem}")]
 pub struct InvalidEvent {
+    /// `events` or `gaps`.
+    pub list: &'static str,
     pub index: usize,
     pub field: &'static str,
     pub problem: &'static str,
@@ -54,10 +98,16 @@ pub struct InvalidEvent {
 /// it: the filter makes its fields storable ([`policy::audit::storable`]) before sending.
 pub fn validate(event: &AuditEvent, index: usize) -> Result<(), InvalidEvent> {
     let err = |field, problem| InvalidEvent {
+        list: "events",
         index,
         field,
         problem,
     };
+    if let Some(id) = event.event_id.as_deref() {
+        if let Some(problem) = policy::audit::id_problem(id) {
+            return Err(err("event_id", problem));
+        }
+    }
     let texts: [(&'static str, Option<&str>); 10] = [
         ("request_id", event.request_id.as_deref()),
         ("reason", Some(&event.reason)),

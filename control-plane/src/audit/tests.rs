@@ -3,7 +3,8 @@ use serde_json::json;
 use std::time::Duration;
 
 use super::{
-    time_problem, validate, AuditBatch, AuditEvent, Decision, InvalidEvent, MAX_FUTURE_SKEW,
+    time_problem, validate, validate_gap, AuditBatch, AuditEvent, AuditGap, Decision, GapReason,
+    InvalidEvent, MAX_FUTURE_SKEW,
 };
 
 fn event() -> serde_json::Value {
@@ -50,6 +51,7 @@ fn bad_events_name_the_field() {
         assert_eq!(
             validate(&e, 3),
             Err(InvalidEvent {
+                list: "events",
                 index: 3,
                 field,
                 problem
@@ -99,4 +101,53 @@ fn time_window_is_retention_back_and_five_minutes_ahead() {
     // A retention longer than the epoch, or a clock at 0, still decides.
     assert_eq!(time_problem(0, now, Duration::MAX), None);
     assert_eq!(time_problem(0, 0, day), None);
+}
+
+#[test]
+fn event_ids_are_optional_and_checked() {
+    let old: AuditEvent = serde_json::from_value(event()).expect("an old filter's event");
+    assert_eq!(old.event_id, None);
+    assert_eq!(validate(&old, 0), Ok(()));
+    let mut v = event();
+    v["event_id"] = json!("00000000000000ab-18bcfe56800-7");
+    let e: AuditEvent = serde_json::from_value(v).unwrap();
+    assert_eq!(validate(&e, 0), Ok(()));
+    for bad in ["", "a b", "a/b"] {
+        let mut v = event();
+        v["event_id"] = json!(bad);
+        let e: AuditEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(validate(&e, 1).unwrap_err().field, "event_id", "{bad:?}");
+    }
+}
+
+#[test]
+fn gap_records_parse_and_bad_ones_are_named() {
+    let batch: AuditBatch = serde_json::from_value(json!({
+        "events": [], "dropped": 3,
+        "gaps": [{"id": "ab-1-0", "reason": "buffer_full", "from_ms": 1, "to_ms": 2, "lost": 3}],
+    }))
+    .unwrap();
+    assert_eq!(batch.gaps.len(), 1);
+    assert_eq!(batch.gaps[0].reason, GapReason::BufferFull);
+    assert_eq!(validate_gap(&batch.gaps[0], 0), Ok(()));
+    let gap = |id: &str, from_ms, to_ms, lost| AuditGap {
+        id: id.to_string().into(),
+        reason: GapReason::Refused,
+        from_ms,
+        to_ms,
+        lost,
+    };
+    assert_eq!(
+        validate_gap(&gap("a b", 1, 2, 1), 0).unwrap_err().field,
+        "id"
+    );
+    assert_eq!(
+        validate_gap(&gap("a", 3, 2, 1), 0).unwrap_err().field,
+        "to_ms"
+    );
+    let e = validate_gap(&gap("a", 1, 2, 0), 2).unwrap_err();
+    assert_eq!(e.to_string(), "gaps[2].lost: expected at least 1");
+    // Batches of older filters have no gaps.
+    let old: AuditBatch = serde_json::from_value(json!({"events": [], "dropped": 0})).unwrap();
+    assert!(old.gaps.is_empty());
 }

@@ -19,6 +19,8 @@ both_backends!(
     audit_retention_keeps_the_newest,
     audit_text_round_trips_exactly,
     audit_times_outside_the_window_are_refused_alone,
+    audit_events_with_an_id_are_stored_once,
+    audit_gaps_are_stored_once_with_their_largest_count_and_shown,
 );
 
 async fn sync_app(b: &Backend) -> TestApp {
@@ -406,7 +408,10 @@ async fn audit_times_outside_the_window_are_refused_alone(b: Backend) {
         at(6, 1),                         // 1970: refused
     ];
     let a = t.post_audit(json!({ "events": events })).await.ok(202);
-    assert_eq!(a, json!({"accepted": 3, "refused": 4}));
+    assert_eq!(
+        a,
+        json!({"accepted": 3, "duplicates": 0, "refused": 4, "gaps": 0})
+    );
     let stored: Vec<String> = t.admin("GET", "/api/audit", None).await.ok(200)["events"]
         .as_array()
         .unwrap()
@@ -419,7 +424,10 @@ async fn audit_times_outside_the_window_are_refused_alone(b: Backend) {
         .post_audit(json!({ "events": [at(7, now + 3_600_000)] }))
         .await
         .ok(202);
-    assert_eq!(a, json!({"accepted": 0, "refused": 1}));
+    assert_eq!(
+        a,
+        json!({"accepted": 0, "duplicates": 0, "refused": 1, "gaps": 0})
+    );
     assert_eq!(t.state.db.count_audit().await.unwrap(), 3);
     let m = t.call("GET", "/metrics", None, None).await.text;
     assert!(m.contains("portcullis_audit_events_refused_total 5"), "{m}");
@@ -488,4 +496,154 @@ async fn audit_text_round_trips_exactly(b: Backend) {
     for (k, v) in event.as_object().unwrap() {
         assert_eq!(&stored[k], v, "field {k}");
     }
+}
+
+/// `audit_event(n, …)` with the id a filter would give it.
+fn audit_event_with_id(n: u64, id: &str) -> Value {
+    let mut e = audit_event(n, "allow", "alice", Some("echo"));
+    e["event_id"] = json!(id);
+    e
+}
+
+/// A batch whose answer was lost is sent again (to this replica or another on the same
+/// database): each id is stored once; events without an id (older filters) are still stored.
+async fn audit_events_with_an_id_are_stored_once(b: Backend) {
+    let t = sync_app(&b).await;
+    let batch = json!({"events": [
+        audit_event_with_id(0, "00000000000000ab-1-0"),
+        audit_event_with_id(1, "00000000000000ab-1-1"),
+        audit_event(2, "deny", "bob", None),
+    ]});
+    let first = t.post_audit(batch.clone()).await.ok(202);
+    assert_eq!(
+        (first["accepted"].as_u64(), first["duplicates"].as_u64()),
+        (Some(3), Some(0))
+    );
+    let again = t.post_audit(batch).await.ok(202);
+    // The id-less event is stored again (nothing tells it apart); the two with ids are not.
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(1), Some(2))
+    );
+    // The same id twice in one batch, next to a new one: one row each.
+    let mixed = json!({"events": [
+        audit_event_with_id(1, "00000000000000ab-1-1"),
+        audit_event_with_id(3, "00000000000000ab-1-2"),
+        audit_event_with_id(3, "00000000000000ab-1-2"),
+    ]});
+    let a = t.post_audit(mixed).await.ok(202);
+    assert_eq!(
+        (a["accepted"].as_u64(), a["duplicates"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let all = t.admin("GET", "/api/audit", None).await.ok(200);
+    let ids: Vec<&Value> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["event_id"])
+        .collect();
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    let with_id: Vec<&str> = ids.iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(with_id.len(), 3, "each id shown once: {with_id:?}");
+    assert_eq!(t.state.db.count_audit().await.unwrap(), 5);
+    // A bad id refuses the batch (nothing stored).
+    let bad = t
+        .post_audit(json!({"events": [audit_event_with_id(4, "not an id")]}))
+        .await;
+    assert_eq!(bad.status.as_u16(), 400);
+    assert!(bad.text.contains("events[0].event_id"), "{}", bad.text);
+    assert_eq!(t.state.db.count_audit().await.unwrap(), 5);
+}
+
+async fn audit_gaps_are_stored_once_with_their_largest_count_and_shown(b: Backend) {
+    let t = sync_app(&b).await;
+    let base = audit_base_ms();
+    let gap = |lost: u64, to: u64| {
+        json!({"id": "00000000000000cd-1-0", "reason": "buffer_full",
+               "from_ms": base + 10, "to_ms": base + to, "lost": lost})
+    };
+    for (lost, to) in [(5, 20), (5, 20), (8, 30), (6, 25)] {
+        let a = t
+            .post_audit(json!({"events": [], "dropped": 0, "gaps": [gap(lost, to)]}))
+            .await
+            .ok(202);
+        assert_eq!(a["gaps"], 1);
+    }
+    // Another run, of another reason, in the same batch as an event.
+    let a = t
+        .post_audit(
+            json!({"events": [audit_event_with_id(40, "00000000000000cd-1-9")],
+            "gaps": [{"id": "00000000000000cd-1-1", "reason": "refused",
+                      "from_ms": base + 40, "to_ms": base + 41, "lost": 2}]}),
+        )
+        .await
+        .ok(202);
+    assert_eq!(a["accepted"], 1);
+    let all = t.admin("GET", "/api/audit", None).await.ok(200);
+    let gaps = all["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert_eq!(gaps[0]["id"], "00000000000000cd-1-1");
+    assert_eq!(gaps[1]["id"], "00000000000000cd-1-0");
+    assert_eq!(
+        gaps[1]["lost"], 8,
+        "the largest count, never the sum of resends"
+    );
+    assert_eq!(gaps[1]["from_ms"], base + 10);
+    assert_eq!(gaps[1]["to_ms"], base + 30);
+    assert_eq!(gaps[1]["reason"], "buffer_full");
+    assert!(gaps[1]["received_ms"].as_u64().is_some());
+    // A window that ends before the first run's start shows no gap; one that overlaps it does.
+    let before = t
+        .admin("GET", &format!("/api/audit?until={}", base + 10), None)
+        .await
+        .ok(200);
+    assert_eq!(before["gaps"].as_array().unwrap().len(), 0);
+    let during = t
+        .admin(
+            "GET",
+            &format!("/api/audit?since={}&until={}", base + 25, base + 26),
+            None,
+        )
+        .await
+        .ok(200);
+    assert_eq!(during["gaps"].as_array().unwrap().len(), 1);
+    // Malformed gaps refuse the batch.
+    let bad = t
+        .post_audit(
+            json!({"events": [], "gaps": [{"id": "x", "reason": "buffer_full",
+            "from_ms": base + 2, "to_ms": base + 1, "lost": 1}]}),
+        )
+        .await;
+    assert_eq!(bad.status.as_u16(), 400);
+    let bad = t
+        .post_audit(json!({"events": [], "gaps": [{"id": "x", "reason": "other",
+            "from_ms": 1, "to_ms": 1, "lost": 1}]}))
+        .await;
+    assert_eq!(bad.status.as_u16() / 100, 4);
+}
+
+/// Two replicas on one PostgreSQL database: a batch stored by one and sent again to the other
+/// (its answer was lost, and the Envoy failed over) is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_resent_to_another_replica_is_stored_once() {
+    let Some(b) = postgres() else { return };
+    let a = sync_app(&b).await;
+    let url = a.config.database_url.clone();
+    let replica = app_with(&Backend::Sqlite, |c| {
+        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()));
+        c.database_url = url;
+    })
+    .await;
+    let batch = json!({"events": (0..50)
+        .map(|n| audit_event_with_id(n, &format!("00000000000000ef-1-{n:x}")))
+        .collect::<Vec<_>>()});
+    let (on_a, on_b) = tokio::join!(a.post_audit(batch.clone()), replica.post_audit(batch));
+    let (on_a, on_b) = (on_a.ok(202), on_b.ok(202));
+    assert_eq!(
+        on_a["accepted"].as_u64().unwrap() + on_b["accepted"].as_u64().unwrap(),
+        50,
+        "{on_a} {on_b}"
+    );
+    assert_eq!(a.state.db.count_audit().await.unwrap(), 50);
 }

@@ -47,7 +47,7 @@ fn to_value(event: &AuditEvent<'_>) -> Value {
     serde_json::from_slice(&to_json(event)).unwrap()
 }
 
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 18] = [
     "time_ms",
     "request_id",
     "policy_version",
@@ -65,6 +65,7 @@ const FIELDS: [&str; 17] = [
     "tool",
     "http_method",
     "path",
+    "event_id",
 ];
 
 #[test]
@@ -73,6 +74,7 @@ fn allowed_event_has_every_contract_field() {
     let identity = identity();
     let facts = RequestFacts::new(Some("req-1"), Some("POST"), Some("/srv/mcp?session=abc#x"));
     let event = decision_event(
+        "id-1".into(),
         1_700_000_000_123,
         &facts,
         Some(&policy),
@@ -96,6 +98,7 @@ fn allowed_event_has_every_contract_field() {
             "client_id": "cli",
             "groups": ["devs", "ops"],
             "scopes": ["mcp:echo", "mcp:all"],
+            "event_id": "id-1",
             "server": "everything",
             "method": "tools/call",
             "tool": "echo",
@@ -114,7 +117,15 @@ fn refusal_without_identity_or_policy_has_nulls_not_missing_fields() {
         method: None,
         tool: None,
     };
-    let v = to_value(&decision_event(5, &facts, None, None, None, outcome));
+    let v = to_value(&decision_event(
+        "id-5".into(),
+        5,
+        &facts,
+        None,
+        None,
+        None,
+        outcome,
+    ));
     let object = v.as_object().unwrap();
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
@@ -152,6 +163,7 @@ fn denied_event_carries_the_reason_and_no_credential() {
         tool: Some("get-sum"),
     };
     let json = to_json(&decision_event(
+        "id-1".into(),
         1,
         &facts,
         Some(&policy),
@@ -175,6 +187,15 @@ fn event(n: u32) -> Vec<u8> {
     format!("{{\"n\":{n}}}").into_bytes()
 }
 
+fn buffer(max_events: usize) -> AuditBuffer {
+    AuditBuffer::new(max_events, 1 << 30, IdSource::new(0xab, 1))
+}
+
+/// Pushes event `n` decided at time `n`.
+fn push(buffer: &mut AuditBuffer, n: u32) -> u64 {
+    buffer.push(u64::from(n), &event(n))
+}
+
 fn events_of(body: &[u8]) -> (Vec<u64>, u64) {
     let v: Value = serde_json::from_slice(body).expect("batch is JSON");
     let ns = v["events"]
@@ -186,20 +207,29 @@ fn events_of(body: &[u8]) -> (Vec<u64>, u64) {
     (ns, v["dropped"].as_u64().unwrap())
 }
 
+fn gaps_of(body: &[u8]) -> Vec<Value> {
+    let v: Value = serde_json::from_slice(body).expect("batch is JSON");
+    v.get("gaps")
+        .map(|g| g.as_array().unwrap().clone())
+        .unwrap_or_default()
+}
+
 #[test]
 fn buffer_batches_oldest_first_and_keeps_events_until_acknowledged() {
-    let mut buffer = AuditBuffer::new(10);
+    let mut buffer = buffer(10);
     assert!(buffer.batch(5, 1 << 20).is_none());
     for n in 0..7 {
-        assert!(!buffer.push(event(n)));
+        assert_eq!(push(&mut buffer, n), 0);
     }
     let (body, mark) = buffer.batch(5, 1 << 20).unwrap();
     assert_eq!(events_of(&body), (vec![0, 1, 2, 3, 4], 0));
+    assert!(gaps_of(&body).is_empty(), "no gaps key without a gap");
+    assert!(!String::from_utf8_lossy(&body).contains("gaps"));
     assert_eq!(mark.events, 5);
     // Not acknowledged (the call failed): the same batch again.
     let (again, _) = buffer.batch(5, 1 << 20).unwrap();
     assert_eq!(again, body);
-    assert_eq!(buffer.acknowledge(mark), 5);
+    assert_eq!(buffer.acknowledge(&mark), 5);
     assert_eq!(buffer.len(), 2);
     let (body, _) = buffer.batch(5, 1 << 20).unwrap();
     assert_eq!(events_of(&body), (vec![5, 6], 0));
@@ -207,31 +237,108 @@ fn buffer_batches_oldest_first_and_keeps_events_until_acknowledged() {
 
 #[test]
 fn full_buffer_drops_the_oldest_and_reports_it_once() {
-    let mut buffer = AuditBuffer::new(3);
+    let mut buffer = buffer(3);
     for n in 0..3 {
-        buffer.push(event(n));
+        push(&mut buffer, n);
     }
     let (_, in_flight) = buffer.batch(2, 1 << 20).unwrap();
     // While a batch of 0 and 1 is in flight, two more arrive: 0 and 1 are pushed out.
-    assert!(buffer.push(event(3)));
-    assert!(buffer.push(event(4)));
+    assert_eq!(push(&mut buffer, 3), 1);
+    assert_eq!(push(&mut buffer, 4), 1);
     assert_eq!(buffer.len(), 3);
     // Acknowledging the old batch must not remove 2, which it never contained.
-    assert_eq!(buffer.acknowledge(in_flight), 0);
+    assert_eq!(buffer.acknowledge(&in_flight), 0);
     let (body, mark) = buffer.batch(10, 1 << 20).unwrap();
     assert_eq!(events_of(&body), (vec![2, 3, 4], 2));
-    buffer.acknowledge(mark);
+    buffer.acknowledge(&mark);
     assert!(buffer.is_empty());
-    buffer.push(event(5));
+    assert!(
+        !buffer.has_work(),
+        "the gap was acknowledged with its final count"
+    );
+    push(&mut buffer, 5);
     let (body, _) = buffer.batch(10, 1 << 20).unwrap();
     assert_eq!(events_of(&body), (vec![5], 0), "drops are reported once");
+    assert!(gaps_of(&body).is_empty());
+}
+
+#[test]
+fn a_run_of_losses_is_one_gap_record_with_its_exact_count_and_span() {
+    let mut buffer = buffer(4);
+    for n in 0..10 {
+        push(&mut buffer, n);
+    }
+    // 0..=5 were pushed out by 6..=9.
+    let (body, mark) = buffer.batch(10, 1 << 20).unwrap();
+    assert_eq!(events_of(&body), (vec![6, 7, 8, 9], 6));
+    let gaps = gaps_of(&body);
+    assert_eq!(
+        gaps,
+        [
+            json!({"id": policy::audit::event_id(0xab, 1, 0), "reason": "buffer_full",
+                "from_ms": 0, "to_ms": 5, "lost": 6})
+        ]
+    );
+    // The answer is lost: the same gap, same id, goes again (the control plane keeps one).
+    let (again, _) = buffer.batch(10, 1 << 20).unwrap();
+    assert_eq!(gaps_of(&again), gaps);
+    // More are lost before the answer comes: the gap grows under the same id and stays open
+    // after the acknowledgement of the smaller count.
+    for n in 10..12 {
+        push(&mut buffer, n);
+    }
+    buffer.acknowledge(&mark);
+    let (body, mark) = buffer.batch(10, 1 << 20).unwrap();
+    assert_eq!(events_of(&body), (vec![10, 11], 2));
+    assert_eq!(
+        gaps_of(&body),
+        [
+            json!({"id": policy::audit::event_id(0xab, 1, 0), "reason": "buffer_full",
+                "from_ms": 0, "to_ms": 7, "lost": 8})
+        ]
+    );
+    buffer.acknowledge(&mark);
+    assert!(!buffer.has_work());
+    // A later run is a new gap with a new id.
+    for n in 20..25 {
+        push(&mut buffer, n);
+    }
+    let (body, _) = buffer.batch(10, 1 << 20).unwrap();
+    assert_eq!(
+        gaps_of(&body),
+        [
+            json!({"id": policy::audit::event_id(0xab, 1, 1), "reason": "buffer_full",
+                "from_ms": 20, "to_ms": 20, "lost": 1})
+        ]
+    );
+}
+
+#[test]
+fn the_byte_bound_counts_overhead_and_drops_the_oldest() {
+    let one = event(1).len() + EVENT_OVERHEAD_BYTES;
+    let mut buffer = AuditBuffer::new(1000, 3 * one, IdSource::new(1, 1));
+    for n in 1..=3 {
+        assert_eq!(push(&mut buffer, n), 0);
+    }
+    assert_eq!(buffer.bytes(), 3 * one);
+    assert_eq!(push(&mut buffer, 4), 1);
+    assert_eq!(buffer.len(), 3);
+    assert_eq!(buffer.bytes(), 3 * one);
+    // An event larger than the whole bound is lost itself, and counted.
+    let huge = vec![b'x'; 4 * one];
+    assert_eq!(buffer.push(9, &huge), 1);
+    assert_eq!(buffer.len(), 3);
+    let (body, mark) = buffer.batch(10, 1 << 20).unwrap();
+    assert_eq!(gaps_of(&body)[0]["lost"], 2);
+    buffer.acknowledge(&mark);
+    assert_eq!(buffer.bytes(), 0);
 }
 
 #[test]
 fn batch_respects_the_byte_limit_but_always_takes_one() {
-    let mut buffer = AuditBuffer::new(10);
+    let mut buffer = buffer(10);
     for n in 0..5 {
-        buffer.push(event(n));
+        push(&mut buffer, n);
     }
     let (body, mark) = buffer.batch(10, 60).unwrap();
     assert!(mark.events >= 1 && mark.events < 5, "{mark:?}");
@@ -241,16 +348,79 @@ fn batch_respects_the_byte_limit_but_always_takes_one() {
 }
 
 #[test]
-fn discarded_batch_counts_as_dropped() {
-    let mut buffer = AuditBuffer::new(10);
+fn discarded_batch_counts_as_dropped_and_is_a_refused_gap() {
+    let mut buffer = buffer(10);
     for n in 0..4 {
-        buffer.push(event(n));
+        push(&mut buffer, n);
     }
     let (_, mark) = buffer.batch(3, 1 << 20).unwrap();
-    assert_eq!(buffer.discard(mark), 3);
-    buffer.count_dropped(1);
+    assert_eq!(buffer.discard(&mark), 3);
+    buffer.lose(GapReason::Malformed, 7, 7, 1);
     let (body, _) = buffer.batch(3, 1 << 20).unwrap();
     assert_eq!(events_of(&body), (vec![3], 4));
+    let gaps = gaps_of(&body);
+    assert_eq!(gaps.len(), 2);
+    assert_eq!(gaps[0]["reason"], "refused");
+    assert_eq!(
+        (gaps[0]["from_ms"].as_u64(), gaps[0]["to_ms"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(gaps[0]["lost"], 3);
+    assert_eq!(gaps[1]["reason"], "malformed");
+    assert_eq!(gaps[1]["lost"], 1);
+}
+
+#[test]
+fn a_gap_alone_is_work_to_send() {
+    let mut buffer = buffer(10);
+    buffer.lose(GapReason::Malformed, 1, 1, 1);
+    assert!(buffer.is_empty() && buffer.has_work());
+    let (body, mark) = buffer.batch(10, 1 << 20).unwrap();
+    assert_eq!(events_of(&body), (vec![], 1));
+    buffer.acknowledge(&mark);
+    assert!(!buffer.has_work());
+}
+
+#[test]
+fn ids_are_unique_within_a_vm_and_across_vms() {
+    let a = IdSource::random(1_700_000_000_000);
+    let b = IdSource::random(1_700_000_000_000);
+    let ids: std::collections::HashSet<String> =
+        (0..1000).flat_map(|_| [a.next(), b.next()]).collect();
+    assert_eq!(ids.len(), 2000);
+    for id in &ids {
+        assert_eq!(policy::audit::id_problem(id), None, "{id}");
+    }
+    let fixed = IdSource::new(0xab, 1);
+    assert_eq!(fixed.next(), "00000000000000ab-1-0");
+    assert_eq!(fixed.next(), "00000000000000ab-1-1");
+}
+
+/// What a typical event costs: printed for docs/benchmarks.md (`-- --nocapture`).
+#[test]
+fn a_typical_event_is_about_half_a_kibibyte() {
+    let policy = policy();
+    let identity = identity();
+    let facts = RequestFacts::new(
+        Some("3f2b9c1e-8d4a-4c7b-9e21-5a6f0d1c2b3a"),
+        Some("POST"),
+        Some("/srv/mcp"),
+    );
+    let json = to_json(&decision_event(
+        IdSource::random(1_700_000_000_000).next(),
+        1_700_000_000_000,
+        &facts,
+        Some(&policy),
+        Some(&identity),
+        Some(0),
+        Outcome::allowed(Some("tools/call"), Some("echo")),
+    ));
+    println!(
+        "typical event: {} bytes of JSON, {} with buffer overhead",
+        json.len(),
+        json.len() + EVENT_OVERHEAD_BYTES
+    );
+    assert!(json.len() < 512, "{}", json.len());
 }
 
 #[test]
@@ -268,6 +438,7 @@ fn event_fields_stay_within_what_the_control_plane_stores() {
         tool: Some("evil\u{0}tool"),
     };
     let v = to_value(&decision_event(
+        "id-1".into(),
         1,
         &facts,
         Some(&policy),

@@ -67,8 +67,34 @@ fn singleton_defaults() {
     assert_eq!(c.authority, "cp");
     assert_eq!(c.token, "s3cret");
     assert_eq!(c.poll_seconds, 30);
-    assert_eq!(c.audit_buffer_events, 10_000);
-    assert_eq!(c.audit_batch_events, 500);
+    // 60 s at 2,000 decisions/s fits, in events and in bytes (a typical event ~0.5 KiB).
+    assert_eq!(c.audit_buffer_events, 150_000);
+    assert_eq!(c.audit_buffer_bytes, 96 << 20);
+    assert!(c.audit_buffer_events >= 120_000 && c.audit_buffer_bytes >= 120_000 * 600);
+    assert_eq!(c.audit_batch_events, 2_000);
+}
+
+#[test]
+fn audit_buffer_bytes_is_bounded() {
+    let c = sync(json!({"cluster": "cp", "token": "t", "audit_buffer_bytes": 2_000_000})).unwrap();
+    assert_eq!(c.audit_buffer_bytes, 2_000_000);
+    for bad in [0usize, 1000, (1 << 30) + 1] {
+        let e =
+            sync(json!({"cluster": "cp", "token": "t", "audit_buffer_bytes": bad})).unwrap_err();
+        assert!(e.starts_with("sync.audit_buffer_bytes"), "{e}");
+    }
+}
+
+#[test]
+fn access_log_is_on_with_audit_and_can_be_turned_off() {
+    match parse_json(json!({"shared_snapshot": true})).unwrap() {
+        Role::Shared { access_log, .. } => assert!(access_log),
+        other => panic!("{other:?}"),
+    }
+    match parse_json(json!({"shared_snapshot": true, "access_log": false})).unwrap() {
+        Role::Shared { access_log, .. } => assert!(!access_log),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -140,7 +166,7 @@ fn two_roles_at_once_are_refused() {
     }
     let e = refused(json!({"sync": sync_section, "audit": true}));
     assert!(
-        e.contains("\"audit\" and \"hold\" belong to the HTTP filter"),
+        e.contains("\"audit\", \"access_log\" and \"hold\" belong to the HTTP filter"),
         "{e}"
     );
 }

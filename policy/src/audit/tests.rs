@@ -23,6 +23,7 @@ fn full() -> AuditEvent<'static> {
         tool: Some("echo".into()),
         http_method: "POST".into(),
         path: "/srv/mcp".into(),
+        event_id: Some("00000000000000ab-18bcfe56800-7".into()),
     }
 }
 
@@ -45,6 +46,7 @@ fn empty() -> AuditEvent<'static> {
         tool: None,
         http_method: "GET".into(),
         path: "/srv/mcp".into(),
+        event_id: None,
     }
 }
 
@@ -58,7 +60,8 @@ fn the_wire_json_is_the_contract() {
             r#""decision":"allow","status":200,"reason":"allowed","sub":"sub-alice","#,
             r#""username":"alice","issuer":"https://idp.test","client_id":"cli","#,
             r#""groups":["devs","ops"],"scopes":["mcp:echo"],"server":"everything","#,
-            r#""method":"tools/call","tool":"echo","http_method":"POST","path":"/srv/mcp"}"#,
+            r#""method":"tools/call","tool":"echo","http_method":"POST","path":"/srv/mcp","#,
+            r#""event_id":"00000000000000ab-18bcfe56800-7"}"#,
         )
     );
     // Unknown values are nulls and empty lists, never missing keys.
@@ -69,6 +72,7 @@ fn the_wire_json_is_the_contract() {
             "status": 503, "reason": "no_policy", "sub": null, "username": null,
             "issuer": null, "client_id": null, "groups": [], "scopes": [], "server": null,
             "method": null, "tool": null, "http_method": "GET", "path": "/srv/mcp",
+            "event_id": null,
         })
     );
 }
@@ -180,4 +184,56 @@ fn long_lists_are_cut_with_a_count() {
     assert_eq!(list[MAX_LIST_ITEMS - 1], "…[45 more]");
     let short = storable_list(["a", "b\u{0}"].into_iter());
     assert_eq!(short, ["a", "b\u{FFFD}"]);
+}
+
+#[test]
+fn event_ids_are_unique_per_vm_start_and_sequence_and_storable() {
+    let a = event_id(0xab, 1_700_000_000_000, 7);
+    assert_eq!(a, "00000000000000ab-18bcfe56800-7");
+    assert_eq!(id_problem(&a), None);
+    let ids: std::collections::HashSet<String> = [
+        event_id(0xab, 1, 1),
+        event_id(0xab, 1, 2),
+        event_id(0xab, 2, 1),
+        event_id(0xac, 1, 1),
+        event_id(u64::MAX, u64::MAX, u64::MAX),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(ids.len(), 5);
+    // The longest id fits comfortably.
+    assert!(event_id(u64::MAX, u64::MAX, u64::MAX).len() <= MAX_ID_CHARS);
+}
+
+#[test]
+fn ids_outside_the_alphabet_or_too_long_are_refused() {
+    for bad in ["", "a b", "a/b", "é", "x\n", &"a".repeat(MAX_ID_CHARS + 1)] {
+        assert!(id_problem(bad).is_some(), "{bad:?}");
+    }
+    for good in ["a", "A.b_c:d-9", &"a".repeat(MAX_ID_CHARS)] {
+        assert_eq!(id_problem(good), None, "{good:?}");
+    }
+}
+
+#[test]
+fn gap_records_have_a_fixed_wire_shape() {
+    let gap = AuditGap {
+        id: "00000000000000ab-1-g0".into(),
+        reason: GapReason::BufferFull,
+        from_ms: 10,
+        to_ms: 20,
+        lost: 3,
+    };
+    assert_eq!(
+        serde_json::to_string(&gap).unwrap(),
+        r#"{"id":"00000000000000ab-1-g0","reason":"buffer_full","from_ms":10,"to_ms":20,"lost":3}"#
+    );
+    let back: AuditGap<'static> =
+        serde_json::from_str(&serde_json::to_string(&gap).unwrap()).unwrap();
+    assert_eq!(back, gap);
+    for reason in GapReason::ALL {
+        assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        assert_eq!(GapReason::parse(reason.as_str()), Some(reason));
+    }
+    assert!(serde_json::from_value::<GapReason>(json!("other")).is_err());
 }

@@ -285,6 +285,13 @@ fn registry_and_policy_changes_reach_envoy_within_a_second() {
     );
     let denied_version = s.version();
     assert!(denied_version > allowed_version);
+    // The refusal is the last decision: wait until it is shipped too, not just any three (on a
+    // busy machine three allowed ones can be stored before it).
+    let _ = s.until(Duration::from_secs(10), || {
+        s.audit("alice")
+            .first()
+            .is_some_and(|r| r["decision"] == "deny")
+    });
     let records = s.audit_settles_at_least("alice", 3);
     let newest = &records[0];
     assert_eq!(newest["decision"], "deny", "{newest}");

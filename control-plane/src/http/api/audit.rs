@@ -71,8 +71,15 @@ pub async fn list(
         after,
     };
     let page = state.db.query_audit(&query).await?;
+    // Where the trail is incomplete in the window asked for: gap records overlapping it
+    // (not paged; an Envoy reports one per run of losses).
+    let gaps = state
+        .db
+        .query_audit_gaps(p.since, p.until, MAX_LIMIT)
+        .await?;
     Ok(Json(json!({
         "events": page.records,
+        "gaps": gaps,
         "next_cursor": page.next.map(|(time, id)| format!("{time}.{id}")),
     })))
 }

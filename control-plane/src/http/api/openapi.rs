@@ -107,7 +107,32 @@ pub fn document() -> Value {
         ),
         param("name", "path", "Second segment"),
     ];
-    json!({
+    // Built apart: one more level inside the document's `json!` exceeds the macro's recursion.
+    let audit_gap = json!({"type": "object", "required": ["id", "reason", "from_ms", "to_ms", "lost"],
+        "description": "lost decisions an Envoy could not deliver", "properties": {
+        "id": {"type": "string"}, "reason": {"enum": ["buffer_full", "refused", "malformed"]},
+        "from_ms": {"type": "integer"}, "to_ms": {"type": "integer"}, "lost": {"type": "integer", "minimum": 1}}});
+    let audit_event = json!({"type": "object", "required": ["time_ms", "policy_version", "decision", "status", "reason", "http_method", "path"], "properties": {
+                    "time_ms": {"type": "integer"}, "request_id": {"type": ["string", "null"]}, "policy_version": {"type": "integer"},
+                    "decision": {"enum": ["allow", "deny"]}, "status": {"type": "integer"}, "reason": {"type": "string"},
+                    "sub": {"type": ["string", "null"]}, "username": {"type": ["string", "null"]}, "issuer": {"type": ["string", "null"]},
+                    "client_id": {"type": ["string", "null"]}, "groups": {"type": "array", "items": {"type": "string"}},
+                    "scopes": {"type": "array", "items": {"type": "string"}}, "server": {"type": ["string", "null"]},
+                    "method": {"type": ["string", "null"]}, "tool": {"type": ["string", "null"]}, "http_method": {"type": "string"}, "path": {"type": "string"},
+                    "event_id": {"type": ["string", "null"], "description": "made by the filter; stored once (a batch sent again stores nothing twice)"}}});
+    let audit_batch = json!({"type": "object", "required": ["events"], "additionalProperties": false,
+        "properties": {"events": {"type": "array", "items": r("AuditEvent")}, "dropped": {"type": "integer", "minimum": 0},
+        "gaps": {"type": "array", "items": r("AuditGap")}}});
+    let audit_stored = json!({"type": "object", "properties": {"accepted": {"type": "integer"},
+        "duplicates": {"type": "integer", "description": "events whose event_id was stored already"},
+        "refused": {"type": "integer"}, "gaps": {"type": "integer"}}});
+    let audit_page = json!({"type": "object", "required": ["events", "gaps", "next_cursor"], "properties": {
+        "events": {"type": "array", "items": r("AuditRecord")},
+        "gaps": {"type": "array", "items": r("AuditGapRecord"), "description": "where the trail is incomplete in the window asked for"},
+        "next_cursor": {"type": ["string", "null"]}}});
+    let audit_gap_record = json!({"allOf": [r("AuditGap"), {"type": "object", "required": ["received_ms"],
+        "properties": {"received_ms": {"type": "integer"}}}]});
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {"title": "Portcullis control plane", "version": env!("CARGO_PKG_VERSION"),
                   "description": "MCP server registry, access scopes, group mappings and OAuth discovery metadata. See docs/control-plane.md."},
@@ -180,8 +205,7 @@ pub fn document() -> Value {
                         param("cursor", "query", "next_cursor of the previous page"),
                     ],
                     "responses": {
-                        "200": ok("One page", json!({"type": "object", "required": ["events", "next_cursor"], "properties": {
-                            "events": {"type": "array", "items": r("AuditRecord")}, "next_cursor": {"type": ["string", "null"]}}})),
+                        "200": ok("One page", audit_page),
                         "400": err("Unknown parameter"), "401": err("No or invalid credentials"),
                         "403": err("Not an admin"), "422": err("Invalid parameter"),
                     },
@@ -207,10 +231,9 @@ pub fn document() -> Value {
                 "post": {
                     "summary": "A batch of decisions from Envoy's sync service",
                     "security": [{"sync": []}],
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["events"], "additionalProperties": false,
-                        "properties": {"events": {"type": "array", "items": r("AuditEvent")}, "dropped": {"type": "integer", "minimum": 0}}}}}},
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": audit_batch}}},
                     "responses": {
-                        "202": ok("Stored", json!({"type": "object", "properties": {"accepted": {"type": "integer"}}})),
+                        "202": ok("Stored", audit_stored),
                         "400": err("Malformed batch; nothing stored"), "401": err("No or invalid sync token"),
                         "413": err("Batch too large"), "503": err("Sync disabled"),
                     },
@@ -235,13 +258,7 @@ pub fn document() -> Value {
                     "name": {"type": "string"}, "subject": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
                     "scopes": {"type": "array", "items": {"type": "string"}}, "expires_at": {"type": ["integer", "null"]}, "created_at": {"type": "integer"},
                     "key": {"type": "string", "description": "only in the answer to POST"}}},
-                "AuditEvent": {"type": "object", "required": ["time_ms", "policy_version", "decision", "status", "reason", "http_method", "path"], "properties": {
-                    "time_ms": {"type": "integer"}, "request_id": {"type": ["string", "null"]}, "policy_version": {"type": "integer"},
-                    "decision": {"enum": ["allow", "deny"]}, "status": {"type": "integer"}, "reason": {"type": "string"},
-                    "sub": {"type": ["string", "null"]}, "username": {"type": ["string", "null"]}, "issuer": {"type": ["string", "null"]},
-                    "client_id": {"type": ["string", "null"]}, "groups": {"type": "array", "items": {"type": "string"}},
-                    "scopes": {"type": "array", "items": {"type": "string"}}, "server": {"type": ["string", "null"]},
-                    "method": {"type": ["string", "null"]}, "tool": {"type": ["string", "null"]}, "http_method": {"type": "string"}, "path": {"type": "string"}}},
+                "AuditEvent": audit_event,
                 "AuditRecord": {"allOf": [r("AuditEvent"), {"type": "object", "required": ["id", "received_ms"], "properties": {"id": {"type": "string"}, "received_ms": {"type": "integer"}}}]},
                 "Error": {"type": "object", "required": ["error", "error_description"], "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}},
                 "ServerInput": {"type": "object", "required": ["name", "proxy_pass_url"], "additionalProperties": false, "properties": {
@@ -295,7 +312,10 @@ pub fn document() -> Value {
                     "scopes_supported": {"type": "array", "items": {"type": "string"}}, "bearer_methods_supported": {"type": "array", "items": {"type": "string"}}}},
             },
         },
-    })
+    });
+    document["components"]["schemas"]["AuditGap"] = audit_gap;
+    document["components"]["schemas"]["AuditGapRecord"] = audit_gap_record;
+    document
 }
 
 pub async fn handler() -> impl IntoResponse {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{AuditBatch, AuditRecord};
+use crate::audit::{AuditBatch, AuditRecord, GapRecord};
 use crate::http::caller::SyncPeer;
 use crate::http::error::{AppError, AppResult};
 use crate::http::extract::{ApiJson, ApiQuery};
@@ -126,6 +126,15 @@ pub async fn audit(
     for (i, event) in batch.events.iter().enumerate() {
         crate::audit::validate(event, i).map_err(|e| AppError::BadRequest(e.to_string()))?;
     }
+    if batch.gaps.len() > crate::audit::MAX_GAPS_PER_BATCH {
+        return Err(AppError::BadRequest(format!(
+            "gaps: at most {} per batch",
+            crate::audit::MAX_GAPS_PER_BATCH
+        )));
+    }
+    for (i, gap) in batch.gaps.iter().enumerate() {
+        crate::audit::validate_gap(gap, i).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    }
     if batch.dropped > 0 {
         tracing::warn!(
             dropped = batch.dropped,
@@ -159,6 +168,7 @@ pub async fn audit(
         state.metrics.audit_refused(refused as u64);
     }
     let unknown_kid = kept.iter().any(|e| e.reason == "unknown_kid");
+    let offered = kept.len();
     let records: Vec<AuditRecord> = kept
         .into_iter()
         .map(|event| AuditRecord {
@@ -167,16 +177,49 @@ pub async fn audit(
             event,
         })
         .collect();
-    if !records.is_empty() {
-        state.db.insert_audit(&records).await?;
+    // Gaps first: if the events' statement fails the batch is sent again, and the gaps'
+    // upsert is idempotent. The same id twice in one batch is folded here (PostgreSQL refuses
+    // an upsert touching one row twice).
+    let mut gaps: Vec<GapRecord> = Vec::with_capacity(batch.gaps.len());
+    for gap in batch.gaps {
+        match gaps.iter_mut().find(|g| g.gap.id == gap.id) {
+            Some(seen) => {
+                seen.gap.lost = seen.gap.lost.max(gap.lost);
+                seen.gap.from_ms = seen.gap.from_ms.min(gap.from_ms);
+                seen.gap.to_ms = seen.gap.to_ms.max(gap.to_ms);
+            }
+            None => gaps.push(GapRecord { received_ms, gap }),
+        }
     }
-    state.metrics.audit_received(records.len() as u64);
+    if !gaps.is_empty() {
+        state.db.upsert_audit_gaps(&gaps).await?;
+    }
+    // Events whose id is stored already (a batch sent again after a lost answer) are skipped
+    // by the insert itself: `stored` counts only the new ones.
+    let stored = if records.is_empty() {
+        0
+    } else {
+        state.db.insert_audit(&records).await? as usize
+    };
+    let duplicates = offered.saturating_sub(stored);
+    if duplicates > 0 {
+        tracing::info!(
+            duplicates,
+            "audit events already stored were skipped (a batch sent again)"
+        );
+    }
+    state.metrics.audit_received(stored as u64);
     if unknown_kid {
         state.unknown_kid_seen();
     }
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({ "accepted": records.len(), "refused": refused })),
+        axum::Json(json!({
+            "accepted": stored,
+            "duplicates": duplicates,
+            "refused": refused,
+            "gaps": gaps.len(),
+        })),
     )
         .into_response())
 }
