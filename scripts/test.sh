@@ -15,6 +15,9 @@ export ENVOY_BIN PORTCULLIS_NODE_DIR
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "IdP set-up scripts (dry runs, no network)"
+bash scripts/idp/test.sh
+
 step "clippy (host, every crate and target)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
