@@ -29,6 +29,16 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
         config.public_url = Some(format!("http://{listen}"));
     }
     tracing::info!(?config, "starting");
+    if let Some(idp) = &config.idp {
+        if let Some(problem) = idp.audience_problem() {
+            tracing::warn!(profile = %idp.profile, "{problem}");
+        }
+        if let Some(weak) = idp.weak_audience() {
+            tracing::warn!(
+                "PORTCULLIS_IDP_AUDIENCE accepts {weak:?}, which Keycloak puts in every token of the realm: any client's token reaches the MCP servers. Add an Audience mapper with an audience of its own and accept only that"
+            );
+        }
+    }
     let db = Db::connect(&config).await?;
     let state = AppState::new(config, db.clone())?;
     state.publisher.spawn();

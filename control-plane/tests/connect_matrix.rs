@@ -572,8 +572,27 @@ fn strict_redirect_idp_needs_a_pinned_port() {
             "{ide}"
         );
     }
+    // Codex can pin its port (globally) but appends /callback/<id>: no fixed redirect matches.
+    for port in [None, Some(PORT)] {
+        st.ide_oauth_callback_port = port;
+        let c = one(&server(), &st, Some(&caps), Ide::Codex);
+        assert_eq!(
+            codes(&c),
+            BTreeSet::from(["callback_path_unmatchable"]),
+            "codex {port:?}"
+        );
+        let w = &c.warnings[0];
+        assert!(
+            w.message.contains("mcp_oauth_callback_port")
+                && w.message.contains("/callback/<id>")
+                && w.message.contains("broker mode"),
+            "{}",
+            w.message
+        );
+    }
+    st.ide_oauth_callback_port = None;
     // Assistants that cannot pin the port: warned, with what works instead.
-    for ide in [Ide::Cursor, Ide::Codex, Ide::VsCode] {
+    for ide in [Ide::Cursor, Ide::VsCode] {
         for port in [None, Some(PORT)] {
             st.ide_oauth_callback_port = port;
             let c = one(&server(), &st, Some(&caps), ide);
@@ -845,4 +864,70 @@ fn static_token_forms() {
         }
     }
     check_golden("static.golden", &golden);
+}
+
+/// Direct mode with an IdP that breaks every login or every token: each assistant's config says
+/// why and what would work (the IdP profiles' quirks, `config::idp_profile`).
+#[test]
+fn idp_quirks_are_warned_for_every_assistant() {
+    let entra = connect::IdpQuirks {
+        label: "Entra ID".into(),
+        refuses_resource: true,
+        ..Default::default()
+    };
+    let keycloak = connect::IdpQuirks {
+        label: "Keycloak".into(),
+        audience_problem: Some("Keycloak does not put the MCP server's URL in aud".into()),
+        ..Default::default()
+    };
+    let weak = connect::IdpQuirks {
+        label: "Keycloak".into(),
+        weak_audience: Some("account".into()),
+        ..Default::default()
+    };
+    for (quirks, code, needles) in [
+        (
+            entra,
+            "idp_refuses_resource",
+            &["AADSTS9010010", "broker mode"][..],
+        ),
+        (
+            keycloak,
+            "idp_audience_mismatch",
+            &["refuse the tokens", "aud"][..],
+        ),
+        (
+            weak,
+            "weak_audience",
+            &["Audience mapper", "\"account\""][..],
+        ),
+    ] {
+        let st = ConnectSettings {
+            idp_quirks: quirks,
+            ..settings()
+        };
+        for ide in Ide::ALL {
+            let c = one(&server(), &st, Some(&Idp::Dcr.caps()), ide);
+            let w = c
+                .warnings
+                .iter()
+                .find(|w| w.code.as_str() == code)
+                .unwrap_or_else(|| panic!("{ide}: no {code}: {:?}", codes(&c)));
+            assert_eq!(w.ide, None, "{code} is about the IdP, for every assistant");
+            for needle in needles {
+                assert!(w.message.contains(needle), "{code}: {}", w.message);
+            }
+        }
+    }
+    // Without quirks (a standards-following IdP, or broker mode) none of them appears.
+    for ide in Ide::ALL {
+        let c = one(&server(), &settings(), Some(&Idp::Dcr.caps()), ide);
+        for code in [
+            "idp_refuses_resource",
+            "idp_audience_mismatch",
+            "weak_audience",
+        ] {
+            assert!(!codes(&c).contains(code), "{ide}: {code}");
+        }
+    }
 }

@@ -5,10 +5,12 @@
 
 mod audit;
 mod idp_keys;
+pub mod idp_profile;
 pub mod xds;
 
 pub use audit::AuditConfig;
 pub use idp_keys::IdpKeysConfig;
+pub use idp_profile::{AudienceStyle, IdpProfile};
 pub use xds::XdsConfig;
 
 use std::path::PathBuf;
@@ -56,6 +58,69 @@ pub struct IdpConfig {
     /// Where its OIDC discovery document is (`PORTCULLIS_IDP_DISCOVERY_URL`, default
     /// `<issuer>/.well-known/openid-configuration`).
     pub discovery_url: String,
+    /// `PORTCULLIS_IDP_PROFILE` (default `generic`): the defaults below come from its row of
+    /// [`IdpProfile::traits`].
+    pub profile: IdpProfile,
+    /// How its access tokens name whom they are for (from the profile; not a setting of its
+    /// own: the audiences or client ids configured say it).
+    pub audience_style: AudienceStyle,
+    /// `client_id` values accepted on tokens without `aud` (`PORTCULLIS_IDP_CLIENT_IDS`,
+    /// comma-separated; required for Cognito).
+    pub client_ids: Vec<String>,
+    /// Required `token_use` claim (`PORTCULLIS_IDP_TOKEN_USE`; Cognito: `access`; `none`: no
+    /// check).
+    pub token_use: Option<String>,
+    /// Whether the IdP accepts RFC 8707 `resource` (`PORTCULLIS_IDP_ACCEPTS_RESOURCE`).
+    pub accepts_resource: bool,
+    /// The prefix the IdP wants on requested scopes (`PORTCULLIS_IDP_SCOPE_PREFIX`, e.g.
+    /// `api://<app id>/` on Entra); `None` when scopes go as they are.
+    pub scope_prefix: Option<String>,
+}
+
+impl IdpConfig {
+    /// Refuses an IdP set-up whose tokens no filter could accept, naming what to set.
+    fn check_profile(&self) -> anyhow::Result<()> {
+        let label = self.profile.label();
+        if self.audience_style == AudienceStyle::ClientId && self.client_ids.is_empty() {
+            bail!(
+                "PORTCULLIS_IDP_CLIENT_IDS: required with PORTCULLIS_IDP_PROFILE={}: {label}'s \
+                 access tokens carry no aud, only the client they were issued to; list the app \
+                 client ids whose tokens the MCP servers accept",
+                self.profile
+            );
+        }
+        Ok(())
+    }
+
+    /// Why, with this set-up, the filters would refuse every token of this IdP (the operator
+    /// must act; logged at start, shown by doctor and the connect configs). `None` when the
+    /// tokens can be accepted.
+    pub fn audience_problem(&self) -> Option<String> {
+        let label = self.profile.label();
+        match self.audience_style {
+            AudienceStyle::Fixed if self.audiences.is_empty() => Some(format!(
+                "{label} does not put the MCP server's URL in aud (it ignores RFC 8707 resource): \
+                 every token would be refused as issued for another audience. Give its tokens an \
+                 audience of their own ({}) and set PORTCULLIS_IDP_AUDIENCE to it",
+                match self.profile {
+                    IdpProfile::Keycloak => "an Audience mapper on the client",
+                    IdpProfile::Okta => "the custom authorization server's audience",
+                    IdpProfile::Entra => "the API application's id or App ID URI",
+                    _ => "see its documentation",
+                }
+            )),
+            _ => None,
+        }
+    }
+
+    /// An accepted audience that every token of the realm carries (Keycloak's `account`): any
+    /// client's token would be accepted by the MCP servers.
+    pub fn weak_audience(&self) -> Option<&str> {
+        (self.profile == IdpProfile::Keycloak)
+            .then(|| self.audiences.iter().find(|a| a.as_str() == "account"))
+            .flatten()
+            .map(String::as_str)
+    }
 }
 
 /// Everything `portcullis serve` needs.
@@ -277,6 +342,13 @@ impl Config {
             Some("broker") => AuthMode::Broker,
             Some(other) => bail!("PORTCULLIS_AUTH_MODE: expected direct or broker, got {other:?}"),
         };
+        let profile: IdpProfile = match get("PORTCULLIS_IDP_PROFILE") {
+            Some(p) => p
+                .parse()
+                .map_err(|e| anyhow::anyhow!("PORTCULLIS_IDP_PROFILE: {e}"))?,
+            None => IdpProfile::Generic,
+        };
+        let traits = profile.traits();
         if let Some(issuer) = get("PORTCULLIS_IDP_ISSUER") {
             let issuer = issuer.trim().to_string();
             url::Url::parse(&issuer).context("PORTCULLIS_IDP_ISSUER: not a URL")?;
@@ -328,14 +400,40 @@ impl Config {
                     &get("PORTCULLIS_IDP_ALGORITHMS").unwrap_or_else(|| DEFAULT_ALGORITHMS.into()),
                     ',',
                 ),
-                groups_claim: get("PORTCULLIS_IDP_GROUPS_CLAIM").unwrap_or_else(|| "groups".into()),
+                groups_claim: get("PORTCULLIS_IDP_GROUPS_CLAIM")
+                    .map(|c| c.trim().to_string())
+                    .unwrap_or_else(|| traits.groups_claim.into()),
                 discovery_url,
+                profile,
+                audience_style: traits.audience,
+                client_ids: get("PORTCULLIS_IDP_CLIENT_IDS")
+                    .map(|a| split_list(&a, ','))
+                    .unwrap_or_default(),
+                token_use: match get("PORTCULLIS_IDP_TOKEN_USE") {
+                    Some(t) if t.trim().eq_ignore_ascii_case("none") => None,
+                    Some(t) => Some(t.trim().to_string()),
+                    None => traits.token_use.map(str::to_string),
+                },
+                accepts_resource: parse_bool(
+                    "PORTCULLIS_IDP_ACCEPTS_RESOURCE",
+                    get("PORTCULLIS_IDP_ACCEPTS_RESOURCE"),
+                    traits.accepts_resource,
+                )?,
+                scope_prefix: get("PORTCULLIS_IDP_SCOPE_PREFIX")
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty()),
             });
+            if let Some(idp) = &c.idp {
+                idp.check_profile()?;
+            }
         } else if get("PORTCULLIS_IDP_JWKS_FILE").is_some() {
             bail!("PORTCULLIS_IDP_JWKS_FILE needs PORTCULLIS_IDP_ISSUER");
         }
         if let Some(scopes) = get("MCP_ADVERTISED_SCOPES") {
             c.advertised_scopes = split_list(&scopes, ' ');
+        } else if !traits.offline_access {
+            // Asking for a scope the IdP does not have fails the whole authorization request.
+            c.advertised_scopes.retain(|s| s != "offline_access");
         }
         c.ide_oauth_client_id = get("IDE_OAUTH_CLIENT_ID").map(|s| s.trim().to_string());
         c.ide_oauth_callback_port = match get("IDE_OAUTH_CALLBACK_PORT") {
@@ -378,12 +476,12 @@ impl Config {
         c.idp_strict_redirects = parse_bool(
             "PORTCULLIS_IDP_STRICT_REDIRECTS",
             get("PORTCULLIS_IDP_STRICT_REDIRECTS"),
-            false,
+            traits.strict_redirects,
         )?;
         c.idp_expect_dcr = parse_bool(
             "PORTCULLIS_IDP_EXPECT_DCR",
             get("PORTCULLIS_IDP_EXPECT_DCR"),
-            false,
+            traits.dcr,
         )?;
         Ok(c)
     }

@@ -70,6 +70,34 @@ pub struct ConnectSettings {
     /// The operator said this IdP offers DCR (e.g. marked the provider as Keycloak). Never used to
     /// decide the login method, only to warn when the metadata disagrees.
     pub expect_dcr: bool,
+    /// What the IdP does that no client can work around in direct mode (from its profile);
+    /// empty in broker mode, where the control plane deals with the IdP.
+    pub idp_quirks: IdpQuirks,
+}
+
+/// IdP behaviour that breaks logins or tokens in direct mode, each with what would work.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdpQuirks {
+    /// The IdP's name (`Entra ID`, `Keycloak`, …).
+    pub label: String,
+    /// It refuses RFC 8707 `resource`, which every MCP client sends (Entra: AADSTS9010010).
+    pub refuses_resource: bool,
+    /// Why every token would be refused for its audience, and what to set.
+    pub audience_problem: Option<String>,
+    /// An accepted audience every token of the realm carries (Keycloak's `account`).
+    pub weak_audience: Option<String>,
+}
+
+impl IdpQuirks {
+    /// What the configured IdP (its profile and settings) does to direct-mode logins.
+    pub fn of(idp: &crate::config::IdpConfig) -> IdpQuirks {
+        IdpQuirks {
+            label: idp.profile.label().to_string(),
+            refuses_resource: !idp.accepts_resource,
+            audience_problem: idp.audience_problem(),
+            weak_audience: idp.weak_audience().map(str::to_string),
+        }
+    }
 }
 
 /// What the IdP (the authorization server MCP clients log in at) can do.
@@ -136,6 +164,10 @@ pub enum WarningCode {
     StaticTokenHidden,
     NameAdjusted,
     InsecureUrl,
+    IdpRefusesResource,
+    IdpAudienceMismatch,
+    WeakAudience,
+    CallbackPathUnmatchable,
 }
 
 impl WarningCode {
@@ -153,6 +185,10 @@ impl WarningCode {
             Self::StaticTokenHidden => "static_token_hidden",
             Self::NameAdjusted => "name_adjusted",
             Self::InsecureUrl => "insecure_url",
+            Self::IdpRefusesResource => "idp_refuses_resource",
+            Self::IdpAudienceMismatch => "idp_audience_mismatch",
+            Self::WeakAudience => "weak_audience",
+            Self::CallbackPathUnmatchable => "callback_path_unmatchable",
         }
     }
 }

@@ -80,6 +80,38 @@ pub(super) fn render(req: ConnectRequest<'_>) -> Result<ConnectConfig, ConnectEr
             ),
         ));
     }
+    let quirks = &req.settings.idp_quirks;
+    if quirks.refuses_resource {
+        warnings.push(general(
+            WarningCode::IdpRefusesResource,
+            format!(
+                "{} refuses the RFC 8707 resource parameter that every MCP client sends with its \
+                 login (Entra: AADSTS9010010), so no assistant can log in with it directly. What \
+                 would work: broker mode (PORTCULLIS_AUTH_MODE=broker), where Portcullis is the \
+                 authorization server and logs people in at {} without resource (the broker \
+                 comes in a later release), or a static token (PORTCULLIS_STATIC_TOKEN_FALLBACK).",
+                quirks.label, quirks.label
+            ),
+        ));
+    }
+    if let Some(problem) = &quirks.audience_problem {
+        warnings.push(general(
+            WarningCode::IdpAudienceMismatch,
+            format!("Logins work, but the gateway will refuse the tokens: {problem}."),
+        ));
+    }
+    if let Some(weak) = &quirks.weak_audience {
+        warnings.push(general(
+            WarningCode::WeakAudience,
+            format!(
+                "The MCP servers accept aud {weak:?}, which {} puts in every access token of the \
+                 realm: a token issued to any client there is accepted. Add an Audience mapper to \
+                 the public client with an audience of its own and set PORTCULLIS_IDP_AUDIENCE \
+                 to only that.",
+                quirks.label
+            ),
+        ));
+    }
     match req.idp {
         None => warnings.push(general(
             WarningCode::IdpMetadataUnavailable,
@@ -271,6 +303,19 @@ fn plan<'a>(ide: Ide, ctx: &'a Ctx<'_>) -> Plan<'a> {
                     ),
                 ));
             }
+        } else if strict && ide == Ide::Codex {
+            p.warnings.push((
+                WarningCode::CallbackPathUnmatchable,
+                format!(
+                    "The IdP matches redirect URIs literally. {label} can pin its callback port \
+                     (mcp_oauth_callback_port or mcp_oauth_callback_url in ~/.codex/config.toml) \
+                     but always appends /callback/<id> to the path, an id of its own, so a \
+                     redirect registered as http://localhost:<port>/callback never matches and \
+                     its login with the pre-registered client fails. What works: DCR or CIMD \
+                     at the IdP (Codex prefers them), an IdP that accepts any loopback redirect \
+                     (RFC 8252), or broker mode."
+                ),
+            ));
         } else if strict {
             p.warnings.push((
                 WarningCode::CallbackPortUnpinnable,
@@ -280,6 +325,16 @@ fn plan<'a>(ide: Ide, ctx: &'a Ctx<'_>) -> Plan<'a> {
                      pre-registered client will fail. What works: Claude Code (--callback-port), \
                      Claude Desktop through mcp-remote, or Kiro with the port pinned; or an IdP \
                      that allows any loopback port (RFC 8252) or offers DCR."
+                ),
+            ));
+        } else if let (Some(port), Ide::Codex) = (ctx.port, ide) {
+            p.warnings.push((
+                WarningCode::CallbackPortIgnored,
+                format!(
+                    "IDE_OAUTH_CALLBACK_PORT={port} is set, but {label}'s port is a setting of \
+                     its own for every server (mcp_oauth_callback_port in ~/.codex/config.toml) \
+                     and it appends /callback/<id> to the path: this works only if the IdP \
+                     accepts any loopback redirect for the public client."
                 ),
             ));
         } else if let Some(port) = ctx.port {

@@ -133,6 +133,9 @@ pub fn compile_snapshot(
         issuers.push(IssuerSpec {
             audiences: idp.audiences.clone(),
             audience_is_resource: true,
+            // Tokens without `aud` (Cognito) are for the MCP servers when their client is one
+            // of these; never for the API (its own audiences only).
+            client_ids: idp.client_ids.clone(),
             ..issuer_spec(idp, jwks)
         });
     }
@@ -154,10 +157,11 @@ pub fn compile_snapshot(
 
 /// The IdP as a snapshot issuer with these keys: no audiences (the caller sets those: the MCP
 /// servers' in the registry's snapshot, the API's for API authentication), the configured
-/// groups claim, the policy crate's defaults for the rest.
+/// groups claim and `token_use`, the policy crate's defaults for the rest.
 pub fn issuer_spec(idp: &IdpConfig, jwks: Jwks) -> IssuerSpec {
     IssuerSpec {
         groups_claim: idp.groups_claim.clone(),
+        token_use: idp.token_use.clone(),
         ..IssuerSpec::new(idp.issuer.clone(), jwks, idp.algorithms.clone())
     }
 }

@@ -11,6 +11,7 @@ both_backends!(
     group_mappings_crud,
     snapshot_compiles,
     api_and_mcp_server_audiences_are_separate,
+    cognito_tokens_are_accepted_by_client_id_and_token_use,
 );
 
 async fn scopes_crud(b: Backend) {
@@ -391,4 +392,83 @@ async fn api_and_mcp_server_audiences_are_separate(b: Backend) {
         api_at_server.is_err(),
         "an API token must not be accepted by an MCP server"
     );
+}
+
+/// A Cognito access token: no `aud`, its app client in `client_id`, `token_use: access`,
+/// groups in `cognito:groups`.
+fn cognito_token(client_id: &str, token_use: &str, groups: &[&str]) -> String {
+    let mut spec = portcullis::devtools::TokenSpec::new(ISSUER, "", "dave");
+    spec.aud = Vec::new();
+    spec.extra.insert("client_id".into(), json!(client_id));
+    spec.extra.insert("token_use".into(), json!(token_use));
+    spec.extra.insert("cognito:groups".into(), json!(groups));
+    idp_key().sign(&spec.claims())
+}
+
+/// The Cognito profile's settings reach the snapshot: tokens without `aud` are accepted for
+/// the listed app clients, with `token_use: access`, and their `cognito:groups` count.
+async fn cognito_tokens_are_accepted_by_client_id_and_token_use(b: Backend) {
+    let t = app_with(&b, |c| {
+        let idp = c.idp.as_mut().unwrap();
+        idp.profile = portcullis::config::IdpProfile::Cognito;
+        idp.audience_style = portcullis::config::AudienceStyle::ClientId;
+        idp.client_ids = vec!["app-client-1".into()];
+        idp.token_use = Some("access".into());
+        idp.groups_claim = "cognito:groups".into();
+    })
+    .await;
+    t.register("GitHub", "/github", &[]).await;
+    t.admin(
+        "PUT",
+        "/api/scopes/github-all",
+        Some(json!({"grants": [{"server": "GitHub", "methods": ["*"], "tools": ["*"]}]})),
+    )
+    .await
+    .ok(201);
+    t.admin(
+        "PUT",
+        "/api/group-mappings/engineering",
+        Some(json!({"scopes": ["github-all"]})),
+    )
+    .await
+    .ok(201);
+    let snapshot = portcullis::sync::compile_snapshot(t.state.publisher.sources(), 1)
+        .await
+        .unwrap();
+    assert_eq!(snapshot.issuers[0].client_ids, ["app-client-1"]);
+    assert_eq!(snapshot.issuers[0].token_use.as_deref(), Some("access"));
+    assert_eq!(snapshot.issuers[0].groups_claim, "cognito:groups");
+    let policy = ::policy::Policy::compile(snapshot).unwrap();
+    let github = policy
+        .servers
+        .iter()
+        .position(|s| s.name == "GitHub")
+        .unwrap();
+    let now = portcullis::devtools::unix_now();
+
+    let identity = policy
+        .verify_jwt(
+            &cognito_token("app-client-1", "access", &["engineering"]),
+            now,
+        )
+        .unwrap();
+    policy.check_audience(&identity, github).unwrap();
+    policy.authorize_server(&identity, github).unwrap();
+
+    // Its ID token (same keys, `token_use: id`) and another app client's token are refused.
+    for (token, why) in [
+        (
+            cognito_token("app-client-1", "id", &["engineering"]),
+            "id token",
+        ),
+        (
+            cognito_token("other-client", "access", &["engineering"]),
+            "other client",
+        ),
+    ] {
+        let accepted = policy
+            .verify_jwt(&token, now)
+            .and_then(|i| policy.check_audience(&i, github));
+        assert!(accepted.is_err(), "{why} accepted");
+    }
 }

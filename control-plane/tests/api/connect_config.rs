@@ -272,9 +272,21 @@ async fn codex_callback_port_warns(b: Backend) {
         .await
         .ok(200);
     assert_eq!(v["idp"]["strict_redirects"], true);
+    // Codex can pin its port but not its path (it appends /callback/<id>): the warning says so.
     assert!(
-        codes(&v).contains(&"callback_port_unpinnable".to_string()),
+        codes(&v).contains(&"callback_path_unmatchable".to_string()),
         "{v}"
+    );
+    assert!(!codes(&v).contains(&"callback_port_unpinnable".to_string()));
+    let w = v["rendered"]["codex"]["warnings"].as_array().unwrap();
+    let message = w
+        .iter()
+        .find(|w| w["code"] == "callback_path_unmatchable")
+        .and_then(|w| w["message"].as_str())
+        .unwrap();
+    assert!(
+        message.contains("mcp_oauth_callback_port") && message.contains("/callback/<id>"),
+        "{message}"
     );
 }
 

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use super::servers::{visible_server, ServerPath};
 use crate::auth::Caller;
 use crate::config::{AuthMode, Config};
-use crate::connect::{self, ConnectRequest, ConnectSettings, Ide, IdpCapabilities, StaticToken};
+use crate::connect::{
+    self, ConnectRequest, ConnectSettings, Ide, IdpCapabilities, IdpQuirks, StaticToken,
+};
 use crate::http::error::{AppError, AppResult};
 use crate::http::extract::ApiQuery;
 use crate::http::state::AppState;
@@ -52,6 +54,10 @@ pub fn connect_settings(config: &Config, caller: &Caller) -> ConnectSettings {
         advertised_scopes: config.advertised_scopes.clone(),
         static_token,
         expect_dcr: config.idp_expect_dcr,
+        idp_quirks: match (config.auth_mode, &config.idp) {
+            (AuthMode::Direct, Some(idp)) => IdpQuirks::of(idp),
+            _ => IdpQuirks::default(),
+        },
     }
 }
 

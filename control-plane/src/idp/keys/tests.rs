@@ -475,6 +475,12 @@ fn test_config(discovery_url: &str) -> Config {
             algorithms: algorithms(),
             groups_claim: "groups".into(),
             discovery_url: discovery_url.into(),
+            profile: crate::config::IdpProfile::Generic,
+            audience_style: crate::config::AudienceStyle::Resource,
+            client_ids: Vec::new(),
+            token_use: None,
+            accepts_resource: true,
+            scope_prefix: None,
         }),
         ..Config::default()
     }
