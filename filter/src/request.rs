@@ -346,20 +346,14 @@ impl HttpContext for Request {
         let Some(shared) = self.shared.clone() else {
             return self.reply(None, reply::no_policy("no valid policy is configured"));
         };
-        let serialized = match SerializedHeaders::request() {
-            Ok(serialized) => serialized,
-            Err(_) => {
-                return self.reply(Some(&shared), reply::host_error("read the request headers"))
-            }
+        let Ok(serialized) = SerializedHeaders::request() else {
+            return self.reply(Some(&shared), reply::host_error("read the request headers"));
         };
-        let headers = match serialized.pairs() {
-            Ok(headers) => headers,
-            Err(_) => {
-                return self.reply(
-                    Some(&shared),
-                    reply::bad_request("the request headers could not be read", "bad_headers"),
-                )
-            }
+        let Ok(headers) = serialized.pairs() else {
+            return self.reply(
+                Some(&shared),
+                reply::bad_request("the request headers could not be read", "bad_headers"),
+            );
         };
         let Some(loaded) = shared.policy.current() else {
             if shared.audit.is_some() {

@@ -322,7 +322,7 @@ impl SyncService {
                 self.poll_again_spaced(now_ms, entropy, started_ms);
             }
             Some(503) => {
-                self.poll_failed(now_ms, entropy, &describe_failure(status), NOT_READY_CAP_MS)
+                self.poll_failed(now_ms, entropy, &describe_failure(status), NOT_READY_CAP_MS);
             }
             _ => self.poll_failed(now_ms, entropy, &describe_failure(status), u64::MAX),
         }
