@@ -42,12 +42,12 @@ pub struct MappingBody {
 /// database: PostgreSQL refuses NUL bytes).
 fn known_scope_name(name: &str) -> AppResult<()> {
     validate::scope_name("name", name)
-        .map_err(|_| AppError::NotFound(format!("no scope named {}", echo(&name))))
+        .map_err(|_| AppError::NotFound(format!("no scope named {}", echo(name))))
 }
 
 fn known_group_name(group: &str) -> AppResult<()> {
     validate::group_name(group)
-        .map_err(|_| AppError::NotFound(format!("no mapping for group {}", echo(&group))))
+        .map_err(|_| AppError::NotFound(format!("no mapping for group {}", echo(group))))
 }
 
 fn created_or_ok(created: bool) -> StatusCode {

@@ -57,6 +57,13 @@ fn path_param(name: &str, description: &str, example: &str) -> Value {
     p
 }
 
+/// One segment of a server path (`registry::validate::path`).
+fn segment_param(name: &str, description: &str, example: &str) -> Value {
+    let mut p = path_param(name, description, example);
+    p["schema"] = json!({"type": "string", "minLength": 1, "maxLength": 127, "pattern": "^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$"});
+    p
+}
+
 fn typed_param(name: &str, location: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": location, "required": location == "path", "schema": schema, "description": description})
 }
@@ -195,7 +202,7 @@ fn table() -> Value {
                 json!({"type": "string", "minLength": 2, "maxLength": 128, "pattern": "^/[A-Za-z0-9_~-][A-Za-z0-9._~-]*(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)?$"})
             }
             "proxy_pass_url" => {
-                json!({"type": "string", "minLength": 1, "maxLength": 2048, "format": "uri", "pattern": "^https?://"})
+                json!({"type": "string", "minLength": 1, "maxLength": 2048, "format": "iri", "pattern": "^https?://"})
             }
             "description" => text(0, 4096, NO_CONTROL_BUT_TAB_LF),
             "append_mcp_path" => json!({"type": "string", "enum": ["", "true", "false"]}),
@@ -204,18 +211,18 @@ fn table() -> Value {
         };
         form_props.insert((*f).into(), schema);
     }
-    let server_path = vec![path_param(
+    let server_path = vec![segment_param(
         "path",
         "Server path without the leading slash (one segment)",
         "github",
     )];
     let server_path2 = vec![
-        path_param(
+        segment_param(
             "prefix",
             "First segment of a two-segment server path",
             "team",
         ),
-        path_param("name", "Second segment", "docs"),
+        segment_param("name", "Second segment", "docs"),
     ];
     json!({
         "openapi": "3.1.0",
@@ -359,10 +366,10 @@ fn table() -> Value {
                 "ServerInput": {"type": "object", "required": ["name", "proxy_pass_url"], "additionalProperties": false, "properties": {
                     "name": text(1, 128, NO_CONTROL_BUT_TAB_LF), "description": {"type": ["string", "null"], "maxLength": 4096, "pattern": NO_CONTROL_BUT_TAB_LF},
                     "path": {"type": ["string", "null"], "maxLength": 128, "description": "Required to register; must equal the URL's path on PUT"},
-                    "proxy_pass_url": {"type": "string", "minLength": 1, "maxLength": 2048, "format": "uri", "pattern": "^https?://"},
+                    "proxy_pass_url": {"type": "string", "minLength": 1, "maxLength": 2048, "format": "iri", "pattern": "^https?://"},
                     "tags": {"oneOf": [{"type": "array", "maxItems": 32, "items": text(0, 64, NO_CONTROL_BUT_TAB_LF)}, text(0, 2048, NO_CONTROL_BUT_TAB_LF), {"type": "null"}]},
                     "oauth_client_id": {"type": ["string", "null"], "maxLength": 512, "pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]*$"}, "append_mcp_path": {"type": ["boolean", "null"]},
-                    "mcp_endpoint": {"type": ["string", "null"], "maxLength": 2048, "format": "uri"}, "license": {"type": ["string", "null"], "maxLength": 128, "pattern": NO_CONTROL_BUT_TAB_LF},
+                    "mcp_endpoint": {"type": ["string", "null"], "maxLength": 2048, "format": "iri"}, "license": {"type": ["string", "null"], "maxLength": 128, "pattern": NO_CONTROL_BUT_TAB_LF},
                     "num_tools": {"type": ["integer", "null"], "format": "int64", "minimum": 0, "maximum": i64::MAX},
                     "mcp_url": {"description": "read-only, ignored"}, "resource_metadata_url": {"description": "read-only, ignored"},
                     "created_at": {"description": "read-only, ignored"}, "updated_at": {"description": "read-only, ignored"}}},
