@@ -92,7 +92,8 @@ api POST /api/keys '{"name": "ci", "scopes": ["readers"]}'
 run() {
   local token="$1"
   shift
-  "$venv/bin/st" run "$base/api/openapi.json" \
+  # From the temporary directory: schemathesis keeps a cache in its working directory.
+  (cd "$work" && "$root/$venv/bin/st" run "$base/api/openapi.json" \
     --phases examples,coverage \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
     --seed "${SCHEMATHESIS_SEED:-9}" \
@@ -103,7 +104,7 @@ run() {
     --warnings off \
     --generation-database none \
     -H "Authorization: Bearer $token" \
-    "$@"
+    "$@")
 }
 start=$SECONDS
 status=0
