@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Portcullis check: formatting, lints (host and wasm32-wasip1), unit tests, and the
-# end-to-end tests against real Envoy, real MCP servers and clients. Installs what it needs first.
+# end-to-end tests against real Envoy, real MCP servers and clients, and schemathesis against the
+# API's OpenAPI document. Installs what it needs first.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -38,3 +39,6 @@ trap 'bash scripts/postgres.sh stop' EXIT
 
 step "tests (unit, then end-to-end with real Envoy)"
 cargo test --workspace --locked
+
+step "schemathesis: the API against its OpenAPI document (a real server on SQLite)"
+PORTCULLIS_BIN="$root/target/debug/portcullis" bash scripts/schemathesis.sh

@@ -6,6 +6,29 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+/// Longest `error_description` sent (characters); longer ones are cut with "…".
+const MAX_DESCRIPTION_CHARS: usize = 1024;
+/// Longest part of a client's value echoed back in a message (characters).
+const MAX_ECHO_CHARS: usize = 64;
+
+/// A value the client sent, for an error message: quoted like `{:?}`, cut after 64 characters
+/// with "…" (a 60 KB value is not sent back).
+pub fn echo(value: &str) -> String {
+    let mut chars = value.char_indices();
+    match chars.nth(MAX_ECHO_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}…", &value[..cut]),
+    }
+}
+
+fn cap(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_DESCRIPTION_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// 400: malformed request (syntax, unknown field, wrong type).
@@ -119,11 +142,7 @@ impl IntoResponse for AppError {
                 other.to_string()
             }
         };
-        let mut response = (
-            status,
-            Json(json!({"error": self.code(), "error_description": description})),
-        )
-            .into_response();
+        let mut response = error_response(status, self.code(), description);
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -132,6 +151,54 @@ impl IntoResponse for AppError {
         }
         response
     }
+}
+
+/// `{"error": code, "error_description": message}` with the status (the message cut to 1024
+/// characters).
+pub fn error_response(status: StatusCode, code: &str, description: String) -> Response {
+    (
+        status,
+        Json(json!({"error": code, "error_description": cap(description)})),
+    )
+        .into_response()
+}
+
+/// Middleware (outermost): an error answer that is not JSON yet — axum's own 405, a rejection of
+/// one of its extractors, a layer's 413 — becomes the API's JSON error, headers (`Allow`, CORS,
+/// `WWW-Authenticate`) kept, its text as the description.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+    let code = match status {
+        StatusCode::BAD_REQUEST => "invalid_request".to_string(),
+        StatusCode::INTERNAL_SERVER_ERROR => "internal_error".to_string(),
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable".to_string(),
+        other => other
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+            .replace([' ', '-'], "_"),
+    };
+    let json = error_response(status, &code, text);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let (json_parts, body) = json.into_parts();
+    parts.headers.extend(json_parts.headers);
+    Response::from_parts(parts, body)
 }
 
 pub type AppResult<T> = Result<T, AppError>;

@@ -10,13 +10,14 @@
 //!   `/.well-known/openid-configuration[<issuer path>]` and
 //!   `<issuer path>/.well-known/openid-configuration`.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
 use super::error::{AppError, AppResult};
+use super::extract::ApiPath;
 use super::state::AppState;
 use crate::config::AuthMode;
 use crate::discovery::{issuer_path, protected_resource, OIDC, PRM};
@@ -74,7 +75,7 @@ pub async fn prm_root(State(state): State<AppState>) -> AppResult<Response> {
 /// `GET /.well-known/oauth-protected-resource/{*path}`.
 pub async fn prm_path(
     State(state): State<AppState>,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
 ) -> AppResult<Response> {
     let server = server_for(&state, &format!("/{path}")).await?;
     Ok(document(protected_resource(&state.config, &server)?, 300))
@@ -101,7 +102,7 @@ pub async fn as_root(State(state): State<AppState>) -> AppResult<Response> {
 /// `/.well-known/openid-configuration/{*issuer_path}` (RFC 8414 / OIDC path insertion).
 pub async fn as_path(
     State(state): State<AppState>,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
 ) -> AppResult<Response> {
     let wanted = format!("/{}", path.trim_end_matches('/'));
     if issuer_path(&state.config).as_deref() != Some(wanted.as_str()) {

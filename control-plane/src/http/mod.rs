@@ -182,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .router
         .fallback(metadata::fallback)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), after_write))
         .layer(middleware::from_fn_with_state(
             state.clone(),

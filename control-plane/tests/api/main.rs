@@ -4,7 +4,9 @@
 #[macro_use]
 mod common;
 mod access;
+mod bad_input;
 mod connect_config;
+mod contract;
 mod keys;
 mod metadata;
 mod ops;

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Caller;
-use crate::http::error::{AppError, AppResult};
-use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::error::{echo, AppError, AppResult};
+use crate::http::extract::{ApiJson, ApiPath, Object};
 use crate::http::state::AppState;
 use crate::registry::{validate, Grant, Scope};
 
@@ -22,7 +22,8 @@ pub struct ScopeBody {
     name: Option<String>,
     #[serde(default)]
     description: Option<String>,
-    grants: Vec<Grant>,
+    /// Each grant an object (not an array of its fields).
+    grants: Vec<Object<Grant>>,
     #[serde(default, rename = "updated_at")]
     _updated_at: Option<serde::de::IgnoredAny>,
 }
@@ -41,12 +42,12 @@ pub struct MappingBody {
 /// database: PostgreSQL refuses NUL bytes).
 fn known_scope_name(name: &str) -> AppResult<()> {
     validate::scope_name("name", name)
-        .map_err(|_| AppError::NotFound(format!("no scope named {name:?}")))
+        .map_err(|_| AppError::NotFound(format!("no scope named {}", echo(name))))
 }
 
 fn known_group_name(group: &str) -> AppResult<()> {
     validate::group_name(group)
-        .map_err(|_| AppError::NotFound(format!("no mapping for group {group:?}")))
+        .map_err(|_| AppError::NotFound(format!("no mapping for group {}", echo(group))))
 }
 
 fn created_or_ok(created: bool) -> StatusCode {
@@ -79,7 +80,7 @@ pub async fn get_scope(
         .db
         .get_scope(&name)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("no scope named {name:?}")))?;
+        .ok_or_else(|| AppError::NotFound(format!("no scope named {}", echo(&name))))?;
     Ok(Json(scope))
 }
 
@@ -103,12 +104,13 @@ pub async fn put_scope(
         body.description.as_deref().unwrap_or(""),
         4096,
     )?;
+    let grants: Vec<Grant> = body.grants.into_iter().map(|Object(g)| g).collect();
     let servers = state.db.server_names().await?;
-    validate::grants(&body.grants, |s| servers.iter().any(|n| n == s))?;
+    validate::grants(&grants, |s| servers.iter().any(|n| n == s))?;
     let scope = Scope {
         name,
         description: body.description.unwrap_or_default(),
-        grants: body.grants,
+        grants,
         updated_at: 0,
     };
     let (stored, created) = state.db.put_scope(&scope).await?;
@@ -129,7 +131,10 @@ pub async fn delete_scope(
         tracing::info!(scope = %name, by = %caller.subject, "scope deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(AppError::NotFound(format!("no scope named {name:?}")))
+        Err(AppError::NotFound(format!(
+            "no scope named {}",
+            echo(&name)
+        )))
     }
 }
 
@@ -155,7 +160,7 @@ pub async fn get_mapping(
         .db
         .get_group_mapping(&group)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("no mapping for group {group:?}")))?;
+        .ok_or_else(|| AppError::NotFound(format!("no mapping for group {}", echo(&group))))?;
     Ok(Json(mapping).into_response())
 }
 
@@ -210,7 +215,8 @@ pub async fn delete_mapping(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::NotFound(format!(
-            "no mapping for group {group:?}"
+            "no mapping for group {}",
+            echo(&group)
         )))
     }
 }

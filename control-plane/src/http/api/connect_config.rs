@@ -16,7 +16,7 @@ use crate::config::{AuthMode, Config};
 use crate::connect::{
     self, ConnectRequest, ConnectSettings, Ide, IdpCapabilities, IdpQuirks, StaticToken,
 };
-use crate::http::error::{AppError, AppResult};
+use crate::http::error::{echo, AppError, AppResult};
 use crate::http::extract::ApiQuery;
 use crate::http::state::AppState;
 
@@ -32,10 +32,14 @@ pub struct ConnectQuery {
 fn parse_ide(ide: Option<&str>) -> AppResult<Option<Ide>> {
     match ide.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => s
-            .parse::<Ide>()
-            .map(Some)
-            .map_err(|e| AppError::BadRequest(format!("ide: {e}"))),
+        Some(s) => s.parse::<Ide>().map(Some).map_err(|_| {
+            // The value is echoed cut (it may be kilobytes long).
+            AppError::BadRequest(format!(
+                "ide: unknown assistant {}; expected one of: {}",
+                echo(s),
+                Ide::ALL.map(Ide::as_str).join(", ")
+            ))
+        }),
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::auth::Caller;
-use crate::http::error::{AppError, AppResult};
+use crate::http::error::{echo, AppError, AppResult};
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::state::AppState;
 use crate::registry::{validate, ApiKey};
@@ -64,14 +64,14 @@ pub async fn create(
     }
     for group in &body.groups {
         validate::group_name(group)
-            .map_err(|_| AppError::invalid("groups", format!("invalid group {group:?}")))?;
+            .map_err(|_| AppError::invalid("groups", format!("invalid group {}", echo(group))))?;
     }
     let known = state.db.list_scopes().await?;
     for scope in &body.scopes {
         if !known.iter().any(|s| &s.name == scope) {
             return Err(AppError::invalid(
                 "scopes",
-                format!("no scope named {scope:?}"),
+                format!("no scope named {}", echo(scope)),
             ));
         }
     }
@@ -123,6 +123,9 @@ pub async fn delete(
     if validate::scope_name("name", &name).is_ok() && state.db.delete_api_key(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(AppError::NotFound(format!("no API key named {name:?}")))
+        Err(AppError::NotFound(format!(
+            "no API key named {}",
+            echo(&name)
+        )))
     }
 }

@@ -1,5 +1,10 @@
-//! `GET /api/openapi.json`: the OpenAPI 3.1 description of every route (hand-written; a test
-//! checks it against the router's route list).
+//! `GET /api/openapi.json`: the OpenAPI 3.1 description of every route: the contract. Written
+//! here by hand, then [`complete`] adds the answers every operation of a kind can give (400 for
+//! a bad parameter, 413/415 for a body, 401 for a credential). Kept true by
+//! `control-plane/tests/api/contract.rs` (routes, parameters and body fields against the
+//! router and the handlers' types; the error answers against the server) and by
+//! `scripts/schemathesis.sh` (a real server, generated requests: no 5xx, no undocumented status,
+//! every answer matching its schema).
 
 use axum::response::IntoResponse;
 use axum::Json;
@@ -41,7 +46,48 @@ fn with_body(mut op: Value, schema: Value) -> Value {
 }
 
 fn param(name: &str, location: &str, description: &str) -> Value {
-    json!({"name": name, "in": location, "required": location == "path", "schema": {"type": "string"}, "description": description})
+    typed_param(name, location, description, json!({"type": "string"}))
+}
+
+/// A path parameter with an example (what `scripts/schemathesis.sh` registers first, so the
+/// generated requests reach a resource).
+fn path_param(name: &str, description: &str, example: &str) -> Value {
+    let mut p = param(name, "path", description);
+    p["example"] = example.into();
+    p
+}
+
+/// One segment of a server path (`registry::validate::path`).
+fn segment_param(name: &str, description: &str, example: &str) -> Value {
+    let mut p = path_param(name, description, example);
+    p["schema"] = json!({"type": "string", "minLength": 1, "maxLength": 127, "pattern": "^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$"});
+    p
+}
+
+fn typed_param(name: &str, location: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": location, "required": location == "path", "schema": schema, "description": description})
+}
+
+/// Control characters (Unicode `Cc`) except tab and line feed: what
+/// `registry::validate::check_text` refuses.
+const NO_CONTROL_BUT_TAB_LF: &str = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$";
+/// No control character at all.
+const NO_CONTROL: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// Scope names (`registry::validate::scope_name`): no whitespace, control character, `"`, `,`
+/// or backslash.
+const SCOPE_NAME: &str = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f\",\\\\]*$";
+
+/// A string of at most `max` characters; `min` 1 for a required, non-empty one.
+fn text(min: u64, max: u64, pattern: &str) -> Value {
+    json!({"type": "string", "minLength": min, "maxLength": max, "pattern": pattern})
+}
+
+fn scope_name() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 128, "pattern": SCOPE_NAME, "description": "1-128 bytes; no whitespace, control character, quote, comma or backslash"})
+}
+
+fn group_name() -> Value {
+    text(1, 256, NO_CONTROL)
 }
 
 fn server_ops(params: Vec<Value>) -> Value {
@@ -86,26 +132,97 @@ fn metadata_op(summary: &str, schema: Value, params: Vec<Value>) -> Value {
     })
 }
 
+/// The answers every operation of a kind can give, added where the table leaves them out: 400
+/// for a malformed parameter or body, 404 when a path parameter names nothing, 413 and 415 for a
+/// body, 401 for a credential.
+fn complete(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let nonempty =
+            |v: Option<&Value>| v.and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let path_params = nonempty(item.get("parameters"));
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            if method == "parameters" {
+                continue;
+            }
+            let has_params = path_params || nonempty(op.get("parameters"));
+            let has_body = op.get("requestBody").is_some();
+            let secured = nonempty(op.get("security"));
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let mut add = |code: &str, description: &str| {
+                responses.entry(code).or_insert_with(|| err(description));
+            };
+            if has_params || has_body {
+                add("400", "Malformed request: a parameter or body that does not parse, is not UTF-8, or has an unknown field");
+            }
+            if path_params {
+                add("404", "Nothing at this path");
+            }
+            if has_body {
+                add("413", "Body too large");
+                add("415", "Content type not accepted (JSON bodies: application/json, optionally with charset=utf-8)");
+            }
+            if secured {
+                add("401", "No or invalid credentials");
+            }
+        }
+    }
+}
+
 /// The document.
 pub fn document() -> Value {
+    let mut doc = table();
+    // PATCH takes any of the writable fields of a server (the read-only ones are refused).
+    let schemas = &mut doc["components"]["schemas"];
+    let mut patch = schemas["ServerInput"]["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    patch.retain(|_, v| v.get("type").is_some() || v.get("oneOf").is_some());
+    schemas["ServerPatch"]["properties"] = Value::Object(patch);
+    complete(&mut doc);
+    doc
+}
+
+fn table() -> Value {
     let prm = r("ProtectedResourceMetadata");
     let asm = json!({"type": "object", "description": "The IdP's OIDC discovery document, normalised (code_challenge_methods_supported added when missing)."});
     let mut form_props = Map::new();
     for f in FORM_FIELDS {
-        form_props.insert((*f).into(), json!({"type": "string"}));
+        let schema = match *f {
+            "name" => text(1, 128, NO_CONTROL_BUT_TAB_LF),
+            "path" => {
+                json!({"type": "string", "minLength": 2, "maxLength": 128, "pattern": "^/[A-Za-z0-9_~-][A-Za-z0-9._~-]*(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)?$"})
+            }
+            "proxy_pass_url" => {
+                json!({"type": "string", "minLength": 1, "maxLength": 2048, "format": "iri", "pattern": "^https?://"})
+            }
+            "description" => text(0, 4096, NO_CONTROL_BUT_TAB_LF),
+            "append_mcp_path" => json!({"type": "string", "enum": ["", "true", "false"]}),
+            "num_tools" => json!({"type": "string", "pattern": "^[0-9]{0,18}$"}),
+            _ => json!({"type": "string"}),
+        };
+        form_props.insert((*f).into(), schema);
     }
-    let server_path = vec![param(
-        "path",
+    let server_path = vec![segment_param(
         "path",
         "Server path without the leading slash (one segment)",
+        "github",
     )];
     let server_path2 = vec![
-        param(
+        segment_param(
             "prefix",
-            "path",
             "First segment of a two-segment server path",
+            "team",
         ),
-        param("name", "path", "Second segment"),
+        segment_param("name", "Second segment", "docs"),
     ];
     // Built apart: one more level inside the document's `json!` exceeds the macro's recursion.
     let audit_gap = json!({"type": "object", "required": ["id", "reason", "from_ms", "to_ms", "lost"],
@@ -163,7 +280,7 @@ pub fn document() -> Value {
             "/api/servers/{prefix}/{name}/connect-config": connect_config_op(server_path2),
             "/api/scopes": {"get": op("List scopes", true, json!({"200": ok("Scopes", json!({"type": "object", "properties": {"scopes": {"type": "array", "items": r("Scope")}}}))}))},
             "/api/scopes/{name}": {
-                "parameters": [param("name", "path", "Scope name")],
+                "parameters": [path_param("name", "Scope name", "readers")],
                 "get": op("Read a scope", true, json!({"200": ok("The scope", r("Scope")), "404": err("No such scope")})),
                 "put": with_body(op("Create (201) or replace (200) a scope", true, json!({"200": ok("Replaced", r("Scope")), "201": ok("Created", r("Scope")),
                     "400": err("Malformed JSON or unknown field"), "422": err("Invalid field (unknown server, bad pattern)")})), r("ScopeInput")),
@@ -171,11 +288,12 @@ pub fn document() -> Value {
             },
             "/api/group-mappings": {"get": op("List group mappings", true, json!({"200": ok("Mappings", json!({"type": "object", "properties": {"group_mappings": {"type": "array", "items": r("GroupMapping")}}}))}))},
             "/api/group-mappings/{group}": {
-                "parameters": [param("group", "path", "IdP group name (percent-encode a /)")],
+                "parameters": [path_param("group", "IdP group name (percent-encode a /)", "engineering")],
                 "get": op("Read a group's scopes", true, json!({"200": ok("The mapping", r("GroupMapping")), "404": err("No such mapping")})),
                 "put": with_body(op("Set a group's scopes", true, json!({"200": ok("Replaced", r("GroupMapping")), "201": ok("Created", r("GroupMapping")),
                     "400": err("Malformed JSON or unknown field"), "422": err("Unknown scope")})), json!({"type": "object", "required": ["scopes"], "additionalProperties": false,
-                    "properties": {"group": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}}}})),
+                    "properties": {"group": {"oneOf": [group_name(), {"type": "null"}], "description": "Must equal the URL's group"},
+                    "scopes": {"type": "array", "maxItems": 256, "items": scope_name()}, "updated_at": {"description": "read-only, ignored"}}})),
                 "delete": op("Delete a mapping", true, json!({"204": {"description": "Deleted"}, "404": err("No such mapping")})),
             },
             "/api/keys": {
@@ -183,11 +301,12 @@ pub fn document() -> Value {
                 "post": with_body(op("Create an API key; the answer's `key` is the only time it is shown", true, json!({
                     "201": ok("Created", r("ApiKey")), "400": err("Malformed JSON or unknown field"), "409": err("Name taken"), "422": err("Invalid field")})),
                     json!({"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
-                        "name": {"type": "string"}, "subject": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
-                        "scopes": {"type": "array", "items": {"type": "string"}}, "expires_at": {"type": ["integer", "null"], "description": "unix seconds"}}})),
+                        "name": scope_name(), "subject": text(1, 256, NO_CONTROL), "groups": {"type": "array", "items": group_name()},
+                        "scopes": {"type": "array", "items": scope_name()},
+                        "expires_at": {"type": ["integer", "null"], "format": "int64", "maximum": i64::MAX, "description": "unix seconds, in the future"}}})),
             },
             "/api/keys/{name}": {
-                "parameters": [param("name", "path", "Key name")],
+                "parameters": [path_param("name", "Key name", "ci")],
                 "delete": op("Revoke an API key", true, json!({"204": {"description": "Revoked"}, "404": err("No such key")})),
             },
             "/api/audit": {
@@ -198,16 +317,16 @@ pub fn document() -> Value {
                         param("user", "query", "sub or preferred username, exact"),
                         param("server", "query", "registry server name"),
                         param("tool", "query", "tool name"),
-                        param("decision", "query", "allow or deny"),
-                        param("since", "query", "unix milliseconds, inclusive"),
-                        param("until", "query", "unix milliseconds, exclusive"),
-                        param("limit", "query", "1 to 1000 (default 100)"),
+                        typed_param("decision", "query", "allow or deny", json!({"type": "string", "enum": ["allow", "deny"]})),
+                        typed_param("since", "query", "unix milliseconds, inclusive", json!({"type": "integer", "format": "int64"})),
+                        typed_param("until", "query", "unix milliseconds, exclusive (after since)", json!({"type": "integer", "format": "int64"})),
+                        typed_param("limit", "query", "1 to 1000 (default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
                         param("cursor", "query", "next_cursor of the previous page"),
                     ],
                     "responses": {
                         "200": ok("One page", audit_page),
-                        "400": err("Unknown parameter"), "401": err("No or invalid credentials"),
-                        "403": err("Not an admin"), "422": err("Invalid parameter"),
+                        "400": err("Unknown parameter, or a value of the wrong type"), "401": err("No or invalid credentials"),
+                        "403": err("Not an admin"), "422": err("Invalid parameter value (range, decision, cursor)"),
                     },
                 },
             },
@@ -216,13 +335,13 @@ pub fn document() -> Value {
                     "summary": "The current policy snapshot for Envoy's sync service; long-polls with If-None-Match",
                     "security": [{"sync": []}],
                     "parameters": [
-                        param("wait", "query", "seconds (0-60) to hold the request while the client's ETag is current"),
+                        typed_param("wait", "query", "seconds (0-60) to hold the request while the client's ETag is current", json!({"type": "integer", "minimum": 0, "maximum": 60})),
                         {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}, "description": "ETag of the snapshot the client has"},
                     ],
                     "responses": {
                         "200": {"description": "Policy snapshot v1 (docs/policy.md); ETag and x-portcullis-policy-version headers", "content": {"application/json": {"schema": {"type": "object"}}}},
                         "304": {"description": "Unchanged after waiting"},
-                        "401": err("No or invalid sync token"), "422": err("wait out of range"),
+                        "400": err("Unknown parameter, or wait not a number"), "401": err("No or invalid sync token"), "422": err("wait out of range"),
                         "503": err("Sync disabled (no PORTCULLIS_SYNC_TOKEN) or no snapshot yet"),
                     },
                 },
@@ -235,20 +354,20 @@ pub fn document() -> Value {
                     "responses": {
                         "202": ok("Stored", audit_stored),
                         "400": err("Malformed batch; nothing stored"), "401": err("No or invalid sync token"),
-                        "413": err("Batch too large"), "503": err("Sync disabled"),
+                        "413": err("Batch too large"), "415": err("Not application/json"), "503": err("Sync disabled"),
                     },
                 },
             },
             "/.well-known/oauth-protected-resource": metadata_op("RFC 9728 metadata of the only registered server", prm.clone(), vec![]),
             "/.well-known/oauth-protected-resource/{path}": metadata_op(
                 "RFC 9728 metadata of the server at this path (its path, <path>/mcp, or its mcp_endpoint's path); also served at <server path>/.well-known/oauth-protected-resource",
-                prm, vec![param("path", "path", "Server path (may contain /)")]),
+                prm, vec![path_param("path", "Server path (may contain /)", "github/mcp")]),
             "/.well-known/oauth-authorization-server": metadata_op("RFC 8414 metadata (direct mode: the IdP's, normalised)", asm.clone(), vec![]),
             "/.well-known/oauth-authorization-server/{issuer_path}": metadata_op("RFC 8414 metadata at the issuer's path-inserted location", asm.clone(),
-                vec![param("issuer_path", "path", "The IdP issuer's path")]),
+                vec![path_param("issuer_path", "The IdP issuer's path", "realms/test")]),
             "/.well-known/openid-configuration": metadata_op("OIDC discovery (direct mode: the IdP's, normalised)", asm.clone(), vec![]),
             "/.well-known/openid-configuration/{issuer_path}": metadata_op("OIDC discovery at the path-inserted location; also served at <issuer path>/.well-known/openid-configuration", asm,
-                vec![param("issuer_path", "path", "The IdP issuer's path")]),
+                vec![path_param("issuer_path", "The IdP issuer's path", "realms/test")]),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "PORTCULLIS_ADMIN_TOKEN, or an IdP access token"},
@@ -262,10 +381,13 @@ pub fn document() -> Value {
                 "AuditRecord": {"allOf": [r("AuditEvent"), {"type": "object", "required": ["id", "received_ms"], "properties": {"id": {"type": "string"}, "received_ms": {"type": "integer"}}}]},
                 "Error": {"type": "object", "required": ["error", "error_description"], "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}},
                 "ServerInput": {"type": "object", "required": ["name", "proxy_pass_url"], "additionalProperties": false, "properties": {
-                    "name": {"type": "string"}, "description": {"type": "string"}, "path": {"type": "string", "description": "Must equal the URL's path on PUT"},
-                    "proxy_pass_url": {"type": "string", "format": "uri"}, "tags": {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]},
-                    "oauth_client_id": {"type": ["string", "null"]}, "append_mcp_path": {"type": ["boolean", "null"]},
-                    "mcp_endpoint": {"type": ["string", "null"], "format": "uri"}, "license": {"type": ["string", "null"]}, "num_tools": {"type": ["integer", "null"]},
+                    "name": text(1, 128, NO_CONTROL_BUT_TAB_LF), "description": {"type": ["string", "null"], "maxLength": 4096, "pattern": NO_CONTROL_BUT_TAB_LF},
+                    "path": {"type": ["string", "null"], "maxLength": 128, "description": "Required to register; must equal the URL's path on PUT"},
+                    "proxy_pass_url": {"type": "string", "minLength": 1, "maxLength": 2048, "format": "iri", "pattern": "^https?://"},
+                    "tags": {"oneOf": [{"type": "array", "maxItems": 32, "items": text(0, 64, NO_CONTROL_BUT_TAB_LF)}, text(0, 2048, NO_CONTROL_BUT_TAB_LF), {"type": "null"}]},
+                    "oauth_client_id": {"type": ["string", "null"], "maxLength": 512, "pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]*$"}, "append_mcp_path": {"type": ["boolean", "null"]},
+                    "mcp_endpoint": {"type": ["string", "null"], "maxLength": 2048, "format": "iri"}, "license": {"type": ["string", "null"], "maxLength": 128, "pattern": NO_CONTROL_BUT_TAB_LF},
+                    "num_tools": {"type": ["integer", "null"], "format": "int64", "minimum": 0, "maximum": i64::MAX},
                     "mcp_url": {"description": "read-only, ignored"}, "resource_metadata_url": {"description": "read-only, ignored"},
                     "created_at": {"description": "read-only, ignored"}, "updated_at": {"description": "read-only, ignored"}}},
                 "ServerPatch": {"type": "object", "additionalProperties": false, "description": "Any subset of ServerInput's writable fields"},
@@ -303,7 +425,10 @@ pub fn document() -> Value {
                     "server": {"type": "string", "description": "Server name or *"}, "methods": {"type": "array", "items": {"type": "string"}},
                     "tools": {"type": "array", "items": {"type": "string"}}}},
                 "ScopeInput": {"type": "object", "required": ["grants"], "additionalProperties": false, "properties": {
-                    "name": {"type": "string"}, "description": {"type": "string"}, "grants": {"type": "array", "items": r("Grant")}}},
+                    "name": {"oneOf": [scope_name(), {"type": "null"}], "description": "Must equal the URL's name"},
+                    "description": {"type": ["string", "null"], "maxLength": 4096, "pattern": NO_CONTROL_BUT_TAB_LF},
+                    "grants": {"type": "array", "maxItems": 256, "items": r("Grant")},
+                    "updated_at": {"description": "read-only, ignored"}}},
                 "Scope": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"},
                     "grants": {"type": "array", "items": r("Grant")}, "updated_at": {"type": "integer"}}},
                 "GroupMapping": {"type": "object", "properties": {"group": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}}, "updated_at": {"type": "integer"}}},

@@ -10,8 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Caller;
-use crate::http::error::{AppError, AppResult};
-use crate::http::extract::{double_option, ApiJson, ApiPath, ApiQuery};
+use crate::http::error::{echo, AppError, AppResult};
+use crate::http::extract::{
+    double_option, echo_name, form_pairs, media_type, ApiJson, ApiPath, ApiQuery,
+};
 use crate::http::state::AppState;
 use crate::registry::{self, validate};
 use crate::registry::{Server, ServerFields};
@@ -199,60 +201,74 @@ async fn check_paths_free(state: &AppState, fields: &ServerFields) -> AppResult<
     }
 }
 
-/// The text fields of a urlencoded or multipart form.
+/// The text fields of a urlencoded or multipart form (UTF-8 only: a field that is not is a
+/// 400 naming it, never stored with U+FFFD in it).
 async fn read_form(state: &AppState, request: Request) -> AppResult<Vec<(String, String)>> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.starts_with("multipart/form-data") {
-        let mut multipart = Multipart::from_request(request, state)
-            .await
-            .map_err(|r| AppError::from_rejection(r.status(), r.body_text()))?;
-        let mut fields = Vec::new();
-        loop {
-            let field = multipart
-                .next_field()
-                .await
-                .map_err(|e| AppError::from_rejection(e.status(), e.body_text()))?;
-            let Some(field) = field else { break };
-            if fields.len() >= MAX_FORM_PARTS {
-                return Err(AppError::BadRequest(format!(
-                    "more than {MAX_FORM_PARTS} form fields"
-                )));
-            }
-            let name = field.name().unwrap_or("").to_string();
-            if field.file_name().is_some() {
-                return Err(AppError::BadRequest(format!(
-                    "{name}: file uploads are not accepted"
-                )));
-            }
-            let value = field
-                .text()
-                .await
-                .map_err(|e| AppError::from_rejection(e.status(), e.body_text()))?;
-            fields.push((name, value));
-        }
-        Ok(fields)
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|r| AppError::from_rejection(r.status(), r.body_text()))?;
-        serde_urlencoded_pairs(&bytes)
-    } else {
-        Err(AppError::UnsupportedMediaType(
-            "send multipart/form-data, application/x-www-form-urlencoded or application/json"
+    let unsupported = || {
+        AppError::UnsupportedMediaType(
+            "content-type: send multipart/form-data, application/x-www-form-urlencoded or \
+             application/json (UTF-8)"
                 .into(),
-        ))
+        )
+    };
+    match media_type(request.headers(), &["boundary"]) {
+        Some((m, true)) if m == "multipart/form-data" => read_multipart(state, request).await,
+        Some((m, true)) if m == "application/x-www-form-urlencoded" => {
+            let bytes = Bytes::from_request(request, state)
+                .await
+                .map_err(|r| AppError::from_rejection(r.status(), r.body_text()))?;
+            form_pairs(&bytes, "form field")
+        }
+        _ => Err(unsupported()),
     }
 }
 
-fn serde_urlencoded_pairs(bytes: &[u8]) -> AppResult<Vec<(String, String)>> {
-    Ok(url::form_urlencoded::parse(bytes)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect())
+async fn read_multipart(state: &AppState, request: Request) -> AppResult<Vec<(String, String)>> {
+    let mut multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|r| AppError::from_rejection(r.status(), r.body_text()))?;
+    let mut fields = Vec::new();
+    loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| AppError::from_rejection(e.status(), e.body_text()))?;
+        let Some(field) = field else { break };
+        if fields.len() >= MAX_FORM_PARTS {
+            return Err(AppError::BadRequest(format!(
+                "more than {MAX_FORM_PARTS} form fields"
+            )));
+        }
+        let name = field.name().unwrap_or("").to_string();
+        if field.file_name().is_some() {
+            return Err(AppError::BadRequest(format!(
+                "{}: file uploads are not accepted",
+                echo_name(&name)
+            )));
+        }
+        // A part may name its charset; only UTF-8 is read.
+        if let Some(ct) = field.content_type() {
+            let charset_ok = ct.split(';').skip(1).all(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                !k.trim().eq_ignore_ascii_case("charset")
+                    || v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+            });
+            if !charset_ok {
+                return Err(AppError::BadRequest(format!(
+                    "{}: only UTF-8 text is accepted",
+                    echo_name(&name)
+                )));
+            }
+        }
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| AppError::from_rejection(e.status(), e.body_text()))?;
+        let value = String::from_utf8(bytes.to_vec())
+            .map_err(|_| AppError::BadRequest(format!("{}: invalid UTF-8", echo_name(&name))))?;
+        fields.push((name, value));
+    }
+    Ok(fields)
 }
 
 /// Form fields → server fields; unknown or repeated fields are 400, bad values 422.
@@ -262,7 +278,8 @@ pub fn fields_from_form(pairs: Vec<(String, String)>) -> AppResult<ServerFields>
     for (key, value) in pairs {
         if !FORM_FIELDS.contains(&key.as_str()) {
             return Err(AppError::BadRequest(format!(
-                "unknown field `{key}`, expected one of: {}",
+                "unknown field `{}`, expected one of: {}",
+                echo_name(&key),
                 FORM_FIELDS.join(", ")
             )));
         }
@@ -287,7 +304,7 @@ pub fn fields_from_form(pairs: Vec<(String, String)>) -> AppResult<ServerFields>
                     _ => {
                         return Err(AppError::invalid(
                             "append_mcp_path",
-                            format!("expected true, false or empty, got {value:?}"),
+                            format!("expected true, false or empty, got {}", echo(&value)),
                         ))
                     }
                 }
@@ -298,7 +315,10 @@ pub fn fields_from_form(pairs: Vec<(String, String)>) -> AppResult<ServerFields>
                 f.num_tools = match value.trim() {
                     "" => None,
                     n => Some(n.parse().map_err(|_| {
-                        AppError::invalid("num_tools", format!("expected a number, got {value:?}"))
+                        AppError::invalid(
+                            "num_tools",
+                            format!("expected a number, got {}", echo(&value)),
+                        )
                     })?),
                 }
             }
@@ -320,11 +340,8 @@ pub async fn register(
     request: Request,
 ) -> AppResult<Response> {
     caller.require_admin()?;
-    let is_json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+    // application/json with any parameter goes to the JSON reader, which names what it takes.
+    let is_json = media_type(request.headers(), &[]).is_some_and(|(m, _)| m == "application/json");
     let fields = if is_json {
         let ApiJson(body) = ApiJson::<ServerBody>::from_request(request, &state).await?;
         let path = body
@@ -426,7 +443,10 @@ fn check_same_path(body_path: Option<&str>, path: &str) -> AppResult<()> {
     match body_path.map(str::trim) {
         Some(p) if p != path => Err(AppError::invalid(
             "path",
-            format!("cannot be changed ({p:?} in the body, {path:?} in the URL); delete and register again"),
+            format!(
+                "cannot be changed ({} in the body, {path:?} in the URL); delete and register again",
+                echo(p)
+            ),
         )),
         _ => Ok(()),
     }
