@@ -6,7 +6,7 @@
 //!  cli, serve          commands: parse flags, wire the parts, run
 //!  http, xds           edges: the HTTP API + discovery documents (axum), the xDS server (tonic)
 //!  registry  sync  audit  idp  connect  discovery  auth      domains (no axum)
-//!  storage, outbound   the database connection and migrations; the HTTP client for fetches
+//!  storage, outbound, strict_json   the database and migrations; the HTTP client; JSON reading
 //!  config              settings, read once from the environment
 //! ```
 //!
@@ -24,6 +24,7 @@
 //! - [`discovery`]: the protected-resource metadata we publish.
 //! - [`storage`]: the SQLite/PostgreSQL connection and migrations.
 //! - [`outbound`]: the one HTTP client builder and the rules for what we fetch.
+//! - [`strict_json`]: structs read only from JSON objects (serde also takes arrays).
 //! - [`config`]: every setting.
 //! - [`devtools`]: demo/test signing keys and tokens (not the authorization server).
 //!
@@ -45,5 +46,6 @@ pub mod outbound;
 pub mod registry;
 pub mod serve;
 pub mod storage;
+pub mod strict_json;
 pub mod sync;
 pub mod xds;

@@ -40,12 +40,13 @@ pub const MAX_GAPS_PER_BATCH: usize = 64;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditBatch {
+    #[serde(deserialize_with = "crate::strict_json::objects")]
     pub events: Vec<AuditEvent>,
     /// Events the singleton had to drop since its last batch (buffer full).
     #[serde(default)]
     pub dropped: u64,
     /// Runs of lost events, each with its span and exact count (filters with gap records).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict_json::objects")]
     pub gaps: Vec<AuditGap>,
 }
 
@@ -145,8 +146,11 @@ pub fn validate(event: &AuditEvent, index: usize) -> Result<(), InvalidEvent> {
             check_text(item).map_err(|p| err(field, p))?;
         }
     }
-    if event.time_ms > i64::MAX as u64 || event.policy_version > i64::MAX as u64 {
+    if event.time_ms > i64::MAX as u64 {
         return Err(err("time_ms", "out of range"));
+    }
+    if event.policy_version > i64::MAX as u64 {
+        return Err(err("policy_version", "out of range"));
     }
     Ok(())
 }

@@ -151,3 +151,37 @@ fn gap_records_parse_and_bad_ones_are_named() {
     let old: AuditBatch = serde_json::from_value(json!({"events": [], "dropped": 0})).unwrap();
     assert!(old.gaps.is_empty());
 }
+
+#[test]
+fn out_of_range_numbers_name_their_own_field() {
+    for field in ["time_ms", "policy_version"] {
+        let mut v = event();
+        v[field] = json!(u64::MAX);
+        let e: AuditEvent = serde_json::from_value(v).expect("parses");
+        let refused = validate(&e, 2).unwrap_err();
+        assert_eq!(
+            (refused.list, refused.index, refused.field, refused.problem),
+            ("events", 2, field, "out of range")
+        );
+    }
+}
+
+/// serde's derive also builds a struct from an array of its fields; a batch's events and gaps
+/// must be objects, like every other body the API takes.
+#[test]
+fn events_and_gaps_given_as_arrays_are_refused() {
+    let fields: Vec<serde_json::Value> = event().as_object().unwrap().values().cloned().collect();
+    let batch = json!({"events": [fields]});
+    let e = serde_json::from_value::<AuditBatch>(batch).unwrap_err();
+    assert!(e.to_string().contains("a JSON object"), "{e}");
+    let batch = json!({"events": [], "gaps": [["buffer_full", 1, 2, 3]]});
+    assert!(serde_json::from_value::<AuditBatch>(batch).is_err());
+    let batch = json!({"events": [event()]});
+    assert_eq!(
+        serde_json::from_value::<AuditBatch>(batch)
+            .unwrap()
+            .events
+            .len(),
+        1
+    );
+}

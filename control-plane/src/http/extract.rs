@@ -1,16 +1,12 @@
 //! Extractors whose rejections are the API's own JSON errors, and the strict readers of what a
 //! request carries (content type, form and query pairs) they share with the handlers.
 
-use std::fmt;
-use std::marker::PhantomData;
-
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
-use serde::de::{DeserializeOwned, MapAccess, Visitor};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::http::error::{echo, AppError};
 
@@ -94,26 +90,7 @@ fn json_rejection(r: JsonRejection) -> AppError {
     AppError::from_rejection(r.status(), r.body_text())
 }
 
-/// A struct inside a body that must be given as a JSON object (not as an array of its fields,
-/// which serde's derived `Deserialize` also takes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Object<T>(pub T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = Object<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
-            }
-        }
-        d.deserialize_map(V(PhantomData))
-    }
-}
+pub use crate::strict_json::Object;
 
 /// `Path<T>` with JSON errors.
 pub struct ApiPath<T>(pub T);
@@ -230,6 +207,7 @@ where
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use serde::Deserialize;
 
     fn headers(ct: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

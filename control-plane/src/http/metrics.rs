@@ -69,7 +69,12 @@ impl Metrics {
     }
 
     pub fn audit_dropped(&self, n: u64) {
-        self.audit_dropped.fetch_add(n, Ordering::Relaxed);
+        // Saturates: a counter that wrapped would read as a reset to Prometheus.
+        let _ = self
+            .audit_dropped
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_add(n))
+            });
     }
 
     pub fn audit_refused(&self, n: u64) {
@@ -163,4 +168,20 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         "request"
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch claiming u64::MAX dropped events must not wrap the counter (Prometheus would read
+    /// a wrap as a reset and lose the count).
+    #[test]
+    fn the_dropped_counter_saturates() {
+        let m = Metrics::default();
+        m.audit_dropped(2);
+        m.audit_dropped(u64::MAX);
+        m.audit_dropped(5);
+        assert_eq!(m.audit_dropped.load(Ordering::Relaxed), u64::MAX);
+    }
 }
