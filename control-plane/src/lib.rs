@@ -19,6 +19,7 @@
 //! - [`sync`]: versioned snapshots published to the filters (long-poll) and the xDS server.
 //! - [`audit`]: the filters' decisions, validated, stored and kept for a retention period.
 //! - [`idp`]: the IdP's discovery document and signing keys.
+//! - [`authz`]: the OAuth 2.1 authorization server's rules (broker mode), not wired to HTTP yet.
 //! - [`auth`]: who an API caller is (admin token, IdP token + group mappings, sync token).
 //! - [`connect`]: connect configs for each coding assistant.
 //! - [`discovery`]: the protected-resource metadata we publish.
@@ -35,6 +36,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod connect;
