@@ -614,12 +614,18 @@ fn token_without_groups_claim() {
 #[test]
 fn token_with_groups_claims_passes_and_is_never_printed() {
     let fx = Setup::good().start();
-    for claims in [
-        json!({"sub": "a", "groups": ["devs"], "exp": 4_000_000_000u64}),
-        json!({"sub": "a", "cognito:groups": ["devs", "ops"], "exp": 4_000_000_000u64}),
-        json!({"sub": "a", "roles": "admin", "exp": 4_000_000_000u64}),
-        json!({"sub": "a", "realm_access": {"roles": ["devs"]}, "exp": 4_000_000_000u64}),
+    for groups in [
+        json!({"groups": ["devs"]}),
+        json!({"cognito:groups": ["devs", "ops"]}),
+        json!({"roles": "admin"}),
+        json!({"realm_access": {"roles": ["devs"]}}),
     ] {
+        let mut claims = json!({
+            "iss": fx.url("/as"), "sub": "a", "aud": fx.url("/mcp"), "exp": 4_000_000_000u64
+        });
+        for (k, v) in groups.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
         let token = jwt(&claims);
         let r = doctor(&fx.url("/mcp"), &["--token", &token], &[]);
         assert_eq!(r.code, 0, "{claims}: {}", r.explain());
@@ -632,6 +638,147 @@ fn token_with_groups_claims_passes_and_is_never_printed() {
             1
         );
     }
+}
+
+/// `Setup::good()` plus a control plane: server `github` at `{base}/mcp`; group `devs` maps to
+/// `github-read` (a grant on it), `writers` to `docs-all` (a grant on another server).
+fn with_control_plane() -> Setup {
+    let mut s = Setup::good();
+    for (path, body) in [
+        (
+            "/api/servers",
+            json!({"total_count": 1, "servers": [{"name": "github", "mcp_url": "{base}/mcp"}]}),
+        ),
+        (
+            "/api/group-mappings",
+            json!({"group_mappings": [{"group": "devs", "scopes": ["github-read"]},
+                                      {"group": "writers", "scopes": ["docs-all"]}]}),
+        ),
+        (
+            "/api/scopes",
+            json!({"scopes": [{"name": "github-read", "grants": [{"server": "github"}]},
+                              {"name": "docs-all", "grants": [{"server": "docs"}]}]}),
+        ),
+    ] {
+        s.extra
+            .push((format!("GET {path}"), json_doc(&body, "application/json")));
+    }
+    s
+}
+
+#[test]
+fn token_checked_against_the_servers_policy_and_group_mappings() {
+    let fx = with_control_plane().start();
+    let url = fx.url("/mcp");
+    let admin = "admin-token-not-to-be-printed";
+    let cp = ["--control-plane", &fx.url("/")];
+    let cp_args = |token: &str| -> Vec<String> {
+        [
+            "--token",
+            token,
+            cp[0],
+            cp[1],
+            "--admin-token-env",
+            "DOCTOR_TEST_ADMIN",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |token: &str| {
+        let args = cp_args(token);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        doctor(&url, &args, &[("DOCTOR_TEST_ADMIN", admin)])
+    };
+
+    // A Cognito access token: no aud, a client_id, token_use access; its group grants the server.
+    let token = jwt(&json!({
+        "iss": fx.url("/as"), "sub": "a", "exp": 4_000_000_000u64, "client_id": "7abc",
+        "token_use": "access", "cognito:groups": ["devs"],
+    }));
+    let r = run(&token);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(r.codes(), ["token_no_audience"], "{}", r.explain());
+    assert_eq!(r.severity("token_no_audience"), "warning");
+    let t = &r.report["summary"]["token"];
+    assert_eq!(t["audience"], "absent");
+    assert_eq!(t["client_id"], "7abc");
+    assert_eq!(t["issuer_listed"], true);
+    assert_eq!(t["mapping"]["checked"], true);
+    assert_eq!(t["mapping"]["server"], "github");
+    assert_eq!(
+        t["mapping"]["scopes_by_group"]["devs"],
+        json!(["github-read"])
+    );
+    assert_eq!(t["mapping"]["granting"], json!(["github-read"]));
+    let token_step = r.report["steps"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let reqs: Vec<&str> = token_step["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reqs,
+        [
+            fx.url("/api/servers"),
+            fx.url("/api/group-mappings"),
+            fx.url("/api/scopes")
+        ]
+    );
+    for secret in [&token, admin] {
+        assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret));
+    }
+
+    // An ID token from another issuer, for Keycloak's `account`, whose group grants nothing here.
+    let token = jwt(&json!({
+        "iss": "https://other.example/realms/x", "sub": "a", "exp": 4_000_000_000u64,
+        "aud": "account", "token_use": "id", "groups": ["writers"],
+    }));
+    let r = run(&token);
+    assert_eq!(r.code, 1, "{}", r.explain());
+    for (code, severity) in [
+        ("token_issuer_other", "error"),
+        ("token_is_id_token", "error"),
+        ("token_weak_audience", "warning"),
+        ("token_no_server_access", "error"),
+    ] {
+        assert_eq!(r.severity(code), severity, "{code}: {}", r.explain());
+    }
+
+    // Without --control-plane the report says the mapping was not checked, and how.
+    let token = jwt(&json!({
+        "iss": fx.url("/as"), "sub": "a", "exp": 4_000_000_000u64, "aud": ["mcp-gateway"],
+        "groups": ["0b6a2f54-1c3e-4d7a-9f00-aa12bc34de56"],
+    }));
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["doctor", &url, "--token", &token])
+        .env_remove("IDE_OAUTH_CLIENT_ID")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "WARN token_audience_other: aud is mcp-gateway,",
+        "The token (claims only, not verified):",
+        "group mappings: not checked (pass --control-plane URL",
+        "must name the ids, not display names",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    assert!(!text.contains(&token));
+
+    // The admin token comes from the environment variable named, which must be set.
+    let args = cp_args(&token);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = doctor(&url, &args, &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert!(r.stderr.contains("DOCTOR_TEST_ADMIN"), "{}", r.explain());
 }
 
 #[test]

@@ -34,6 +34,14 @@ pub struct DoctorArgs {
     /// HOST, like curl's --resolve; repeatable. Checks a deployment before DNS points at it.
     #[arg(long, value_name = "HOST=ADDR", value_parser = parse_resolve)]
     pub resolve: Vec<(String, SocketAddr)>,
+    /// The control plane's URL: with --token and --admin-token-env, list the scopes the token's
+    /// groups map to and whether one grants the server.
+    #[arg(long, value_name = "URL", requires = "admin_token_env")]
+    pub control_plane: Option<String>,
+    /// Name of the environment variable holding an admin API token for --control-plane (the
+    /// token itself is never a flag value, never printed).
+    #[arg(long, value_name = "NAME", requires = "control_plane")]
+    pub admin_token_env: Option<String>,
 }
 
 /// `HOST=IP` or `HOST=IP:PORT` (IPv6 as `[::1]:PORT` or bare).
@@ -67,6 +75,16 @@ pub fn run(args: &DoctorArgs) -> i32 {
         }
         other => other.map(|t| t.trim().to_string()),
     };
+    let admin_token = match args.admin_token_env.as_deref() {
+        Some(name) => match std::env::var(name) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            _ => {
+                eprintln!("portcullis doctor: --admin-token-env {name}: the environment variable {name} is not set (or empty)");
+                return 2;
+            }
+        },
+        None => None,
+    };
     let opts = Options {
         url: args.url.clone(),
         client_id: args
@@ -78,6 +96,8 @@ pub fn run(args: &DoctorArgs) -> i32 {
         timeout: Duration::from_secs(args.timeout.max(1)),
         strict: args.strict,
         resolve: args.resolve.clone(),
+        control_plane: args.control_plane.clone(),
+        admin_token,
     };
     let report = diagnose_blocking(&opts);
     if args.json {

@@ -127,6 +127,24 @@ codes! {
         "The --token has expired.";
     TokenNoGroups => "token_no_groups", Error,
         "The --token carries no groups-like claim; group-based access will deny everything.";
+    TokenMissingClaims => "token_missing_claims", Error,
+        "The --token lacks `iss`, `sub` or `exp`, which every token must carry.";
+    TokenIssuerOther => "token_issuer_other", Error,
+        "The --token's `iss` is none of the authorization servers the metadata names.";
+    TokenIsIdToken => "token_is_id_token", Error,
+        "The --token is an ID token (`token_use: id`), not an access token.";
+    TokenNoAudience => "token_no_audience", Warning,
+        "The --token has no `aud`: accepted only when the issuer's client_ids lists its client.";
+    TokenAudienceOther => "token_audience_other", Warning,
+        "The --token's `aud` is not this server's resource: accepted only with PORTCULLIS_IDP_AUDIENCE.";
+    TokenWeakAudience => "token_weak_audience", Warning,
+        "The --token's only `aud` is Keycloak's `account`, which every token of the realm carries.";
+    TokenGroupsUnmapped => "token_groups_unmapped", Error,
+        "None of the --token's groups is mapped to a registry scope (403 no_mapped_scopes).";
+    TokenNoServerAccess => "token_no_server_access", Error,
+        "No scope the --token's groups map to grants this server (403 no_server_access).";
+    MappingCheckFailed => "mapping_check_failed", Warning,
+        "The control plane's group mappings could not be read (--control-plane, --admin-token-env).";
 }
 
 /// One named mistake.

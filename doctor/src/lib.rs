@@ -8,7 +8,9 @@
 //! 3. Fetch authorization-server metadata for each `authorization_servers` entry, in the
 //!    specification's order.
 //! 4. Work out how an IDE gets a client id (pre-registered, CIMD, DCR, by hand).
-//! 5. With `--token`, read (without verifying, never printing) the token's groups claims.
+//! 5. With `--token`, read (without verifying, never printing) the token's claims and hold them
+//!    against the server's policy: `iss`, `aud` (or `client_id`), `token_use`, groups; with
+//!    `--control-plane` and `--admin-token-env`, the groups' mapped scopes too.
 //!
 //! Nothing is followed silently: redirects are reported (and metadata redirects followed, hop by
 //! hop), every response is bounded in size and time.
@@ -39,6 +41,6 @@ pub mod report;
 pub use cli::{parse_resolve, run, DoctorArgs};
 pub use diagnosis::{diagnose, diagnose_blocking, Options, GROUP_CLAIMS, MAX_BODY_BYTES};
 pub use report::{
-    AuthorizationServer, ChallengeSummary, Exchange, IdeOutcome, Registration, Report, Step,
-    StepStatus, Summary, TokenSummary,
+    Audience, AuthorizationServer, ChallengeSummary, Exchange, IdeOutcome, MappingSummary,
+    Registration, Report, Step, StepStatus, Summary, TokenSummary,
 };

@@ -98,13 +98,68 @@ pub struct IdeOutcome {
     pub outcome: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Whom the token's `aud` says it is for, next to the server's resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// `aud` contains the server's resource URL (RFC 8707).
+    Resource,
+    /// Only other values (a fixed audience: Okta, Entra, a Keycloak Audience mapper).
+    Other,
+    /// Only Keycloak's `account`.
+    Weak,
+    /// No `aud` (Cognito access tokens).
+    Absent,
+}
+
+/// The `--token`'s claims next to the server's policy. Claims only: never the token.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct TokenSummary {
     pub jwt: bool,
     /// Groups-like claims present, with how many values each has.
     pub groups_claims: BTreeMap<String, usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expired: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Whether `iss` is one of the metadata's `authorization_servers` (absent: not compared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer_listed: Option<bool>,
+    /// The `aud` values (empty when there is none).
+    pub aud: Vec<String>,
+    /// What `aud` was compared with: the metadata's `resource`, else the URL given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Audience>,
+    /// `client_id`, else `azp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_use: Option<String>,
+    /// The values of every groups-like claim, deduplicated.
+    pub groups: Vec<String>,
+    /// Some groups are GUIDs (Entra object ids): mappings must name the ids.
+    pub groups_look_like_guids: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<MappingSummary>,
+}
+
+/// The token's groups next to the control plane's group mappings and scopes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MappingSummary {
+    /// Whether the mappings were read (`--control-plane` and `--admin-token-env`).
+    pub checked: bool,
+    /// Why not, and how to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
+    /// The registry server whose `mcp_url` is the resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Each of the token's groups that has a mapping, with its scopes.
+    pub scopes_by_group: BTreeMap<String, Vec<String>>,
+    /// The mapped scopes with a grant on the server (or on `*`).
+    pub granting: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -204,6 +259,9 @@ impl Report {
             }
         }
         let sum = &self.summary;
+        if let Some(t) = &sum.token {
+            token_text(&mut s, t);
+        }
         let _ = writeln!(s, "\nWhat an IDE will do:");
         if sum.ide.is_empty() {
             let _ = writeln!(s, "   (unknown: discovery did not get that far)");
@@ -236,5 +294,92 @@ impl Report {
             );
         }
         s
+    }
+}
+
+/// The token lines of the text report's summary.
+fn token_text(s: &mut String, t: &TokenSummary) {
+    let _ = writeln!(s, "\nThe token (claims only, not verified):");
+    if !t.jwt {
+        let _ = writeln!(s, "   not a JWT: its claims cannot be read");
+        return;
+    }
+    let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+    let issuer = match t.issuer_listed {
+        Some(true) => "an authorization server of the metadata",
+        Some(false) => "NOT an authorization server of the metadata",
+        None => "not compared",
+    };
+    let _ = writeln!(s, "   iss: {} ({issuer})", or_none(&t.iss));
+    let aud = if t.aud.is_empty() {
+        "none".to_string()
+    } else {
+        t.aud.join(", ")
+    };
+    let verdict = match t.audience {
+        Some(Audience::Resource) => "contains the server's resource",
+        Some(Audience::Other) => "not the resource: needs PORTCULLIS_IDP_AUDIENCE",
+        Some(Audience::Weak) => "Keycloak's `account` only: weak, add an Audience mapper",
+        Some(Audience::Absent) => "needs the client id in PORTCULLIS_IDP_CLIENT_IDS",
+        None => "",
+    };
+    let _ = writeln!(s, "   aud: {aud} ({verdict})");
+    let _ = writeln!(
+        s,
+        "   client_id: {}; token_use: {}",
+        or_none(&t.client_id),
+        or_none(&t.token_use)
+    );
+    let _ = writeln!(
+        s,
+        "   groups: {}{}",
+        if t.groups.is_empty() {
+            "none".to_string()
+        } else {
+            t.groups.join(", ")
+        },
+        if t.groups_look_like_guids {
+            " (GUIDs: Entra object ids; group mappings must name the ids, not display names)"
+        } else {
+            ""
+        }
+    );
+    match &t.mapping {
+        Some(m) if m.checked => {
+            let mapped: Vec<String> = m
+                .scopes_by_group
+                .iter()
+                .map(|(g, sc)| format!("{g} -> {}", sc.join(" ")))
+                .collect();
+            let _ = writeln!(
+                s,
+                "   group mappings: {}",
+                if mapped.is_empty() {
+                    "none of its groups is mapped".to_string()
+                } else {
+                    mapped.join("; ")
+                }
+            );
+            let _ = writeln!(
+                s,
+                "   scopes granting {}: {}",
+                m.server
+                    .as_deref()
+                    .unwrap_or("the server (not found in the registry)"),
+                if m.granting.is_empty() {
+                    "none".to_string()
+                } else {
+                    m.granting.join(", ")
+                }
+            );
+        }
+        Some(m) => {
+            let _ = writeln!(
+                s,
+                "   group mappings: not checked ({})",
+                m.not_checked.as_deref().unwrap_or("")
+            );
+        }
+        None => {}
     }
 }

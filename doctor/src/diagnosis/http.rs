@@ -38,6 +38,16 @@ pub(super) struct Fetched {
     too_large: bool,
 }
 
+impl Fetched {
+    /// The body as JSON; `None` when it is not JSON or was cut at [`MAX_BODY_BYTES`].
+    pub(super) fn json(&self) -> Option<Value> {
+        if self.too_large {
+            return None;
+        }
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
 /// What a metadata URL gave.
 pub(super) enum Doc {
     /// A JSON object; `content_type_ok` says whether it was served as JSON.

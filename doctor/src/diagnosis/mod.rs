@@ -7,13 +7,17 @@
 //! - `resource_metadata`: protected-resource metadata (RFC 9728) at every location clients try;
 //! - `authorization_server`: authorization-server metadata (RFC 8414, OIDC discovery);
 //! - `client_registration`: how each IDE will get a client id;
-//! - `token`: with `--token`, the token's groups claims (decoded, not verified, never printed).
+//! - `token`: with `--token`, the token's claims (decoded, not verified, never printed) against
+//!   the server's policy: `iss`, `aud`, `client_id`, `token_use`, groups;
+//! - `mappings`: the token's groups against the control plane's group mappings and scopes
+//!   (`--control-plane`, `--admin-token-env`).
 //!
 //! `http` makes the requests: bounded bodies, redirects reported and followed hop by hop.
 
 mod authorization_server;
 mod client_registration;
 mod http;
+mod mappings;
 mod probe;
 mod resource_metadata;
 mod token;
@@ -33,8 +37,8 @@ use crate::report::{
     StepStatus, Summary, TokenSummary,
 };
 
-/// What to check, independent of the command line.
-#[derive(Debug, Clone)]
+/// What to check, independent of the command line. Its `Debug` hides the two tokens.
+#[derive(Clone)]
 pub struct Options {
     pub url: String,
     pub client_id: Option<String>,
@@ -42,6 +46,26 @@ pub struct Options {
     pub timeout: Duration,
     pub strict: bool,
     pub resolve: Vec<(String, SocketAddr)>,
+    /// The control plane's URL, for the token's group mappings (with `admin_token`).
+    pub control_plane: Option<String>,
+    /// An admin (API) token for the control plane: never printed, sent only there.
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |t: &Option<String>| t.as_ref().map(|_| "<hidden>");
+        f.debug_struct("Options")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("token", &hidden(&self.token))
+            .field("timeout", &self.timeout)
+            .field("strict", &self.strict)
+            .field("resolve", &self.resolve)
+            .field("control_plane", &self.control_plane)
+            .field("admin_token", &hidden(&self.admin_token))
+            .finish()
+    }
 }
 
 impl Options {
@@ -53,6 +77,8 @@ impl Options {
             timeout: Duration::from_secs(10),
             strict: false,
             resolve: Vec::new(),
+            control_plane: None,
+            admin_token: None,
         }
     }
 }
@@ -261,6 +287,7 @@ impl Doctor {
             }
             if self.opts.token.is_some() {
                 self.inspect_token();
+                self.check_mappings().await;
             }
             return;
         };
@@ -291,6 +318,7 @@ impl Doctor {
         }
         if self.opts.token.is_some() {
             self.inspect_token();
+            self.check_mappings().await;
         }
     }
 }

@@ -36,3 +36,16 @@ fn invalid_urls_are_reported_without_a_request() {
         assert_eq!(r.summary.exit_code, 2);
     }
 }
+
+#[test]
+fn options_debug_hides_the_tokens() {
+    let mut o = Options::new("http://h/mcp");
+    o.token = Some("user-token-value".into());
+    o.admin_token = Some("admin-token-value".into());
+    let d = format!("{o:?}");
+    assert!(
+        !d.contains("user-token-value") && !d.contains("admin-token-value"),
+        "{d}"
+    );
+    assert!(d.contains("<hidden>"));
+}
