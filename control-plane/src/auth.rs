@@ -52,7 +52,7 @@ impl Authenticator {
         match jwks.map(|jwks| self.idp_policy(jwks)).transpose() {
             Ok(policy) => self.store(policy.flatten()),
             Err(e) => {
-                tracing::error!(error = %e, "the IdP's keys do not load for API authentication; keeping the previous ones")
+                tracing::error!(error = %e, "the IdP's keys do not load for API authentication; keeping the previous ones");
             }
         }
     }

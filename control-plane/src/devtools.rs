@@ -276,7 +276,8 @@ impl DevKey {
             match DevKey::from_pem(alg, kid, pem) {
                 Ok(k) => return Ok(k),
                 Err(e @ DevKeyError::WeakRsa(_)) => return Err(e),
-                Err(_) => continue,
+                // Not this algorithm's key type: try the next one.
+                Err(_) => {}
             }
         }
         Err(DevKeyError::UnrecognizedPem)
@@ -351,8 +352,7 @@ impl TokenSpec {
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Parses a `--claim k=v` argument: `v` is JSON when it parses as JSON, else a string.

@@ -17,6 +17,9 @@
 //! - Claude Code's `-H` takes several values and swallows NAME and URL when it comes before
 //!   them (`missing required argument 'name'`), so it goes last.
 
+// Tests may unwrap: a panic is the failure report (the workspace lints deny it elsewhere).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -29,9 +32,10 @@ use serde_json::{json, Value};
 use url::Url;
 
 fn node_bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("PORTCULLIS_NODE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node"));
+    let dir = std::env::var_os("PORTCULLIS_NODE_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node"),
+        PathBuf::from,
+    );
     let bin = dir.join("node_modules/.bin").join(name);
     assert!(
         bin.exists(),
@@ -350,7 +354,11 @@ fn cli_rejections() {
     let claude = node_bin("claude");
     let codex = node_bin("codex");
     let url = "https://gateway.example.com/my-server/mcp";
-    let args = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let args = |s: &[&str]| {
+        s.iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+    };
     let sb = sandbox("rejections");
     let expect_fail = |bin: &Path, argv: Vec<String>, needle: &str| {
         let out = run(&sb, bin, &argv);

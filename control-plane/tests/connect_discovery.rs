@@ -1,6 +1,9 @@
 //! IdP capability discovery against a small HTTP server on 127.0.0.1: the metadata locations in
 //! the specification's order, the issuer check, and the TTL cache that never keeps failures.
 
+// Tests may unwrap: a panic is the failure report (the workspace lints deny it elsewhere).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -173,7 +176,7 @@ async fn issuer_mismatch_and_missing_metadata_are_errors() {
     );
     match discover_capabilities(&issuer).await {
         Err(DiscoveryError::IssuerMismatch { found, .. }) => {
-            assert_eq!(found, "https://elsewhere.example.com")
+            assert_eq!(found, "https://elsewhere.example.com");
         }
         other => panic!("{other:?}"),
     }
@@ -194,7 +197,7 @@ async fn issuer_mismatch_and_missing_metadata_are_errors() {
     );
     match discover_capabilities(&format!("{base}/realms/junk")).await {
         Err(DiscoveryError::NoMetadata { attempts }) => {
-            assert!(attempts[0].contains("not metadata JSON"), "{attempts:?}")
+            assert!(attempts[0].contains("not metadata JSON"), "{attempts:?}");
         }
         other => panic!("{other:?}"),
     }

@@ -6,6 +6,9 @@
 //! `tests/connect_fixtures/matrix.golden`; after an intended change, regenerate it with
 //! `UPDATE_GOLDEN=1 cargo test -p portcullis-control-plane --test connect_matrix` and review the diff.
 
+// Tests may unwrap: a panic is the failure report (the workspace lints deny it elsewhere).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 
 use portcullis::connect::{
@@ -122,7 +125,7 @@ fn expected_method(ide: Ide, client: bool, idp: Idp) -> LoginMethod {
     let row = METHODS
         .lines()
         .map(str::split_whitespace)
-        .map(|w| w.collect::<Vec<_>>())
+        .map(std::iter::Iterator::collect::<Vec<_>>)
         .find(|w| w.first() == Some(&ide.as_str()))
         .unwrap_or_else(|| panic!("no row for {ide}"));
     let col = (if client { 0 } else { 3 })

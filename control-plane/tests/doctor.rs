@@ -2,6 +2,9 @@
 //! known mistake, and an unreachable URL. Every test runs the real binary and checks its exit
 //! code and its `--json` report.
 
+// Tests may unwrap: a panic is the failure report (the workspace lints deny it elsewhere).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::Arc;

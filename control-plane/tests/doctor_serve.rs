@@ -4,6 +4,9 @@
 //! forwards everything else (the well-known documents) to the control plane. The IdP is a
 //! fixture serving OIDC discovery at its issuer path (as Keycloak does).
 
+// Tests may unwrap: a panic is the failure report (the workspace lints deny it elsewhere).
+#![allow(clippy::unwrap_used)]
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -102,8 +105,7 @@ async fn gateway(State(g): State<Gateway>, req: Request) -> Response {
         "http://127.0.0.1:{port}{}",
         req.uri()
             .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
+            .map_or("/", axum::http::uri::PathAndQuery::as_str)
     );
     let resp = reqwest::Client::new()
         .get(url)

@@ -7,6 +7,9 @@
 //!
 //! Needs node and the npm fixtures (`bash scripts/setup.sh`); fails without them.
 
+// Tests may unwrap: a panic is the failure report (the workspace lints deny it elsewhere).
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,9 +32,10 @@ const CLIENT_SECRET: &str = "portcullis-test-secret";
 const OVERLAP_SECONDS: u64 = 3;
 
 fn node_dir() -> PathBuf {
-    let dir = std::env::var_os("PORTCULLIS_NODE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/node"));
+    let dir = std::env::var_os("PORTCULLIS_NODE_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/node"),
+        PathBuf::from,
+    );
     assert!(
         dir.join("node_modules/oidc-provider/package.json")
             .is_file(),

@@ -401,8 +401,7 @@ impl Config {
                     ',',
                 ),
                 groups_claim: get("PORTCULLIS_IDP_GROUPS_CLAIM")
-                    .map(|c| c.trim().to_string())
-                    .unwrap_or_else(|| traits.groups_claim.into()),
+                    .map_or_else(|| traits.groups_claim.into(), |c| c.trim().to_string()),
                 discovery_url,
                 profile,
                 audience_style: traits.audience,

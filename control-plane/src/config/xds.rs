@@ -34,7 +34,7 @@ impl std::fmt::Debug for XdsConfig {
             .field("upstream_ca_file", &self.upstream_ca_file)
             .field(
                 "token_sha256",
-                &self.token_sha256.map(|_| "<set>").unwrap_or("<none>"),
+                &self.token_sha256.map_or("<none>", |_| "<set>"),
             )
             .finish()
     }

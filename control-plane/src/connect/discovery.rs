@@ -95,9 +95,7 @@ pub async fn discover_capabilities_with(
 ) -> Result<IdpCapabilities, DiscoveryError> {
     let input = issuer_or_metadata_url.trim();
     let candidates = metadata_candidates(input)?;
-    let is_issuer = !Url::parse(input)
-        .map(|u| u.path().contains("/.well-known/"))
-        .unwrap_or(false);
+    let is_issuer = !Url::parse(input).is_ok_and(|u| u.path().contains("/.well-known/"));
     let mut attempts = Vec::new();
     for url in candidates {
         let md = match fetch(client, &url).await {
@@ -210,7 +208,10 @@ impl CapabilityCache {
 
     /// The cached entry, if present and younger than the TTL.
     pub fn cached(&self, issuer_or_metadata_url: &str) -> Option<IdpCapabilities> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         entries
             .get(issuer_or_metadata_url.trim())
             .filter(|(at, _)| at.elapsed() < self.ttl)
@@ -218,7 +219,10 @@ impl CapabilityCache {
     }
 
     fn insert(&self, key: String, caps: IdpCapabilities) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= MAX_CACHE_ENTRIES && !entries.contains_key(&key) {
             let ttl = self.ttl;
             entries.retain(|_, (at, _)| at.elapsed() < ttl);
@@ -237,19 +241,25 @@ impl CapabilityCache {
 
     /// Forgets one entry (e.g. after the operator changed the IdP).
     pub fn invalidate(&self, issuer_or_metadata_url: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         entries.remove(issuer_or_metadata_url.trim());
     }
 
     pub fn clear(&self) {
         self.entries
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -59,8 +59,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+            .map_or(0, |d| d.as_secs());
         let identity = state.auth.verify_idp_token(token, now)?;
         let scopes = state.db.scopes_for_groups(&identity.groups).await?;
         Ok(state.auth.caller(identity, scopes))

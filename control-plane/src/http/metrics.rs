@@ -154,8 +154,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "fallback".to_string());
+        .map_or_else(|| "fallback".to_string(), |m| m.as_str().to_string());
     let response = next.run(request).await;
     let elapsed = start.elapsed();
     let status = response.status().as_u16();

@@ -193,8 +193,7 @@ impl AggregatedDiscoveryService for AdsService {
         self.authorize(&request)?;
         let peer = request
             .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "unknown".into());
+            .map_or_else(|| "unknown".into(), |a| a.to_string());
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stream = AdsStream {
             id: self.stream_ids.fetch_add(1, Ordering::Relaxed) + 1,
@@ -359,8 +358,7 @@ impl AdsStream {
             .filter(|(type_url, sub)| {
                 let current = built
                     .for_type(type_url)
-                    .map(|r| r.version.as_str())
-                    .unwrap_or(EMPTY_VERSION);
+                    .map_or(EMPTY_VERSION, |r| r.version.as_str());
                 sub.sent_version.as_deref() != Some(current)
             })
             .map(|(type_url, _)| type_url.clone())

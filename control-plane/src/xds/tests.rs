@@ -851,7 +851,7 @@ impl Envoyish {
     async fn subscribe(&self, type_url: String, names: &[&str]) {
         self.request(DiscoveryRequest {
             type_url,
-            resource_names: names.iter().map(|s| s.to_string()).collect(),
+            resource_names: names.iter().map(std::string::ToString::to_string).collect(),
             node: Some(Node {
                 id: "test-envoy".into(),
                 cluster: "test".into(),
@@ -867,7 +867,7 @@ impl Envoyish {
             type_url: response.type_url.clone(),
             version_info: response.version_info.clone(),
             response_nonce: response.nonce.clone(),
-            resource_names: names.iter().map(|s| s.to_string()).collect(),
+            resource_names: names.iter().map(std::string::ToString::to_string).collect(),
             ..Default::default()
         })
         .await;

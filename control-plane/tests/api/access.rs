@@ -315,7 +315,12 @@ async fn snapshot_compiles(b: Backend) {
 
 fn token_for(aud: &str, groups: &[&str]) -> String {
     let mut spec = portcullis::devtools::TokenSpec::new(ISSUER, aud, "carol");
-    spec.groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    spec.groups = Some(
+        groups
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
+    );
     idp_key().sign(&spec.claims())
 }
 

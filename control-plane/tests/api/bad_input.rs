@@ -51,7 +51,7 @@ impl TestApp {
 
 async fn sync_app(b: &Backend) -> TestApp {
     app_with(b, |c| {
-        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()))
+        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()));
     })
     .await
 }

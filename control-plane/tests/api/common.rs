@@ -88,7 +88,12 @@ pub fn idp_key() -> &'static DevKey {
 /// An IdP access token for the given groups.
 pub fn token(sub: &str, groups: &[&str]) -> String {
     let mut spec = TokenSpec::new(ISSUER, AUDIENCE, sub);
-    spec.groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    spec.groups = Some(
+        groups
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
+    );
     idp_key().sign(&spec.claims())
 }
 
@@ -142,7 +147,7 @@ pub async fn app_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> Tes
                 .join(unique("portcullis-test"))
                 .join("data");
             config.data_dir = dir.clone();
-            cleanup = dir.parent().map(|p| p.to_path_buf());
+            cleanup = dir.parent().map(std::path::Path::to_path_buf);
         }
         Backend::Postgres(url) => {
             let schema = unique("t");

@@ -34,7 +34,7 @@ const UNREACHABLE_IDP: &str = "http://127.0.0.1:9/.well-known/openid-configurati
 async fn connect_app(b: &Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
     app_with(b, |c| {
         c.idp.as_mut().unwrap().discovery_url = UNREACHABLE_IDP.into();
-        tweak(c)
+        tweak(c);
     })
     .await
 }
@@ -216,7 +216,7 @@ async fn client_id_and_callback_port(b: Backend) {
 
     // No callback port configured: no --callback-port.
     let t = connect_app(&b, |c| {
-        c.ide_oauth_client_id = Some("mcp-gateway-ide".into())
+        c.ide_oauth_client_id = Some("mcp-gateway-ide".into());
     })
     .await;
     t.register("GitHub", "/github", &[]).await;

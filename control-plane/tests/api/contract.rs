@@ -246,7 +246,7 @@ fn documented(doc: &Value, path: &str, method: &str, status: u16) -> bool {
 #[tokio::test]
 async fn every_error_the_extractors_give_is_documented() {
     let t = app_with(&Backend::Sqlite, |c| {
-        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()))
+        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()));
     })
     .await;
     t.register("GitHub", "/github", &[]).await;

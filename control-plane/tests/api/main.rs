@@ -1,6 +1,9 @@
 //! Control-plane API tests: every route, on SQLite and (with `PORTCULLIS_TEST_POSTGRES_URL`,
 //! see `scripts/postgres.sh`) on PostgreSQL. One test binary to keep link time down.
 
+// Tests may unwrap: a panic is the failure report (the workspace lints deny it elsewhere).
+#![allow(clippy::unwrap_used)]
+
 #[macro_use]
 mod common;
 mod access;

@@ -139,7 +139,7 @@ async fn protected_resource_per_server(b: Backend) {
 async fn root_and_modes(b: Backend) {
     // One server: the root document is its document.
     let t = app_with(&b, |c| {
-        c.advertised_scopes = vec!["openid".into(), "email".into()]
+        c.advertised_scopes = vec!["openid".into(), "email".into()];
     })
     .await;
     t.register("GitHub", "/github", &[]).await;
@@ -245,7 +245,7 @@ async fn authorization_server_metadata_mirrors_the_idp() {
     let idp = fake_idp(idp_doc()).await;
     let url = idp.url.clone();
     let t = app_with(&Backend::Sqlite, move |c| {
-        c.idp.as_mut().unwrap().discovery_url = url
+        c.idp.as_mut().unwrap().discovery_url = url;
     })
     .await;
     for uri in [
@@ -301,7 +301,7 @@ async fn idp_metadata_errors_and_stale_copy() {
     let idp = fake_idp(doc).await;
     let url = idp.url.clone();
     let t = app_with(&Backend::Sqlite, move |c| {
-        c.idp.as_mut().unwrap().discovery_url = url
+        c.idp.as_mut().unwrap().discovery_url = url;
     })
     .await;
     let e = t
@@ -314,7 +314,7 @@ async fn idp_metadata_errors_and_stale_copy() {
     // Unreachable IdP.
     let t = app_with(&Backend::Sqlite, |c| {
         c.idp.as_mut().unwrap().discovery_url =
-            "http://127.0.0.1:9/.well-known/openid-configuration".into()
+            "http://127.0.0.1:9/.well-known/openid-configuration".into();
     })
     .await;
     t.call("GET", "/.well-known/oauth-authorization-server", None, None)

@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 use crate::common::*;
 
 fn node_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PORTCULLIS_NODE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/node"));
+    let dir = std::env::var_os("PORTCULLIS_NODE_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/node"),
+        PathBuf::from,
+    );
     let sdk = dir.join("node_modules/@modelcontextprotocol/sdk/dist/esm/client/auth.js");
     let node_ok = std::process::Command::new("node")
         .arg("--version")

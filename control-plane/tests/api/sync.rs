@@ -25,7 +25,7 @@ both_backends!(
 
 async fn sync_app(b: &Backend) -> TestApp {
     let t = app_with(b, |c| {
-        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()))
+        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()));
     })
     .await;
     t.state.publisher.spawn();

@@ -499,8 +499,7 @@ fn kids(jwks: &Value) -> Vec<String> {
         .map(|k| {
             k["kid"]
                 .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| format!("#{}", thumbprint(k).unwrap()))
+                .map_or_else(|| format!("#{}", thumbprint(k).unwrap()), String::from)
         })
         .collect()
 }
