@@ -5,3 +5,4 @@ pub mod pkce;
 pub mod redirect;
 pub mod resource;
 pub mod token;
+pub mod grant;
