@@ -187,7 +187,7 @@ impl Doctor {
     }
 
     fn step_id(&self) -> &'static str {
-        self.steps.last().map(|s| s.id).unwrap_or("probe")
+        self.steps.last().map_or("probe", |s| s.id)
     }
 
     fn note(&mut self, n: impl Into<String>) {

@@ -79,8 +79,7 @@ impl Doctor {
 
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+            .map_or(0, |d| d.as_secs() as i64);
         t.expired = claims.get("exp").and_then(Value::as_i64).map(|e| e < now);
         if t.expired == Some(true) {
             self.find(

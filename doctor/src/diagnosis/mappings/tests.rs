@@ -26,7 +26,7 @@ fn registry() -> (Value, Value, Value) {
 }
 
 fn groups(g: &[&str]) -> Vec<String> {
-    g.iter().map(|s| s.to_string()).collect()
+    g.iter().map(std::string::ToString::to_string).collect()
 }
 
 #[test]
@@ -81,7 +81,10 @@ fn doctor(groups: &[&str], control_plane: Option<&str>) -> Doctor {
     d.begin("token", "t");
     d.token = Some(TokenSummary {
         jwt: true,
-        groups: groups.iter().map(|s| s.to_string()).collect(),
+        groups: groups
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         resource: Some(RESOURCE.into()),
         ..TokenSummary::default()
     });
@@ -143,7 +146,10 @@ fn an_unreachable_control_plane_is_a_warning() {
 fn reported(groups: &[&str], mappings: Value) -> Report {
     let (servers, _, scopes) = registry();
     let mut d = doctor(groups, None);
-    let g: Vec<String> = groups.iter().map(|s| s.to_string()).collect();
+    let g: Vec<String> = groups
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     let e = evaluate(&g, RESOURCE, &servers, &mappings, &scopes);
     d.report_mappings(&g, RESOURCE, &mappings, &e);
     d.finish()

@@ -119,7 +119,11 @@ fn message(r: &Report, code: Code) -> String {
 
 #[test]
 fn audience_is_classified_against_the_resource() {
-    let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let a = |v: &[&str]| {
+        v.iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         classify_audience(&a(&[RESOURCE]), RESOURCE),
         Audience::Resource
