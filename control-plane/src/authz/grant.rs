@@ -33,6 +33,7 @@ use super::resource;
 use super::token::{SecretToken, TokenHash};
 
 mod refresh;
+mod revoke;
 pub use refresh::RefreshRequest;
 
 /// Milliseconds since the Unix epoch; the caller reads the clock.
@@ -362,61 +363,6 @@ impl Grants {
             access: new.access,
             repeated: false,
         })
-    }
-
-    /// Revoke a family (idempotent: `None` when it was already revoked or is unknown).
-    pub fn revoke_family(
-        &mut self,
-        family: &FamilyId,
-        reason: RevokeReason,
-        now: Timestamp,
-    ) -> Option<Effect> {
-        let f = self.families.get_mut(family)?;
-        if f.revoked.is_some() {
-            return None;
-        }
-        f.revoked = Some(reason);
-        f.current = None;
-        Some(Effect::RevokeFamily {
-            family: family.clone(),
-            reason,
-            access_tokens: f
-                .access
-                .iter()
-                .filter(|a| a.expires_at > now)
-                .map(|a| a.id.clone())
-                .collect(),
-        })
-    }
-
-    /// A client was deleted: revoke every family it holds and every code not yet used. The
-    /// effects come sorted by family id.
-    pub fn revoke_client(&mut self, client_id: &str, now: Timestamp) -> Vec<Effect> {
-        for code in self.codes.values_mut() {
-            if code.request.grant.client_id == client_id && code.state == CodeState::Unused {
-                code.state = CodeState::Revoked;
-            }
-        }
-        let mut ids: Vec<FamilyId> = self
-            .families
-            .iter()
-            .filter(|(_, f)| f.grant.client_id == client_id)
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.sort();
-        ids.iter()
-            .filter_map(|id| self.revoke_family(id, RevokeReason::ClientRemoved, now))
-            .collect()
-    }
-
-    /// Whether a family is still good (for the caller's views and tests).
-    pub fn family_revoked(&self, family: &FamilyId) -> Option<RevokeReason> {
-        self.families.get(family).and_then(|f| f.revoked)
-    }
-
-    /// The code hash a family came from.
-    pub fn family_code(&self, family: &FamilyId) -> Option<TokenHash> {
-        self.families.get(family).map(|f| f.code)
     }
 }
 
