@@ -685,7 +685,7 @@ fn token_checked_against_the_servers_policy_and_group_mappings() {
             "DOCTOR_TEST_ADMIN",
         ]
         .iter()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .collect()
     };
     let run = |token: &str| {

@@ -670,20 +670,20 @@ fn claude_code(ctx: &Ctx<'_>, p: &Plan<'_>) -> (Vec<String>, String) {
     args.push(lit(&ctx.name));
     args.push(lit(&ctx.url));
     // `-H` takes several values: it goes after the positionals so it cannot swallow them.
-    match &p.token {
-        Some(Token::Visible(t)) => {
-            args.push(lit("-H"));
-            args.push(lit(format!("Authorization: Bearer {t}")));
-        }
-        Some(Token::Hidden) => {
-            args.push(lit("-H"));
-            args.push(Arg::Expand(format!(
-                "Authorization: Bearer ${{{TOKEN_ENV_VAR}}}"
-            )));
-        }
-        None => {}
-    }
+    push_authorization_header(&mut args, p.token.as_ref());
     command(args)
+}
+
+/// `-H "Authorization: Bearer …"` for a static token: the token itself when the caller may see
+/// it, else a reference to the environment variable that holds it.
+fn push_authorization_header(args: &mut Vec<Arg>, token: Option<&Token>) {
+    let value = match token {
+        Some(Token::Visible(t)) => lit(format!("Authorization: Bearer {t}")),
+        Some(Token::Hidden) => Arg::Expand(format!("Authorization: Bearer ${{{TOKEN_ENV_VAR}}}")),
+        None => return,
+    };
+    args.push(lit("-H"));
+    args.push(value);
 }
 
 fn codex(ctx: &Ctx<'_>, p: &Plan<'_>, env: &mut BTreeMap<String, String>) -> (Vec<String>, String) {
@@ -735,19 +735,7 @@ fn curl(ctx: &Ctx<'_>, p: &Plan<'_>) -> (Vec<String>, String) {
         lit("-H"),
         lit("Accept: application/json, text/event-stream"),
     ];
-    match &p.token {
-        Some(Token::Visible(t)) => {
-            args.push(lit("-H"));
-            args.push(lit(format!("Authorization: Bearer {t}")));
-        }
-        Some(Token::Hidden) => {
-            args.push(lit("-H"));
-            args.push(Arg::Expand(format!(
-                "Authorization: Bearer ${{{TOKEN_ENV_VAR}}}"
-            )));
-        }
-        None => {}
-    }
+    push_authorization_header(&mut args, p.token.as_ref());
     args.push(lit("--data"));
     args.push(lit(body));
     command(args)

@@ -54,28 +54,9 @@ pub struct XdsInputs {
     pub servers: Vec<Server>,
 }
 
-/// Serves ADS on `config.listen` until `shutdown` completes (then open streams are closed so
-/// Envoy reconnects, to another replica if there is one). With xDS off, waits for `shutdown`.
-pub async fn serve_xds<F>(
-    config: XdsConfig,
-    inputs: watch::Receiver<Arc<XdsInputs>>,
-    shutdown: F,
-) -> anyhow::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let Some(addr) = config.listen else {
-        tracing::info!("xDS is off (PORTCULLIS_XDS_LISTEN=off)");
-        shutdown.await;
-        return Ok(());
-    };
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("xDS: cannot listen on {addr} (PORTCULLIS_XDS_LISTEN)"))?;
-    serve_xds_on(listener, config, inputs, shutdown).await
-}
-
-/// [`serve_xds`] on a listener the caller bound (tests bind port 0).
+/// Serves ADS on `listener` (bound by the caller, so a taken port stops the start with a clear
+/// message; tests bind port 0) until `shutdown` completes; then open streams are closed so
+/// Envoy reconnects, to another replica if there is one.
 pub async fn serve_xds_on<F>(
     listener: TcpListener,
     config: XdsConfig,
