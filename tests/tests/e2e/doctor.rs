@@ -19,7 +19,9 @@ use portcullis_e2e::snapshot::GROUP_DEVS;
 use portcullis_e2e::{Envoy, TestDir};
 use serde_json::{json, Value};
 
-use crate::common::{standard, token};
+use portcullis::devtools::DevAlg;
+
+use crate::common::{key, standard};
 
 const URL: &str = "http://localhost/srv/mcp";
 const PRM_URL: &str = "http://localhost/.well-known/oauth-protected-resource/srv/mcp";
@@ -138,7 +140,11 @@ fn doctor_reads_the_filters_challenge_and_the_metadata_behind_envoy() {
         format!("127.0.0.1:{}", envoy.port()).parse().unwrap(),
     )];
     opts.timeout = Duration::from_secs(10);
-    opts.token = Some(token("alice", &[GROUP_DEVS]));
+    // A token of the authorization server the metadata names (the doctor only reads its
+    // claims; it checks `iss` against `authorization_servers`).
+    let mut claims = portcullis_e2e::snapshot::claims("alice", &[GROUP_DEVS]);
+    claims["iss"] = json!(ISSUER);
+    opts.token = Some(key(DevAlg::ES256).sign(&claims));
     let report = doctor::diagnose_blocking(&opts);
     let text = report.to_text();
 
