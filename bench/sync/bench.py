@@ -20,15 +20,28 @@ inputs. See docs/benchmarks.md, "Policy sync and audit".
    the rounds: decisions, queued, shipped and dropped events from Envoy's stats against the
    records the control plane received (`portcullis_audit_events_received_total`).
 
+With REGISTRY_SERVERS=N (issue 9, "how the policy path grows with the registry") the registry
+is pre-seeded before Envoy starts: N more servers, GRANTS_PER_SERVER (10) grants per server
+spread over N scopes, MAPPINGS_PER_SERVER (1) group mappings per server, written straight into
+the SQLite file (through the API every write would rebuild the snapshot) after a first start
+ran the migrations, then `portcullis serve` is started again. The propagation phase is the same;
+the report adds the control plane's compile steps (from its "policy snapshot published" log
+lines), the Envoy singleton's and workers' load times (from the filter's log, enabled through
+Envoy's admin `/logging?wasm=info`), Envoy's RSS, and `policy/examples/snapshot_load` run on the
+served snapshot natively (SNAPSHOT_LOAD_BIN) and on V8 through Node (SNAPSHOT_LOAD_WASM).
+
 Environment: CHANGES=200 POLLERS="1 2" GAP_MS=200 POLL_INTERVAL_MS=1 CHANGE_TIMEOUT=5
 ROUNDS=8 DURATION=5 WARMUP=2 CONNECTIONS=16 THREADS=1 ACCESS_LOG=1 PHASES="propagation audit"
-BENCH_OUT=target/bench; ENVOY_BIN, PORTCULLIS_BIN, FILTER_WASM (set by run.sh).
+REGISTRY_SERVERS=0 GRANTS_PER_SERVER=10 MAPPINGS_PER_SERVER=1 BENCH_OUT=target/bench;
+ENVOY_BIN, PORTCULLIS_BIN, FILTER_WASM, SNAPSHOT_LOAD_BIN, SNAPSHOT_LOAD_WASM (set by run.sh).
 """
 
 from __future__ import annotations
 
 import datetime
 from http import client as http_client
+import shutil
+import sqlite3
 import json
 import os
 import random
@@ -64,6 +77,9 @@ THREADS = env_int("THREADS", 1)
 ACCESS_LOG = os.environ.get("ACCESS_LOG", "1") != "0"
 PHASES = os.environ.get("PHASES", "propagation audit").replace(",", " ").split()
 OUT = Path(os.environ.get("BENCH_OUT", str(ROOT / "target" / "bench"))).resolve()
+REGISTRY_SERVERS = env_int("REGISTRY_SERVERS", 0)
+GRANTS_PER_SERVER = env_int("GRANTS_PER_SERVER", 10)
+MAPPINGS_PER_SERVER = env_int("MAPPINGS_PER_SERVER", 1)
 
 SERVER_NAME = "bench"
 SERVER_PATH = "/bench"
@@ -262,7 +278,8 @@ def start_envoy(envoy: str, config: Path, admin_port: int, log: Path,
     and waits for /ready (LIVE: the initial CDS and RDS have arrived). Its stdout (the access
     log) goes nowhere; its own log to `log`."""
     p, _ = benchlib.start_envoy(envoy, config, admin_port, log, concurrency,
-                                stdout_to_log=False, cwd=ROOT)
+                                stdout_to_log=False, cwd=ROOT,
+                                timeout=60 + REGISTRY_SERVERS / 100)
     return p
 
 
@@ -381,7 +398,8 @@ def launch_envoy(envoy: str, run_dir: Path, audit: bool, cp_port: int, xds_port:
         status, _, _ = http("GET", e.url(), {"Authorization": f"Bearer {token}"}, timeout=2)
         return status == 200
 
-    wait_for(f"envoy {name}: GET {MCP_PATH} with the token answered 200", allowed, 30)
+    wait_for(f"envoy {name}: GET {MCP_PATH} with the token answered 200", allowed,
+             30 + REGISTRY_SERVERS / 100)
     status, _, _ = http("GET", e.url())
     if status != 401:
         raise RuntimeError(f"envoy {name}: GET {MCP_PATH} without a token: {status}, expected 401")
@@ -450,6 +468,7 @@ def propagation_series(envoy: EnvoyUnderTest, base: str, admin: str, token: str,
         target = not state
         expect = 200 if target else 403
         body = json.dumps({"scopes": [SCOPE] if target else []})
+        t0_wall = time.time()
         t0 = time.monotonic()
         api_conn.request("PUT", f"/api/group-mappings/{GROUP}", body=body, headers=auth)
         resp = api_conn.getresponse()
@@ -471,6 +490,7 @@ def propagation_series(envoy: EnvoyUnderTest, base: str, admin: str, token: str,
         odd = sorted({st for p in pollers for _, _, st in p.since(t0) if st not in (200, 403)})
         sample = {
             "change": i, "pollers": n_pollers, "to": "allow" if target else "deny",
+            "t0_wall": t0_wall,
             "put_ms": (t_put - t0) * 1e3,
             "cp_ms": (cp[0] - t0) * 1e3 if cp else None,
             "version": cp[1] if cp else None,
@@ -654,6 +674,226 @@ def summarize_audit(envoys: list[EnvoyUnderTest]) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Registry scale (REGISTRY_SERVERS): seeding, and what each step of a change costs
+
+
+def seed_registry(db_file: Path, n: int) -> dict:
+    """Writes n servers, n scopes holding GRANTS_PER_SERVER grants each (every server named by
+    about GRANTS_PER_SERVER grants) and n × MAPPINGS_PER_SERVER group mappings of three scopes
+    each straight into the SQLite file, as the API would store them (schema:
+    control-plane/migrations/0001_registry.sql). The server must not be running."""
+    now = int(time.time())
+    names = [f"seed-{i:05d}" for i in range(n)]
+    stride = max(1, n // max(1, GRANTS_PER_SERVER))
+    methods = (["tools/call"], ["tools/list", "initialize"], ["*"])
+    grants = 0
+
+    def scope(i: int) -> tuple:
+        nonlocal grants
+        gs = [{"server": names[(i + k * stride) % n], "methods": methods[k % 3],
+               "tools": [f"tool-{k}", f"prefix-{i % 97}-*"]} for k in range(GRANTS_PER_SERVER)]
+        grants += len(gs)
+        return (f"seed-s{i:05d}", "seeded by bench/sync", json.dumps(gs), now)
+
+    def mapping(j: int) -> tuple:
+        scopes = sorted({f"seed-s{j % n:05d}", f"seed-s{(j * 31 + 1) % n:05d}",
+                         f"seed-s{(j * 7 + 3) % n:05d}"})
+        return (f"seed-g{j:06d}", json.dumps(scopes), now)
+
+    con = sqlite3.connect(db_file)
+    try:
+        with con:
+            con.executemany(
+                "INSERT INTO servers (path, name, description, proxy_pass_url, tags, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((f"/{name}", name, "seeded by bench/sync", "http://127.0.0.1:9",
+                  '["seeded"]', now, now) for name in names))
+            con.executemany("INSERT INTO mcp_scopes (name, description, grants, updated_at) "
+                            "VALUES (?, ?, ?, ?)", (scope(i) for i in range(n)))
+            con.executemany("INSERT INTO group_mappings (group_name, scopes, updated_at) "
+                            "VALUES (?, ?, ?)",
+                            (mapping(j) for j in range(n * MAPPINGS_PER_SERVER)))
+    finally:
+        con.close()
+    return {"servers": n, "scopes": n, "grants": grants, "mappings": n * MAPPINGS_PER_SERVER}
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+FIELD = re.compile(r"\b(\w+)=(\d+)\b")
+
+
+def publish_log(log: Path) -> dict[int, dict[str, int]]:
+    """The control plane's "policy snapshot published" lines, by version."""
+    out = {}
+    for ln in log.read_text(errors="replace").splitlines():
+        ln = ANSI.sub("", ln)
+        if "policy snapshot published" in ln:
+            fields = {k: int(v) for k, v in FIELD.findall(ln)}
+            if "version" in fields:
+                out[fields["version"]] = fields
+    return out
+
+
+ENVOY_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.(\d{3})\]\[(\d+)\]")
+FILTER_EVENT = re.compile(r"policy version (\d+) (accepted from the control plane|"
+                          r"loaded from shared data)")
+
+
+def filter_log(log: Path) -> dict[int, dict]:
+    """The filter's own log lines (wasm=info): per version, when the singleton accepted it and
+    when each worker thread loaded it (wall-clock seconds, ms resolution)."""
+    out: dict[int, dict] = {}
+    for ln in log.read_text(errors="replace").splitlines():
+        m, e = ENVOY_LINE.match(ln), FILTER_EVENT.search(ln)
+        if not (m and e):
+            continue
+        t = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1e3
+        v = out.setdefault(int(e.group(1)), {"accepted": None, "loaded": {}})
+        if e.group(2).startswith("accepted"):
+            v["accepted"] = v["accepted"] or t
+        else:
+            v["loaded"].setdefault(m.group(3), t)
+    return out
+
+
+def snapshot_load(snapshot: Path) -> dict:
+    """policy/examples/snapshot_load on the served snapshot: natively, and on V8 (Node's WASI)
+    as in Envoy, when the binaries are there."""
+    out = {}
+    native = os.environ.get("SNAPSHOT_LOAD_BIN")
+    if native and Path(native).is_file():
+        r = subprocess.run([native, str(snapshot), "10"], capture_output=True, text=True)
+        if r.returncode == 0:
+            out["native"] = json.loads(r.stdout.strip().splitlines()[-1])
+        else:
+            say(f"snapshot_load (native) failed: {r.stderr.strip()[-300:]}")
+    wasm = os.environ.get("SNAPSHOT_LOAD_WASM")
+    if wasm and Path(wasm).is_file() and shutil.which("node"):
+        script = (
+            "import { readFile } from 'node:fs/promises'; import { WASI } from 'node:wasi';"
+            "import { dirname } from 'node:path';"
+            "const [wasm, snap, n] = process.argv.slice(1);"
+            "const wasi = new WASI({ version: 'preview1', args: ['snapshot_load', snap, n],"
+            " preopens: { [dirname(snap)]: dirname(snap) } });"
+            "const m = await WebAssembly.compile(await readFile(wasm));"
+            "wasi.start(await WebAssembly.instantiate(m, wasi.getImportObject()));")
+        r = subprocess.run(["node", "--no-warnings", "--input-type=module", "-e", script,
+                            str(Path(wasm).resolve()), str(snapshot.resolve()), "10"],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            out["v8"] = json.loads(r.stdout.strip().splitlines()[-1])
+        else:
+            say(f"snapshot_load (wasm on node) failed: {r.stderr.strip()[-300:]}")
+    return out
+
+
+def scale_summary(seeded: dict, series: list[dict], cp_log: Path, envoy_log: Path,
+                  snapshot: Path, rss: dict) -> dict:
+    """Per change of every series: the control plane's compile steps (its log, by version),
+    the Envoy singleton's accept and the first worker's load (filter log, by version), all
+    from just before the PUT; plus the snapshot measured outside Envoy."""
+    published, loaded = publish_log(cp_log), filter_log(envoy_log)
+    steps = ("total_us", "read_us", "compile_us", "serialize_hash_us", "version_us",
+             "validate_us")
+    cp_steps = {k: [] for k in steps}
+    accepted, first_loaded, load_after_accept, envoy_side = [], [], [], []
+    for s in series:
+        for smp in s["samples"]:
+            v = smp["version"]
+            if v in published:
+                for k in steps:
+                    if k in published[v]:
+                        cp_steps[k].append(published[v][k] / 1e3)
+            ev = loaded.get(v)
+            if ev and ev["accepted"]:
+                accepted.append((ev["accepted"] - smp["t0_wall"]) * 1e3)
+                if ev["loaded"]:
+                    first = min(ev["loaded"].values())
+                    first_loaded.append((first - smp["t0_wall"]) * 1e3)
+                    load_after_accept.append((first - ev["accepted"]) * 1e3)
+            answered = [a for a in smp["answered_ms"] if a is not None]
+            if answered and smp["cp_ms"] is not None:
+                envoy_side.append(min(answered) - smp["cp_ms"])
+    bytes_ = [published[v]["bytes"] for v in published if "bytes" in published[v]]
+    return {
+        "seeded": seeded,
+        "registry_servers": REGISTRY_SERVERS,
+        "snapshot_bytes": bytes_[-1] if bytes_ else snapshot.stat().st_size,
+        "cp_steps_ms": {k.removesuffix("_us"): dist(xs) for k, xs in cp_steps.items()},
+        "singleton_accepted_ms": dist(accepted),
+        "first_worker_loaded_ms": dist(first_loaded),
+        "worker_load_after_accept_ms": dist(load_after_accept),
+        "envoy_side_ms": dist(envoy_side),
+        "snapshot_load": snapshot_load(snapshot),
+        "rss_mb": rss,
+    }
+
+
+def scale_rows(results: list[dict]) -> str:
+    """The two issue-9 tables from one or more runs' results.json (one row per registry size)."""
+    rows = sorted((r for r in results if r.get("scale")),
+                  key=lambda r: r["scale"]["registry_servers"])
+    if not rows:
+        return ""
+
+    def p50(d):
+        return f(d.get("p50"))
+
+    lines = [
+        "| servers (+1) | grants | mappings | snapshot KB | DB read | compile | serialize + hash "
+        "| version | validate | control plane total | native `from_json` | V8 `from_json` "
+        "(first) | policy heap retained / peak MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        sc = r["scale"]
+        st, sl = sc["cp_steps_ms"], sc["snapshot_load"]
+        nat, v8 = sl.get("native", {}), sl.get("v8", {})
+        lines.append(
+            f"| {sc['seeded']['servers']:,} | {sc['seeded']['grants']:,} | "
+            f"{sc['seeded']['mappings']:,} | {sc['snapshot_bytes'] / 1024:,.0f} | "
+            f"{p50(st['read'])} | {p50(st['compile'])} | {p50(st['serialize_hash'])} | "
+            f"{p50(st['version'])} | {p50(st['validate'])} | {p50(st['total'])} | "
+            f"{f(nat.get('from_json_p50_ms'))} | {f(v8.get('from_json_p50_ms'))} "
+            f"({f(v8.get('from_json_first_ms'))}) | "
+            f"{f(nat.get('retained_bytes', 0) / 2**20 if nat else None)} / "
+            f"{f(nat.get('peak_bytes', 0) / 2**20 if nat else None)} |")
+    lines += [
+        "",
+        "| servers (+1) | PUT → long-poll answered p50 / p99 | → singleton accepted p50 "
+        "| → first worker loaded p50 | worker load after accept p50 | → first request decided "
+        "the new way p50 / p99 / max | Envoy side (request − long-poll) p50 "
+        "| Envoy RSS MB: ready → after | load avg |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        sc = r["scale"]
+        prop = next((row for row in r["propagation"][0]["rows"]
+                     if row["measure"].startswith("Envoy: first")), {})
+        lp = next((row for row in r["propagation"][0]["rows"]
+                   if row["measure"].startswith("`/v1/policy`")), {})
+        rss = sc["rss_mb"]
+        lines.append(
+            f"| {sc['seeded']['servers']:,} | {f(lp.get('p50'))} / {f(lp.get('p99'))} | "
+            f"{p50(sc['singleton_accepted_ms'])} | {p50(sc['first_worker_loaded_ms'])} | "
+            f"{p50(sc['worker_load_after_accept_ms'])} | {f(prop.get('p50'))} / "
+            f"{f(prop.get('p99'))} / {f(prop.get('max'))} | {p50(sc['envoy_side_ms'])} | "
+            f"{f(rss.get('ready'), '.0f')} → {f(rss.get('after'), '.0f')} | "
+            f"{r['meta']['load_start']:.2f} → {r['meta']['load_end']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
@@ -664,7 +904,8 @@ def f(x, spec: str = ".1f") -> str:
 def report(meta: dict, series: list[dict], audit_rows: list[dict] | None,
            audit_counts: dict | None) -> str:
     knobs = ("CHANGES", "POLLERS", "GAP_MS", "POLL_INTERVAL_MS", "CHANGE_TIMEOUT", "ROUNDS",
-             "DURATION", "WARMUP", "CONNECTIONS", "THREADS", "ACCESS_LOG", "PHASES")
+             "DURATION", "WARMUP", "CONNECTIONS", "THREADS", "ACCESS_LOG", "PHASES",
+             "REGISTRY_SERVERS", "GRANTS_PER_SERVER", "MAPPINGS_PER_SERVER")
     given = [f"{k}={os.environ[k]}" if " " not in os.environ[k] else f'{k}="{os.environ[k]}"'
              for k in knobs if os.environ.get(k, "").strip()]
     cmd = " ".join(given + ["bash bench/sync/run.sh"])
@@ -779,15 +1020,34 @@ def main() -> int:
         cp_port, xds_port, on_listen, on_admin = free_ports(4)
         base = f"http://127.0.0.1:{cp_port}"
         # The public URL is the audit-on Envoy's (the one the propagation phase goes through).
-        cp = start_portcullis(portcullis, tmp / "data", cp_port, xds_port,
-                              f"http://127.0.0.1:{on_listen}", admin, sync_token,
-                              tmp / "keys" / "jwks.json", run_dir / "portcullis.log")
+        cp_args = (portcullis, tmp / "data", cp_port, xds_port, f"http://127.0.0.1:{on_listen}",
+                   admin, sync_token, tmp / "keys" / "jwks.json")
+        cp_log = run_dir / "portcullis.log"
+        cp = start_portcullis(*cp_args, cp_log)
         set_up_registry(base, admin, up_port)
+        seeded = None
+        if REGISTRY_SERVERS > 0:
+            # The first start ran the migrations; seed the file with the server stopped.
+            benchlib.stop(cp)
+            t = time.monotonic()
+            seeded = seed_registry(tmp / "data" / "portcullis.db", REGISTRY_SERVERS)
+            say(f"seeded {seeded} in {time.monotonic() - t:.1f} s")
+            cp_log = run_dir / "portcullis-seeded.log"
+            cp = start_portcullis(*cp_args, cp_log)
         say(f"portcullis serve (pid {cp.pid}) on {base}, xDS on {xds_port}; server {SERVER_PATH} "
             f"→ upstream 127.0.0.1:{up_port}, {GROUP} → [{SCOPE}]")
 
         env_on = launch_envoy(envoy_bin, run_dir, True, cp_port, xds_port, sync_token, wasm,
                               token, (on_listen, on_admin))
+        rss = {}
+        if seeded:
+            # The filter's own log lines (singleton accepted, worker loaded) with timestamps.
+            status, _, _ = http("POST", f"http://127.0.0.1:{on_admin}/logging?wasm=info")
+            if status != 200:
+                say(f"could not raise Envoy's wasm log level: {status}")
+            time.sleep(1)
+            rss["ready"] = rss_mb(env_on.proc.pid)
+            rss["control_plane_ready"] = rss_mb(cp.pid)
         watcher = Watcher(cp_port, sync_token)
         watcher.start()
         wait_for("the watcher's first snapshot", lambda: watcher.version > 0, 10)
@@ -809,6 +1069,19 @@ def main() -> int:
                                    {"scopes": [SCOPE]})
                 if status != 200:
                     raise RuntimeError(f"restoring the mapping: {status} {body[:200]!r}")
+        scale = None
+        if seeded:
+            rss["after"] = rss_mb(env_on.proc.pid)
+            rss["control_plane_after"] = rss_mb(cp.pid)
+            status, _, body = http("GET", f"{base}/v1/policy",
+                                   {"Authorization": f"Bearer {sync_token}"}, timeout=30)
+            if status != 200:
+                raise RuntimeError(f"GET /v1/policy: {status}")
+            snapshot = run_dir / "snapshot.json"
+            snapshot.write_bytes(body)
+            scale = scale_summary(seeded, series, cp_log, run_dir / "envoy-audit-on.log",
+                                  snapshot, rss)
+            say(f"scale: {json.dumps(scale)}")
 
         audit_rows = audit_counts = None
         envoy_stats = {}
@@ -836,25 +1109,36 @@ def main() -> int:
         "changes": CHANGES, "pollers": POLLERS, "gap_ms": GAP_S * 1e3,
         "poll_interval_ms": POLL_INTERVAL_S * 1e3, "rounds": ROUNDS, "duration": DURATION,
         "warmup": WARMUP, "connections": CONNECTIONS, "threads": THREADS,
-        "access_log": ACCESS_LOG, "phases": PHASES,
+        "access_log": ACCESS_LOG, "phases": PHASES, "registry_servers": REGISTRY_SERVERS,
     })
     with open(run_dir / "propagation.jsonl", "w") as out:
         for s in series:
             for smp in s["samples"]:
                 out.write(json.dumps(smp) + "\n")
-    md = report(meta, series, audit_rows, audit_counts)
-    (OUT / "sync.md").write_text(md)
-    (run_dir / "results.json").write_text(json.dumps({
+    results = {
         "meta": meta,
         "propagation": [{"info": s["info"], "rows": [
             {"measure": w, "missed": m, **d} for w, d, m in s["rows"]]} for s in series],
         "audit": {"rows": audit_rows, "counters": audit_counts},
         "envoy_stats": envoy_stats,
-    }, indent=2) + "\n")
+        "scale": scale,
+    }
+    md = report(meta, series, audit_rows, audit_counts)
+    if scale:
+        md += "\n" + scale_rows([results])
+    (OUT / "sync.md").write_text(md)
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if scale:
+        # Kept per size, for `bench.py --scale-table` over several runs.
+        (OUT / f"sync-scale-{REGISTRY_SERVERS}.json").write_text(json.dumps(results, indent=2))
     print(md)
     say(f"wrote {OUT / 'sync.md'} and {run_dir}/")
     return 0
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--scale-table"]:
+        # `bench.py --scale-table FILE...`: the issue-9 tables over several REGISTRY_SERVERS runs.
+        print(scale_rows([json.loads(Path(p).read_text()) for p in sys.argv[2:]]), end="")
+        sys.exit(0)
     sys.exit(main())

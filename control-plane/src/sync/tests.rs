@@ -41,3 +41,23 @@ fn hash_ignores_the_version_and_changes_with_content() {
 fn etag_is_quoted_version_and_hash_prefix() {
     assert_eq!(etag(7, "0123456789abcdef0123"), "\"7-0123456789abcdef\"");
 }
+
+#[test]
+fn body_with_version_is_the_snapshot_as_written() {
+    for version in [0, 7, 12_345, u64::MAX] {
+        let mut s = snapshot(0, "a");
+        let unversioned = serde_json::to_vec(&s).unwrap();
+        s.version = version;
+        assert_eq!(
+            super::with_version(unversioned, &s).unwrap(),
+            serde_json::to_vec(&s).unwrap(),
+            "version {version}"
+        );
+    }
+    // Bytes that do not start as written are written again, not patched.
+    let s = snapshot(4, "a");
+    assert_eq!(
+        super::with_version(b"{}".to_vec(), &s).unwrap(),
+        serde_json::to_vec(&s).unwrap()
+    );
+}
