@@ -33,6 +33,14 @@ impl Db {
         rows.iter().map(scope_from_row).collect()
     }
 
+    /// The names of every scope, without their grants (cheap at any registry size).
+    pub async fn scope_names(&self) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+        let rows = sqlx::query("SELECT name FROM mcp_scopes")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|row| row.try_get("name")).collect()
+    }
+
     pub async fn get_scope(&self, name: &str) -> Result<Option<Scope>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT name, description, grants, updated_at FROM mcp_scopes WHERE name = $1",

@@ -182,12 +182,13 @@ pub async fn put_mapping(
     if body.scopes.len() > 256 {
         return Err(AppError::invalid("scopes", "at most 256 scopes"));
     }
-    let known = state.db.list_scopes().await?;
+    // Names only: reading every scope's grants made this call grow with the registry.
+    let known = state.db.scope_names().await?;
     let mut scopes: Vec<String> = Vec::new();
     for (i, s) in body.scopes.iter().enumerate() {
         let field = format!("scopes[{i}]");
         validate::scope_name(&field, s)?;
-        if !known.iter().any(|k| &k.name == s) {
+        if !known.contains(s) {
             return Err(AppError::invalid(
                 field,
                 format!("no scope named {s:?} (create it with PUT /api/scopes/{s})"),

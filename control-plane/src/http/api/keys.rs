@@ -66,9 +66,9 @@ pub async fn create(
         validate::group_name(group)
             .map_err(|_| AppError::invalid("groups", format!("invalid group {}", echo(group))))?;
     }
-    let known = state.db.list_scopes().await?;
+    let known = state.db.scope_names().await?;
     for scope in &body.scopes {
-        if !known.iter().any(|s| &s.name == scope) {
+        if !known.contains(scope) {
             return Err(AppError::invalid(
                 "scopes",
                 format!("no scope named {}", echo(scope)),
