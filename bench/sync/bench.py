@@ -94,6 +94,12 @@ KID = "bench-sync"
 # The shipped filter configuration, and the one the audit-off Envoy gets instead.
 FILTER_CONFIG_SHIPPED = """'{"shared_snapshot": true, "audit": true}'"""
 FILTER_CONFIG_AUDIT_OFF = """'{"shared_snapshot": true, "audit": false}'"""
+# Audit on, but the filter does not write its record for the access log (the access-log
+# channel, issue 12): what that channel costs is this Envoy against the shipped one.
+FILTER_CONFIG_NO_ACCESS_LOG = """'{"shared_snapshot": true, "audit": true, "access_log": false}'"""
+# The Envoys of the audit phase: name, audit on, access-log channel on.
+AUDIT_VARIANTS = {"audit-on": (True, True), "audit-on-no-access-log": (True, False),
+                  "audit-off": (False, False)}
 AUDIT_STATS = ("queued", "unqueued", "shipped", "dropped", "ship_errors")
 
 
@@ -323,7 +329,7 @@ def set_up_registry(base: str, admin: str, upstream_port: int) -> None:
 
 
 def render_bootstrap(audit: bool, node: str, admin_port: int, listen_port: int, cp_port: int,
-                     xds_port: int, sync_token: str, wasm: str) -> str:
+                     xds_port: int, sync_token: str, wasm: str, channel: bool = True) -> str:
     """envoy/bootstrap-xds.yaml as shipped, with our ports, token and module path; the audit-off
     Envoy differs only in the filter's configuration."""
     text = BOOTSTRAP.read_text()
@@ -339,6 +345,8 @@ def render_bootstrap(audit: bool, node: str, admin_port: int, listen_port: int, 
     ]
     if not audit:
         edits.append((FILTER_CONFIG_SHIPPED, FILTER_CONFIG_AUDIT_OFF))
+    elif not channel:
+        edits.append((FILTER_CONFIG_SHIPPED, FILTER_CONFIG_NO_ACCESS_LOG))
     for old, new in edits:
         if old not in text:
             raise RuntimeError(f"{BOOTSTRAP}: expected {old!r} in it (the shipped config changed; "
@@ -383,12 +391,12 @@ class EnvoyUnderTest:
 
 def launch_envoy(envoy: str, run_dir: Path, audit: bool, cp_port: int, xds_port: int,
                  sync_token: str, wasm: str, token: str,
-                 ports: tuple[int, int] | None = None) -> EnvoyUnderTest:
-    name = "audit-on" if audit else "audit-off"
+                 ports: tuple[int, int] | None = None, channel: bool = True) -> EnvoyUnderTest:
+    name = next(n for n, v in AUDIT_VARIANTS.items() if v == (audit, channel and audit))
     listen_port, admin_port = ports or free_ports(2)
     config = run_dir / f"envoy-{name}.yaml"
     config.write_text(render_bootstrap(audit, f"portcullis-bench-{name}", admin_port, listen_port,
-                                       cp_port, xds_port, sync_token, wasm))
+                                       cp_port, xds_port, sync_token, wasm, channel))
     config.chmod(0o600)  # it holds the sync token
     proc = start_envoy(envoy, config, admin_port, run_dir / f"envoy-{name}.log", 2)
     e = EnvoyUnderTest(name, audit, proc, listen_port, admin_port)
@@ -592,8 +600,11 @@ def cp_metrics(base: str) -> dict[str, float]:
     return out
 
 
-def audit_counters(e: EnvoyUnderTest, base: str) -> dict[str, float]:
-    st = e.stats()
+def audit_counters(envoys: list[EnvoyUnderTest], base: str) -> dict[str, float]:
+    st: dict[str, int] = {}
+    for e in envoys:
+        for k, v in e.stats().items():
+            st[f"{e.name}:{k}"] = v
     c = {"decisions": sum(v for k, v in st.items()
                           if k.endswith("portcullis.allowed") or ".portcullis.denied." in k)}
     for s in AUDIT_STATS:
@@ -604,7 +615,7 @@ def audit_counters(e: EnvoyUnderTest, base: str) -> dict[str, float]:
     return c
 
 
-def settle(e: EnvoyUnderTest, base: str, timeout: float = 30) -> dict[str, float]:
+def settle(e: list[EnvoyUnderTest], base: str, timeout: float = 30) -> dict[str, float]:
     """Waits until the audit trail stops moving (wasm counters are flushed on timer ticks, the
     singleton ships in batches) and returns the counters."""
     deadline = time.monotonic() + timeout
@@ -620,7 +631,7 @@ def settle(e: EnvoyUnderTest, base: str, timeout: float = 30) -> dict[str, float
 
 
 def audit_phase(envoys: list[EnvoyUnderTest], base: str, token: str, cp_pid: int) -> dict:
-    on = next(e for e in envoys if e.audit)
+    on = [e for e in envoys if e.audit]
     if WARMUP > 0:
         for e in envoys:
             run_wrk(e, token, WARMUP, cp_pid, base)
@@ -637,7 +648,7 @@ def audit_phase(envoys: list[EnvoyUnderTest], base: str, token: str, cp_pid: int
                 f"{r['cp_cpu_us_per_req']:.1f}, load {r['load1']:.2f}{flag}")
     after = settle(on, base)
     delta = {k: after[k] - before[k] for k in after}
-    delta["wrk_requests"] = sum(s["requests"] for s in on.samples)
+    delta["wrk_requests"] = sum(s["requests"] for e in on for s in e.samples)
     return {"before": before, "after": after, "delta": delta}
 
 
@@ -648,7 +659,8 @@ def summarize_audit(envoys: list[EnvoyUnderTest]) -> list[dict]:
     for e in envoys:
         good = [s for s in e.samples if s["errors"] == 0]
         pairs = [(s, off_by_round[s["round"]]) for s in good if s["round"] in off_by_round]
-        row = {"name": e.name, "audit": e.audit, "kept": len(good),
+        row = {"name": e.name, "audit": e.audit, "channel": AUDIT_VARIANTS[e.name][1],
+               "kept": len(good),
                "dropped_samples": len(e.samples) - len(good)}
         if good:
             row.update({
@@ -670,6 +682,19 @@ def summarize_audit(envoys: list[EnvoyUnderTest]) -> list[dict]:
             row["rps_ratio"] = 1.0
             row["envoy_cpu_delta"] = 0.0
         rows.append(row)
+    # The access-log channel's own cost: the shipped Envoy against the one that does not write
+    # the record, paired by round (same load, same moment).
+    no_log = next((e for e in envoys if e.audit and not AUDIT_VARIANTS[e.name][1]), None)
+    shipped = next((e for e in envoys if e.audit and AUDIT_VARIANTS[e.name][1]), None)
+    if no_log and shipped:
+        base_by_round = {s["round"]: s for s in no_log.samples if s["errors"] == 0}
+        deltas = [s["envoy_cpu_us_per_req"] - base_by_round[s["round"]]["envoy_cpu_us_per_req"]
+                  for s in shipped.samples if s["errors"] == 0 and s["round"] in base_by_round]
+        if deltas:
+            for row in rows:
+                if row["name"] == shipped.name:
+                    row["channel_delta"] = median(deltas)
+                    row["channel_delta_iqr"] = benchlib.iqr(deltas)
     return rows
 
 
@@ -960,16 +985,27 @@ def report(meta: dict, series: list[dict], audit_rows: list[dict] | None,
             if r.get("envoy_cpu_delta_iqr"):
                 lo, hi = r["envoy_cpu_delta_iqr"]
                 iqr = f" [{lo:+.1f}, {hi:+.1f}]"
-            cfg = '`{"shared_snapshot": true, "audit": ' + ("true}`" if r["audit"] else "false}`")
+            cfg = '`{"shared_snapshot": true, "audit": ' + ("true" if r["audit"] else "false") + (
+                ', "access_log": false}`' if r["audit"] and not r["channel"] else "}`")
             lines.append(
                 f"| {cfg} | {f(r.get('rps'), '.0f')} | {f(r.get('rps_ratio'), '.2f')} | "
                 f"{f(r.get('p50_us'), '.0f')} | {f(r.get('p99_us'), '.0f')} | "
                 f"{f(r.get('envoy_cpu'))} | {f(r.get('envoy_cpu_delta'), '+.1f')}{iqr} | "
                 f"{f(r.get('cp_cpu'))} | {r['kept']}/{r['dropped_samples']} |")
+        for r in audit_rows:
+            if "channel_delta" in r:
+                iqr = ""
+                if r.get("channel_delta_iqr"):
+                    lo, hi = r["channel_delta_iqr"]
+                    iqr = f" (IQR {lo:+.1f} to {hi:+.1f})"
+                lines += ["", f"Access-log channel (the filter writing its record for Envoy's "
+                              f"access log, and the log line carrying it): "
+                              f"{r['channel_delta']:+.1f} Envoy CPU µs/request{iqr}, the shipped "
+                              f"configuration against `\"access_log\": false`, paired by round."]
         d = audit_counts["delta"]
         lines += [
             "",
-            f"Audit trail over the audit-on rounds: wrk counted {d['wrk_requests']:.0f} answers; "
+            f"Audit trail over the rounds of both audit-on Envoys: wrk counted {d['wrk_requests']:.0f} answers; "
             f"the filter decided {d['decisions']:.0f} requests and queued {d['queued']:.0f} events "
             f"({d['unqueued']:.0f} not queued); the singleton shipped {d['shipped']:.0f}, dropped "
             f"{d['dropped']:.0f}, {d['ship_errors']:.0f} failed batches; the control plane "
@@ -1088,7 +1124,9 @@ def main() -> int:
         if "audit" in PHASES:
             env_off = launch_envoy(envoy_bin, run_dir, False, cp_port, xds_port, sync_token,
                                    wasm, token)
-            envoys = [env_on, env_off]
+            env_no_log = launch_envoy(envoy_bin, run_dir, True, cp_port, xds_port, sync_token,
+                                      wasm, token, channel=False)
+            envoys = [env_on, env_no_log, env_off]
             audit_counts = audit_phase(envoys, base, token, cp.pid)
             audit_rows = summarize_audit(envoys)
             for e in envoys:

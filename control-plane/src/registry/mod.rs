@@ -14,9 +14,9 @@ use self::resource_url::{auto_append_mcp_path, mcp_url, ServerEntry};
 
 pub use snapshot::{compile_snapshot, issuer_spec, RegistryContents, SnapshotSettings};
 
-/// A registered MCP server, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Server {
+/// Every writable field of a server (what register and PUT carry).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ServerFields {
     pub name: String,
     pub description: String,
     /// Gateway path, `/segment[/segment]`; the key.
@@ -33,56 +33,42 @@ pub struct Server {
     pub mcp_endpoint: Option<String>,
     pub license: Option<String>,
     pub num_tools: Option<i64>,
+}
+
+/// A registered MCP server, as stored: its fields (read through `Deref`) and when it was
+/// registered and last changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Server {
+    #[serde(flatten)]
+    pub fields: ServerFields,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-/// Every writable field of a server (what register and PUT carry).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServerFields {
-    pub name: String,
-    pub description: String,
-    pub path: String,
-    pub proxy_pass_url: String,
-    pub tags: Vec<String>,
-    pub oauth_client_id: Option<String>,
-    pub append_mcp_path: Option<bool>,
-    pub mcp_endpoint: Option<String>,
-    pub license: Option<String>,
-    pub num_tools: Option<i64>,
+impl std::ops::Deref for Server {
+    type Target = ServerFields;
+    fn deref(&self) -> &ServerFields {
+        &self.fields
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ServerFields {
+        &mut self.fields
+    }
 }
 
 impl Server {
-    pub fn from_fields(f: ServerFields, created_at: i64, updated_at: i64) -> Server {
+    pub fn from_fields(fields: ServerFields, created_at: i64, updated_at: i64) -> Server {
         Server {
-            name: f.name,
-            description: f.description,
-            path: f.path,
-            proxy_pass_url: f.proxy_pass_url,
-            tags: f.tags,
-            oauth_client_id: f.oauth_client_id,
-            append_mcp_path: f.append_mcp_path,
-            mcp_endpoint: f.mcp_endpoint,
-            license: f.license,
-            num_tools: f.num_tools,
+            fields,
             created_at,
             updated_at,
         }
     }
 
     pub fn fields(&self) -> ServerFields {
-        ServerFields {
-            name: self.name.clone(),
-            description: self.description.clone(),
-            path: self.path.clone(),
-            proxy_pass_url: self.proxy_pass_url.clone(),
-            tags: self.tags.clone(),
-            oauth_client_id: self.oauth_client_id.clone(),
-            append_mcp_path: self.append_mcp_path,
-            mcp_endpoint: self.mcp_endpoint.clone(),
-            license: self.license.clone(),
-            num_tools: self.num_tools,
-        }
+        self.fields.clone()
     }
 
     /// The server as the connect module sees it.

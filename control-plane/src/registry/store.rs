@@ -12,16 +12,18 @@ const COLUMNS: &str = "path, name, description, proxy_pass_url, tags, oauth_clie
 fn from_row(row: &AnyRow) -> Result<Server, sqlx::Error> {
     let append: Option<i64> = row.try_get("append_mcp_path")?;
     Ok(Server {
-        path: row.try_get("path")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        proxy_pass_url: row.try_get("proxy_pass_url")?,
-        tags: json_list(row, "tags")?,
-        oauth_client_id: row.try_get("oauth_client_id")?,
-        append_mcp_path: append.map(|v| v != 0),
-        mcp_endpoint: row.try_get("mcp_endpoint")?,
-        license: row.try_get("license")?,
-        num_tools: row.try_get("num_tools")?,
+        fields: ServerFields {
+            path: row.try_get("path")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            proxy_pass_url: row.try_get("proxy_pass_url")?,
+            tags: json_list(row, "tags")?,
+            oauth_client_id: row.try_get("oauth_client_id")?,
+            append_mcp_path: append.map(|v| v != 0),
+            mcp_endpoint: row.try_get("mcp_endpoint")?,
+            license: row.try_get("license")?,
+            num_tools: row.try_get("num_tools")?,
+        },
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
