@@ -114,6 +114,9 @@ pub struct Policy {
     pub(crate) routes: Box<[ServerId]>,
     pub scope_names: Box<[String]>,
     pub(crate) group_scopes: HashMap<String, IdSet>,
+    /// The groups mapped to each scope, sorted, indexed by scope id: who a refusal names,
+    /// found without walking every mapping on the request path.
+    pub(crate) scope_groups: Box<[Box<[String]>]>,
     /// Grants that apply to each server (its own and `*` grants), indexed by [`ServerId`].
     pub(crate) server_grants: Box<[Box<[Grant]>]>,
     pub(crate) api_keys: Box<[ApiKey]>,
@@ -297,6 +300,7 @@ impl Policy {
             servers: servers.into_boxed_slice(),
             routes: routes.into_boxed_slice(),
             scope_names: scope_names.into_boxed_slice(),
+            scope_groups: scope_groups(&group_scopes, scope_count),
             group_scopes,
             server_grants: server_grants
                 .into_iter()
@@ -584,6 +588,23 @@ fn compile_settings(spec: &SettingsSpec) -> Result<Settings, SnapshotError> {
         negative_cache_entries: spec.negative_cache_entries,
         negative_cache_seconds: spec.negative_cache_seconds,
     })
+}
+
+/// The inverse of the group mappings: for each scope id, the groups mapped to it, sorted.
+fn scope_groups(group_scopes: &HashMap<String, IdSet>, scopes: usize) -> Box<[Box<[String]>]> {
+    let mut by_scope: Vec<Vec<String>> = vec![Vec::new(); scopes];
+    for (group, set) in group_scopes {
+        for scope in set.iter() {
+            by_scope[scope].push(group.clone());
+        }
+    }
+    by_scope
+        .into_iter()
+        .map(|mut groups| {
+            groups.sort();
+            groups.into_boxed_slice()
+        })
+        .collect()
 }
 
 fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {

@@ -219,13 +219,14 @@ impl Policy {
                 allowing_scopes.push(self.scope_names[grant.scope].clone());
             }
         }
-        let mut allowing_groups: Vec<String> = self
-            .group_scopes
+        // Through the inverse index: a refusal costs what the allowing scopes' mappings hold, not
+        // a walk over every mapping.
+        let mut allowing_groups: Vec<String> = allowing
             .iter()
-            .filter(|(_, scopes)| scopes.iter().any(|s| allowing.contains(s)))
-            .map(|(group, _)| group.clone())
+            .flat_map(|scope| self.scope_groups[scope].iter().cloned())
             .collect();
         allowing_groups.sort();
+        allowing_groups.dedup();
         Deny {
             reason,
             server,

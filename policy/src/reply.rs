@@ -84,6 +84,9 @@ pub fn invalid_token(server: &Server, error: &TokenError) -> Reply {
     }
 }
 
+/// Most groups a 403's body lists (its `error_description` names five and counts the rest).
+pub const MAX_GROUPS_IN_BODY: usize = 50;
+
 /// 403 `insufficient_scope`. Its `error_description` (and the body's `allowing_groups`) says
 /// which groups would allow the request. The challenge names the scopes that would allow it
 /// (`scope="…"`, a step-up request) only when the authorization server can issue them
@@ -104,10 +107,16 @@ pub fn forbidden(policy: &Policy, server: &Server, deny: &Deny) -> Reply {
         challenge.push_str(&format!(", scope=\"{}\"", quoted(&scope)));
     }
     challenge.push_str(&format!(", error_description=\"{}\"", quoted(&description)));
+    // Bounded: a scope mapped from thousands of groups must not make every refusal huge.
+    let groups: Vec<&String> = deny
+        .allowing_groups
+        .iter()
+        .take(MAX_GROUPS_IN_BODY)
+        .collect();
     let mut body = serde_json::json!({
         "error": "insufficient_scope",
         "error_description": description,
-        "allowing_groups": deny.allowing_groups,
+        "allowing_groups": groups,
     });
     if !scope.is_empty() {
         body["scope"] = scope.into();

@@ -169,3 +169,28 @@ fn no_policy_is_a_503_that_says_why() {
         "{description}"
     );
 }
+
+#[test]
+fn a_refusal_names_a_bounded_number_of_groups() {
+    let p = policy();
+    let deny = Deny {
+        reason: DenyReason::ToolNotAllowed,
+        server: 0,
+        method: Some("tools/call".into()),
+        tool: Some("t".into()),
+        allowing_scopes: vec!["srv-admin".into()],
+        allowing_groups: (0..500).map(|i| format!("group-{i:03}")).collect(),
+    };
+    let reply = forbidden(&p, &p.servers[0], &deny);
+    let body = json(&reply.body);
+    assert_eq!(
+        body["allowing_groups"].as_array().unwrap().len(),
+        MAX_GROUPS_IN_BODY
+    );
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.ends_with("\"group-004\", 495 more may"),
+        "{description}"
+    );
+    assert!(reply.body.len() < 4096, "{}", reply.body.len());
+}
