@@ -283,6 +283,18 @@ fn doctor(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// The text report of `portcullis doctor ARGS`, which must exit 0.
+fn doctor_text(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("doctor")
+        .args(args)
+        .env_remove("IDE_OAUTH_CLIENT_ID")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs the doctor on `setup` and checks it names `code` with `severity` and exits `exit`.
 fn expect(setup: Setup, extra: &[&str], code: &str, severity: &str, exit: i32) -> Run {
     let fx = setup.start();
@@ -358,13 +370,7 @@ fn correct_setup_passes_with_every_step() {
         .any(|o| o["client"] == "Claude Code" && o["outcome"].as_str().unwrap().contains("DCR")));
 
     // The text report says the same, step by step.
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["doctor", &url])
-        .env_remove("IDE_OAUTH_CLIENT_ID")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = doctor_text(&[&url]);
     for needle in [
         "1. Connect without a token (POST initialize, GET) [ok]",
         "2. Read the WWW-Authenticate challenge [ok]",
@@ -759,13 +765,7 @@ fn token_checked_against_the_servers_policy_and_group_mappings() {
         "iss": fx.url("/as"), "sub": "a", "exp": 4_000_000_000u64, "aud": ["mcp-gateway"],
         "groups": ["0b6a2f54-1c3e-4d7a-9f00-aa12bc34de56"],
     }));
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["doctor", &url, "--token", &token])
-        .env_remove("IDE_OAUTH_CLIENT_ID")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = doctor_text(&[&url, "--token", &token]);
     for needle in [
         "WARN token_audience_other: aud is mcp-gateway,",
         "The token (claims only, not verified):",

@@ -61,9 +61,6 @@ pub struct IdpConfig {
     /// `PORTCULLIS_IDP_PROFILE` (default `generic`): the defaults below come from its row of
     /// [`IdpProfile::traits`].
     pub profile: IdpProfile,
-    /// How its access tokens name whom they are for (from the profile; not a setting of its
-    /// own: the audiences or client ids configured say it).
-    pub audience_style: AudienceStyle,
     /// `client_id` values accepted on tokens without `aud` (`PORTCULLIS_IDP_CLIENT_IDS`,
     /// comma-separated; required for Cognito).
     pub client_ids: Vec<String>,
@@ -78,10 +75,16 @@ pub struct IdpConfig {
 }
 
 impl IdpConfig {
+    /// How its access tokens name whom they are for: the profile's (not a setting of its own;
+    /// the audiences or client ids configured say which values).
+    pub fn audience_style(&self) -> AudienceStyle {
+        self.profile.traits().audience
+    }
+
     /// Refuses an IdP set-up whose tokens no filter could accept, naming what to set.
     fn check_profile(&self) -> anyhow::Result<()> {
         let label = self.profile.label();
-        if self.audience_style == AudienceStyle::ClientId && self.client_ids.is_empty() {
+        if self.audience_style() == AudienceStyle::ClientId && self.client_ids.is_empty() {
             bail!(
                 "PORTCULLIS_IDP_CLIENT_IDS: required with PORTCULLIS_IDP_PROFILE={}: {label}'s \
                  access tokens carry no aud, only the client they were issued to; list the app \
@@ -97,7 +100,7 @@ impl IdpConfig {
     /// tokens can be accepted.
     pub fn audience_problem(&self) -> Option<String> {
         let label = self.profile.label();
-        match self.audience_style {
+        match self.audience_style() {
             AudienceStyle::Fixed if self.audiences.is_empty() => Some(format!(
                 "{label} does not put the MCP server's URL in aud (it ignores RFC 8707 resource): \
                  every token would be refused as issued for another audience. Give its tokens an \
@@ -404,7 +407,6 @@ impl Config {
                     .map_or_else(|| traits.groups_claim.into(), |c| c.trim().to_string()),
                 discovery_url,
                 profile,
-                audience_style: traits.audience,
                 client_ids: get("PORTCULLIS_IDP_CLIENT_IDS")
                     .map(|a| split_list(&a, ','))
                     .unwrap_or_default(),
@@ -520,18 +522,19 @@ pub fn normalize_public_url(url: &str) -> anyhow::Result<String> {
     Ok(parsed.as_str().trim_end_matches('/').to_string())
 }
 
+/// The configuration these variables give (tests of this module and its children).
+#[cfg(test)]
+pub(crate) fn cfg(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+    let map: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|k| map.get(k).cloned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn cfg(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
-    }
 
     #[test]
     fn defaults() {

@@ -322,11 +322,9 @@ async fn compile(sources: &Sources) -> Result<Published, PublishError> {
     let settings = &sources.settings;
     let mut snapshot = registry::compile_snapshot(&contents, settings, idp_jwks.clone(), 0);
     timings.compile = lap();
-    // Written once: the hash is of these bytes (version 0, as `content_hash` writes it), the
-    // body is them with the version.
-    debug_assert_eq!(snapshot.version, 0);
-    let unversioned = serde_json::to_vec(&snapshot).map_err(|e| PublishError::Compile(e.into()))?;
-    let hash = hex(&Sha256::digest(&unversioned));
+    // Written once: the hash is of these bytes (version 0), the body is them with the version.
+    let (hash, unversioned) =
+        content_hash(&mut snapshot).map_err(|e| PublishError::Compile(e.into()))?;
     timings.serialize_hash = lap();
     let version = sources.db.version_for_hash(&hash).await?;
     timings.version = lap();
@@ -372,13 +370,14 @@ fn with_version(unversioned: Vec<u8>, snapshot: &Snapshot) -> Result<Vec<u8>, se
     Ok(body)
 }
 
-/// SHA-256 of the snapshot as written, with version 0 in place of its own (restored after):
-/// the same content hashes the same whatever version it was given.
-pub fn content_hash(snapshot: &mut Snapshot) -> Result<String, serde_json::Error> {
+/// The snapshot as written with version 0 in place of its own (restored after), and the
+/// SHA-256 of those bytes: the same content hashes the same whatever version it was given.
+pub fn content_hash(snapshot: &mut Snapshot) -> Result<(String, Vec<u8>), serde_json::Error> {
     let version = std::mem::take(&mut snapshot.version);
     let bytes = serde_json::to_vec(snapshot);
     snapshot.version = version;
-    Ok(hex(&Sha256::digest(bytes?)))
+    let bytes = bytes?;
+    Ok((hex(&Sha256::digest(&bytes)), bytes))
 }
 
 pub fn etag(version: u64, hash: &str) -> String {

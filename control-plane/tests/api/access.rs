@@ -324,16 +324,9 @@ fn token_for(aud: &str, groups: &[&str]) -> String {
     idp_key().sign(&spec.claims())
 }
 
-/// `PORTCULLIS_API_AUDIENCE` is the API's, `PORTCULLIS_IDP_AUDIENCE` the MCP servers' (besides
-/// their own URLs): a token for one is no credential at the other.
-async fn api_and_mcp_server_audiences_are_separate(b: Backend) {
-    let t = app_with(&b, |c| {
-        let idp = c.idp.as_mut().unwrap();
-        idp.api_audiences = vec!["portcullis-api".into()];
-        idp.audiences = vec!["mcp-gateway".into()];
-        idp.api_audience_is_shared = false;
-    })
-    .await;
+/// Registers GitHub, with every method and tool granted by scope `github-all`, mapped from
+/// group `engineering`.
+async fn github_for_engineering(t: &TestApp) {
     t.register("GitHub", "/github", &[]).await;
     t.admin(
         "PUT",
@@ -349,6 +342,19 @@ async fn api_and_mcp_server_audiences_are_separate(b: Backend) {
     )
     .await
     .ok(201);
+}
+
+/// `PORTCULLIS_API_AUDIENCE` is the API's, `PORTCULLIS_IDP_AUDIENCE` the MCP servers' (besides
+/// their own URLs): a token for one is no credential at the other.
+async fn api_and_mcp_server_audiences_are_separate(b: Backend) {
+    let t = app_with(&b, |c| {
+        let idp = c.idp.as_mut().unwrap();
+        idp.api_audiences = vec!["portcullis-api".into()];
+        idp.audiences = vec!["mcp-gateway".into()];
+        idp.api_audience_is_shared = false;
+    })
+    .await;
+    github_for_engineering(&t).await;
     let resource = "https://gw.example.com/github/mcp";
     let api_token = token_for("portcullis-api", &["engineering"]);
     let server_token = token_for("mcp-gateway", &["engineering"]);
@@ -416,27 +422,12 @@ async fn cognito_tokens_are_accepted_by_client_id_and_token_use(b: Backend) {
     let t = app_with(&b, |c| {
         let idp = c.idp.as_mut().unwrap();
         idp.profile = portcullis::config::IdpProfile::Cognito;
-        idp.audience_style = portcullis::config::AudienceStyle::ClientId;
         idp.client_ids = vec!["app-client-1".into()];
         idp.token_use = Some("access".into());
         idp.groups_claim = "cognito:groups".into();
     })
     .await;
-    t.register("GitHub", "/github", &[]).await;
-    t.admin(
-        "PUT",
-        "/api/scopes/github-all",
-        Some(json!({"grants": [{"server": "GitHub", "methods": ["*"], "tools": ["*"]}]})),
-    )
-    .await
-    .ok(201);
-    t.admin(
-        "PUT",
-        "/api/group-mappings/engineering",
-        Some(json!({"scopes": ["github-all"]})),
-    )
-    .await
-    .ok(201);
+    github_for_engineering(&t).await;
     let snapshot = portcullis::sync::compile_snapshot(t.state.publisher.sources(), 1)
         .await
         .unwrap();

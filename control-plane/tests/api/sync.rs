@@ -444,6 +444,16 @@ async fn audit_times_outside_the_window_are_refused_alone(b: Backend) {
     assert_eq!(t.state.db.count_audit().await.unwrap(), 3);
 }
 
+/// A second control plane on `a`'s database (same schema), with its own state.
+async fn replica_of(a: &TestApp) -> TestApp {
+    let url = a.config.database_url.clone();
+    app_with(&Backend::Sqlite, |c| {
+        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()));
+        c.database_url = url;
+    })
+    .await
+}
+
 /// Two control planes on one PostgreSQL database: a change through one reaches a long-poll held
 /// on the other within a second, and both serve the same version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,12 +461,7 @@ async fn two_replicas_share_versions_and_changes() {
     let Some(b) = postgres() else { return };
     let a = sync_app(&b).await;
     // The second replica: same database and schema, its own state and rebuild task.
-    let url = a.config.database_url.clone();
-    let replica = app_with(&Backend::Sqlite, |c| {
-        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()));
-        c.database_url = url;
-    })
-    .await;
+    let replica = replica_of(&a).await;
     replica.state.publisher.spawn();
 
     let on_a = a.first_snapshot().await;
@@ -629,12 +634,7 @@ async fn audit_gaps_are_stored_once_with_their_largest_count_and_shown(b: Backen
 async fn a_batch_resent_to_another_replica_is_stored_once() {
     let Some(b) = postgres() else { return };
     let a = sync_app(&b).await;
-    let url = a.config.database_url.clone();
-    let replica = app_with(&Backend::Sqlite, |c| {
-        c.sync_token_sha256 = Some(portcullis::config::sha256(SYNC_TOKEN.as_bytes()));
-        c.database_url = url;
-    })
-    .await;
+    let replica = replica_of(&a).await;
     let batch = json!({"events": (0..50)
         .map(|n| audit_event_with_id(n, &format!("00000000000000ef-1-{n:x}")))
         .collect::<Vec<_>>()});

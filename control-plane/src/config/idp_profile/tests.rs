@@ -1,15 +1,5 @@
-use std::collections::HashMap;
-
 use super::*;
-use crate::config::Config;
-
-fn cfg(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
-    let map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::from_lookup(|k| map.get(k).cloned())
-}
+use crate::config::cfg;
 
 const ISSUER: (&str, &str) = (
     "PORTCULLIS_IDP_ISSUER",

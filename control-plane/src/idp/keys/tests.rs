@@ -476,7 +476,6 @@ fn test_config(discovery_url: &str) -> Config {
             groups_claim: "groups".into(),
             discovery_url: discovery_url.into(),
             profile: crate::config::IdpProfile::Generic,
-            audience_style: crate::config::AudienceStyle::Resource,
             client_ids: Vec::new(),
             token_use: None,
             accepts_resource: true,
