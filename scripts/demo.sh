@@ -7,7 +7,9 @@
 #     the policy through the sync singleton, the Portcullis filter on every request, decisions
 #     shipped to the control plane's audit trail,
 #   - demo tokens signed by a key generated here (the control plane's login comes later).
-# Installs what it needs first. Ctrl-C stops everything.
+# Installs what it needs first. Ctrl-C stops everything. The ports above are defaults: one
+# already in use (another Envoy on 10000/9901, say) is replaced by the next free one, and
+# PORTCULLIS_DEMO_{MCP,CP,XDS,ENVOY,ADMIN}_PORT pick them outright.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -17,12 +19,31 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 source .venv/portcullis-env
 
-for port in 3001 8080 18000 10000 9901; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    say "port $port is already in use on 127.0.0.1; stop what listens there first"
-    exit 1
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+taken=()
+# demo_port NAME DEFAULT: the port from PORTCULLIS_DEMO_<NAME>_PORT (which must be free), else
+# DEFAULT, else the next free one after it (said aloud), never one another demo part took.
+demo_port() {
+  local var="PORTCULLIS_DEMO_$1_PORT" port
+  if [ -n "${!var:-}" ]; then
+    port="${!var}"
+    if in_use "$port"; then
+      say "port $port ($var) is already in use on 127.0.0.1; stop what listens there or pick another"
+      exit 1
+    fi
+  else
+    port="$2"
+    while in_use "$port" || [[ " ${taken[*]} " == *" $port "* ]]; do port=$((port + 1)); done
+    [ "$port" = "$2" ] || say "port $2 is in use on 127.0.0.1 (another Envoy?): using $port instead ($var picks one)"
   fi
-done
+  taken+=("$port")
+  printf -v "$3" '%s' "$port"
+}
+demo_port MCP 3001 mcp_port
+demo_port CP 8080 cp_port
+demo_port XDS 18000 xds_port
+demo_port ENVOY 10000 envoy_port
+demo_port ADMIN 9901 admin_port
 
 if [ "${PORTCULLIS_DEMO_SKIP_BUILD:-0}" != 1 ]; then
   say "building the filter (release, wasm32-wasip1) and the portcullis CLI"
@@ -45,8 +66,21 @@ fi
 if [ ! -f "$work/sync.token" ]; then
   (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$work/sync.token")
 fi
-# The shipped bootstrap with this machine's sync token (the file stays private: mode 600).
-(umask 077 && sed "s/REPLACE_WITH_THE_SYNC_TOKEN/$(cat "$work/sync.token")/g" envoy/bootstrap-xds.yaml >"$work/envoy.yaml")
+# The shipped bootstrap with this machine's sync token and the demo's ports (the file stays
+# private: mode 600). The demo runs one control plane, so the cluster lists one replica: a
+# second endpoint that never answers would take part of the traffic until the first health
+# check, and again whenever the one replica is briefly unhealthy.
+(umask 077 && sed -e "s/REPLACE_WITH_THE_SYNC_TOKEN/$(cat "$work/sync.token")/g" \
+  -e '/port_value: 8081/d' \
+  -e "s/port_value: 8080}/port_value: $cp_port}/; s/\"authority\": \"127.0.0.1:8080\"/\"authority\": \"127.0.0.1:$cp_port\"/" \
+  -e "s/port_value: 18000}/port_value: $xds_port}/; s/port_value: 10000}/port_value: $envoy_port}/" \
+  -e "s/port_value: 9901}/port_value: $admin_port}/" \
+  envoy/bootstrap-xds.yaml >"$work/envoy.yaml")
+for expected in "port_value: $cp_port}" "\"authority\": \"127.0.0.1:$cp_port\"" "port_value: $xds_port}" \
+  "port_value: $envoy_port}" "port_value: $admin_port}"; do
+  grep -qF "$expected" "$work/envoy.yaml" || { say "envoy/bootstrap-xds.yaml changed: no $expected after rendering"; exit 1; }
+done
+if grep -q 'port_value: 8081' "$work/envoy.yaml"; then say "could not drop the second control-plane endpoint"; exit 1; fi
 
 pids=()
 cleanup() {
@@ -54,20 +88,20 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-say "starting the MCP server on 127.0.0.1:3001 (log: $work/mcp.log)"
-(PORT=3001 exec "$PORTCULLIS_NODE_DIR/node_modules/.bin/mcp-server-everything" streamableHttp >"$work/mcp.log" 2>&1) &
+say "starting the MCP server on 127.0.0.1:$mcp_port (log: $work/mcp.log)"
+(PORT=$mcp_port exec "$PORTCULLIS_NODE_DIR/node_modules/.bin/mcp-server-everything" streamableHttp >"$work/mcp.log" 2>&1) &
 pids+=($!)
-say "starting the control plane on 127.0.0.1:8080 (log: $work/portcullis.log)"
+say "starting the control plane on 127.0.0.1:$cp_port (log: $work/portcullis.log)"
 (
-  export PORTCULLIS_DATA_DIR="$work/data" PORTCULLIS_PUBLIC_URL=http://127.0.0.1:10000 \
+  export PORTCULLIS_DATA_DIR="$work/data" PORTCULLIS_PUBLIC_URL=http://127.0.0.1:$envoy_port \
     PORTCULLIS_ADMIN_TOKEN="$(cat "$work/admin.token")" PORTCULLIS_SYNC_TOKEN="$(cat "$work/sync.token")" \
-    PORTCULLIS_XDS_LISTEN=127.0.0.1:18000 PORTCULLIS_AUTH_MODE=direct \
-    PORTCULLIS_IDP_ISSUER=http://127.0.0.1:10000/demo-issuer PORTCULLIS_IDP_JWKS_FILE="$work/keys/jwks.json" \
+    PORTCULLIS_XDS_LISTEN=127.0.0.1:$xds_port PORTCULLIS_AUTH_MODE=direct \
+    PORTCULLIS_IDP_ISSUER=http://127.0.0.1:$envoy_port/demo-issuer PORTCULLIS_IDP_JWKS_FILE="$work/keys/jwks.json" \
     PORTCULLIS_API_AUDIENCE=portcullis-demo-api MCP_ADVERTISED_SCOPES="openid profile"
-  exec "$portcullis" serve --listen 127.0.0.1:8080 >"$work/portcullis.log" 2>&1
+  exec "$portcullis" serve --listen "127.0.0.1:$cp_port" >"$work/portcullis.log" 2>&1
 ) &
 pids+=($!)
-say "starting Envoy on 127.0.0.1:10000 (log: $work/envoy.log)"
+say "starting Envoy on 127.0.0.1:$envoy_port (log: $work/envoy.log)"
 # --use-dynamic-base-id: Envoy picks a free base id (hot-restart shared memory and domain socket),
 # so the demo starts next to an Envoy already running on this machine (base id 0 by default),
 # which would otherwise stop it with "unable to bind domain socket with base_id=0".
@@ -76,8 +110,8 @@ say "starting Envoy on 127.0.0.1:10000 (log: $work/envoy.log)"
 pids+=($!)
 
 for _ in $(seq 1 100); do
-  if curl -fs http://127.0.0.1:9901/ready >/dev/null 2>&1 && curl -fs http://127.0.0.1:8080/readyz >/dev/null 2>&1 \
-    && (exec 3<>/dev/tcp/127.0.0.1/3001) 2>/dev/null; then
+  if curl -fs "http://127.0.0.1:$admin_port/ready" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$cp_port/readyz" >/dev/null 2>&1 \
+    && (exec 3<>"/dev/tcp/127.0.0.1/$mcp_port") 2>/dev/null; then
     ready=1
     break
   fi
@@ -91,7 +125,7 @@ fi
 
 api() { # method path [json body]; fails loudly on anything but 2xx (and 409 for register)
   local status
-  status=$(curl -s -o "$work/api.json" -w '%{http_code}' -X "$1" "http://127.0.0.1:8080$2" \
+  status=$(curl -s -o "$work/api.json" -w '%{http_code}' -X "$1" "http://127.0.0.1:$cp_port$2" \
     -H "Authorization: Bearer $(cat "$work/admin.token")" ${3:+-H 'content-type: application/json' -d "$3"})
   case "$status" in
     2??) ;;
@@ -100,16 +134,21 @@ api() { # method path [json body]; fails loudly on anything but 2xx (and 409 for
   esac
 }
 # The MCP server (already there from an earlier run: 409, fine), then who may do what.
-api POST /api/servers/register '{"name": "everything", "path": "/everything", "proxy_pass_url": "http://127.0.0.1:3001", "description": "MCP reference server (server-everything)", "tags": ["demo"]}'
+api POST /api/servers/register '{"name": "everything", "path": "/everything", "proxy_pass_url": "http://127.0.0.1:'"$mcp_port"'", "description": "MCP reference server (server-everything)", "tags": ["demo"]}'
 api PUT /api/scopes/everything-safe '{"description": "list and call the harmless tools", "grants": [{"server": "everything", "methods": ["tools/list", "tools/call", "resources/*", "prompts/*"], "tools": ["echo", "get-sum", "get-tiny-image"]}]}'
 api PUT /api/scopes/everything-admin '{"grants": [{"server": "everything", "methods": ["*"], "tools": ["*"]}]}'
 api PUT /api/group-mappings/engineering '{"scopes": ["everything-safe"]}'
 api PUT /api/group-mappings/platform-admins '{"scopes": ["everything-admin"]}'
 
-# Envoy is ready once the route and the policy have arrived (the singleton's first long-poll).
+# Envoy is ready once the route and the policy have arrived (the singleton's first long-poll)
+# and its health check has seen the control plane (discovery documents go through Envoy to it).
 for _ in $(seq 1 100); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:10000/everything/mcp -X POST -d '{}' || true)
-  if [ "$code" = 401 ]; then synced=1; break; fi
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$envoy_port/everything/mcp" -X POST -d '{}' || true)
+  if [ "$code" = 401 ] && curl -s "http://127.0.0.1:$admin_port/clusters" \
+    | grep -qF "portcullis_control_plane::127.0.0.1:$cp_port::health_flags::healthy"; then
+    synced=1
+    break
+  fi
   sleep 0.1
 done
 if [ -z "${synced:-}" ]; then
@@ -118,10 +157,10 @@ if [ -z "${synced:-}" ]; then
   exit 1
 fi
 
-url="http://127.0.0.1:10000/everything/mcp"
+url="http://127.0.0.1:$envoy_port/everything/mcp"
 token() {
   "$portcullis" dev token --key "$work/keys/signing-key.pem" --kid portcullis-demo \
-    --iss http://127.0.0.1:10000/demo-issuer --aud "$url" --ttl 28800 "$@"
+    --iss "http://127.0.0.1:$envoy_port/demo-issuer" --aud "$url" --ttl 28800 "$@"
 }
 alice=$(token --sub alice --groups engineering)
 root_token=$(token --sub root --name root --groups platform-admins)
@@ -148,21 +187,21 @@ Try it:
   claude mcp add --transport http everything $url --header "Authorization: Bearer \$(cat $work/alice.token)"
 
   # discovery, as an MCP client does it (401 challenge → metadata → authorization server)
-  curl -s http://127.0.0.1:10000/.well-known/oauth-protected-resource/everything/mcp
+  curl -s http://127.0.0.1:$envoy_port/.well-known/oauth-protected-resource/everything/mcp
   target/debug/portcullis doctor $url
 
   # what the Connect dialog shows for Claude Code (admin token in $work/admin.token)
-  curl -s "http://127.0.0.1:8080/api/servers/everything/connect-config?ide=claude-code" -H "Authorization: Bearer \$(cat $work/admin.token)"
+  curl -s "http://127.0.0.1:$cp_port/api/servers/everything/connect-config?ide=claude-code" -H "Authorization: Bearer \$(cat $work/admin.token)"
 
   # every decision, newest first (who, which tool, allowed or why not, which policy version)
-  curl -s "http://127.0.0.1:8080/api/audit?limit=5" -H "Authorization: Bearer \$(cat $work/admin.token)"
+  curl -s "http://127.0.0.1:$cp_port/api/audit?limit=5" -H "Authorization: Bearer \$(cat $work/admin.token)"
 
   # change who may do what: takes effect in Envoy within a second, no restart
-  curl -s -X PUT http://127.0.0.1:8080/api/group-mappings/engineering -H "Authorization: Bearer \$(cat $work/admin.token)" \\
+  curl -s -X PUT http://127.0.0.1:$cp_port/api/group-mappings/engineering -H "Authorization: Bearer \$(cat $work/admin.token)" \\
     -H 'content-type: application/json' -d '{"scopes": ["everything-admin"]}'
 
   # the filter's and the sync service's counters
-  curl -s http://127.0.0.1:9901/stats | grep wasmcustom
+  curl -s http://127.0.0.1:$admin_port/stats | grep wasmcustom
 
 Ctrl-C stops the demo.
 MSG

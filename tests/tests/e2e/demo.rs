@@ -51,12 +51,27 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
     // change what this test sees, and the test must not touch the user's demo state.
     let state = TestDir::new("demo-state");
     let work = state.path().join("demo");
+    // Ports picked here, not the demo's defaults: the test runs next to whatever else this
+    // machine serves (another Envoy on 10000/9901, a demo the user left running).
+    let mut ports = Vec::new();
+    while ports.len() < 5 {
+        let port = portcullis_e2e::util::free_port();
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    let [mcp, cp, xds, envoy, admin] = [ports[0], ports[1], ports[2], ports[3], ports[4]];
     let child = Command::new("bash")
         .arg(root.join("scripts/demo.sh"))
         .current_dir(&root)
         // Nested cargo would wait for the lock `cargo test` holds; the test command built both.
         .env("PORTCULLIS_DEMO_SKIP_BUILD", "1")
         .env("PORTCULLIS_DEMO_DIR", &work)
+        .env("PORTCULLIS_DEMO_MCP_PORT", mcp.to_string())
+        .env("PORTCULLIS_DEMO_CP_PORT", cp.to_string())
+        .env("PORTCULLIS_DEMO_XDS_PORT", xds.to_string())
+        .env("PORTCULLIS_DEMO_ENVOY_PORT", envoy.to_string())
+        .env("PORTCULLIS_DEMO_ADMIN_PORT", admin.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -90,7 +105,7 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
     }
 
     let alice = std::fs::read_to_string(work.join("alice.token")).expect("alice.token");
-    let url = "http://127.0.0.1:10000/everything/mcp";
+    let url = format!("http://127.0.0.1:{envoy}/everything/mcp");
     let dir = TestDir::new("demo");
     let run = ClientPlan::new()
         .bearer(alice.trim())
@@ -101,7 +116,7 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
             serde_json::json!({"message": "hello from the demo"}),
         )
         .call_tool("get-env", serde_json::json!({}))
-        .run(&dir, url);
+        .run(&dir, &url);
     run.ok(0);
     run.ok(1);
     assert_eq!(run.ok(2)["content"][0]["text"], "Echo: hello from the demo");
@@ -110,13 +125,13 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
 
     // The discovery document, from the control plane through Envoy, names this exact URL.
     let prm = portcullis_e2e::Request::get("/.well-known/oauth-protected-resource/everything/mcp")
-        .send(10000);
+        .send(envoy);
     assert_eq!(prm.status, 200, "{}", prm.describe());
     let prm: serde_json::Value = serde_json::from_slice(&prm.body).expect("metadata is JSON");
-    assert_eq!(prm["resource"], url, "{prm}");
+    assert_eq!(prm["resource"], url.as_str(), "{prm}");
     assert_eq!(
         prm["authorization_servers"],
-        serde_json::json!(["http://127.0.0.1:10000/demo-issuer"]),
+        serde_json::json!([format!("http://127.0.0.1:{envoy}/demo-issuer")]),
         "{prm}"
     );
 
@@ -125,7 +140,7 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
     let connect =
         portcullis_e2e::Request::get("/api/servers/everything/connect-config?ide=claude-code")
             .bearer(admin.trim())
-            .send(8080);
+            .send(cp);
     assert_eq!(connect.status, 200, "{}", connect.describe());
     assert!(
         connect
@@ -142,7 +157,7 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
                 .expect("sync.token")
                 .trim(),
         )
-        .send(8080);
+        .send(cp);
     let version = version
         .header("x-portcullis-policy-version")
         .expect("a policy version")
@@ -150,7 +165,7 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
     let refused = portcullis_e2e::util::wait_until(Duration::from_secs(10), || {
         let page = portcullis_e2e::Request::get("/api/audit?user=alice&decision=deny&tool=get-env")
             .bearer(admin.trim())
-            .send(8080);
+            .send(cp);
         let events = page.json()["events"]
             .as_array()
             .cloned()
@@ -164,9 +179,9 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
     // Without a token: the challenge MCP clients follow.
     let resp = portcullis_e2e::Request::post("/everything/mcp")
         .raw_json(&b"{}"[..])
-        .send(10000);
+        .send(envoy);
     assert_eq!(resp.status, 401, "{}", resp.describe());
     assert!(resp
         .header("www-authenticate")
-        .is_some_and(|c| c.contains("resource_metadata=\"http://127.0.0.1:10000/.well-known/oauth-protected-resource/everything/mcp\"")));
+        .is_some_and(|c| c.contains(&format!("resource_metadata=\"http://127.0.0.1:{envoy}/.well-known/oauth-protected-resource/everything/mcp\""))));
 }
