@@ -388,8 +388,10 @@ impl HttpContext for Request {
         self.server = head.server;
         let pending = match &head.verdict {
             HeadVerdict::Reply(reply) => return self.reply(Some(&shared), reply.clone()),
-            HeadVerdict::Discovery => {
-                // Discovery needs no credentials; any the client sent still stay here.
+            // Discovery needs no credentials (any the client sent stay here); the authorization
+            // server's endpoints authenticate clients themselves (only spoofed identity headers
+            // are removed) and their bodies flow unbuffered.
+            HeadVerdict::Discovery | HeadVerdict::AuthorizationServer => {
                 return match self.forward(&shared, policy, &headers, &head, None) {
                     Ok(()) => Action::Continue,
                     Err(action) => action,

@@ -97,6 +97,8 @@ pub struct Settings {
     pub base_methods: Patterns,
     /// See `SettingsSpec::step_up_scopes`.
     pub step_up_scopes: bool,
+    /// See `SettingsSpec::authorization_server`.
+    pub authorization_server: bool,
     pub allowed_origins: Box<[String]>,
     pub token_cache_entries: usize,
     pub negative_cache_entries: usize,
@@ -170,6 +172,18 @@ impl Policy {
         let mut prefixes = HashMap::new();
         for (i, spec) in snapshot.servers.iter().enumerate() {
             let server = compile_server(&format!("servers[{i}]"), spec)?;
+            if snapshot.settings.authorization_server
+                && crate::decision::is_authorization_server_path(&server.path_prefix)
+            {
+                return Err(invalid(
+                    format!("servers[{i}].path_prefix"),
+                    format!(
+                        "{:?} lies under {}, the authorization server's",
+                        server.path_prefix,
+                        crate::decision::AUTHORIZATION_SERVER_PATH
+                    ),
+                ));
+            }
             if server_by_name.insert(server.name.clone(), i).is_some() {
                 return Err(invalid(
                     format!("servers[{i}].name"),
@@ -583,6 +597,7 @@ fn compile_settings(spec: &SettingsSpec) -> Result<Settings, SnapshotError> {
         scopes_header: spec.scopes_header.clone(),
         base_methods,
         step_up_scopes: spec.step_up_scopes,
+        authorization_server: spec.authorization_server,
         allowed_origins: spec.allowed_origins.clone().into_boxed_slice(),
         token_cache_entries: spec.token_cache_entries,
         negative_cache_entries: spec.negative_cache_entries,

@@ -19,8 +19,20 @@ pub enum Route {
         server: Option<ServerId>,
     },
     Server(ServerId),
+    /// `/oauth` or under it while the control plane is the authorization server
+    /// (`settings.authorization_server`).
+    AuthorizationServer,
     /// No registered server has this path.
     Unknown,
+}
+
+/// Where the authorization server's endpoints live (broker mode).
+pub const AUTHORIZATION_SERVER_PATH: &str = "/oauth";
+
+/// Whether `path` (no query) is [`AUTHORIZATION_SERVER_PATH`] or under it.
+pub fn is_authorization_server_path(path: &str) -> bool {
+    path.strip_prefix(AUTHORIZATION_SERVER_PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// A path that could mean something else after normalisation; refused (400) rather than
@@ -147,6 +159,9 @@ impl Policy {
             if (segment.is_empty() && segments.peek().is_some()) || is_dot_or_encoded(segment) {
                 return Err(PathError);
             }
+        }
+        if self.settings.authorization_server && is_authorization_server_path(path) {
+            return Ok(Route::AuthorizationServer);
         }
         let server = self.server_for(path);
         if let Some(at) = path.find("/.well-known/") {

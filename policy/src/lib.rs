@@ -19,7 +19,9 @@ mod token;
 
 pub use audit::AuditEvent;
 pub use compiled::{Issuer, Policy, ScopeId, Server, ServerId, Settings, SnapshotError};
-pub use decision::{Deny, DenyReason, PathError, Route};
+pub use decision::{
+    is_authorization_server_path, Deny, DenyReason, PathError, Route, AUTHORIZATION_SERVER_PATH,
+};
 pub use identity::{header_safe, Identity, IdentityHeaders};
 pub use idset::IdSet;
 pub use jsonrpc::{parse_body, RpcError, RpcMessage};

@@ -67,6 +67,18 @@ impl<'a> Strip<'a> {
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
+
+    fn keep(&mut self, name: &[u8]) {
+        let mut kept = 0;
+        for i in 0..self.count.min(MAX_STRIPPED) {
+            let n = self.names[i];
+            if n != name {
+                self.names[kept] = n;
+                kept += 1;
+            }
+        }
+        self.count = kept;
+    }
 }
 
 /// What the audit trail records of any request, whatever its verdict: raw bytes, so a caller
@@ -99,6 +111,10 @@ pub enum HeadVerdict<'a> {
     Reply(Reply),
     /// A discovery document: forward without credentials (remove [`Head::strip`]).
     Discovery,
+    /// The authorization server's endpoints: forward as they are, body included (remove
+    /// [`Head::strip`], which then keeps `Authorization`: a client authenticating to the
+    /// authorization server, not a token for an upstream).
+    AuthorizationServer,
     /// A request to a server: verify this credential, then ask [`Policy::admit`].
     Authenticate(Pending<'a>),
 }
@@ -346,6 +362,9 @@ impl Policy {
         let verdict = self
             .head_verdict(&seen, &strip, end_of_stream, &mut found)
             .unwrap_or_else(HeadVerdict::Reply);
+        if matches!(verdict, HeadVerdict::AuthorizationServer) {
+            strip.keep(b"authorization");
+        }
         Head {
             facts,
             strip,
@@ -392,6 +411,7 @@ impl Policy {
             }
             | Route::Server(server) => server,
             Route::Discovery { server: None } => return Err(reply::discovery_method_not_allowed()),
+            Route::AuthorizationServer => return Ok(HeadVerdict::AuthorizationServer),
             Route::Unknown => return Err(reply::unknown_server()),
         };
         found.server = Some(server);

@@ -197,6 +197,11 @@ pub struct SettingsSpec {
     /// the authorization server can issue them (broker mode). In direct mode the IdP knows no
     /// registry scopes, access comes from groups, and the 403 names the groups instead.
     pub step_up_scopes: bool,
+    /// The control plane is the authorization server (broker mode): `/oauth` and every path
+    /// under it (authorize, token, register, revoke, JWKS, the login pages) go to it without
+    /// credentials, body and `Authorization` (a client's own secret) included. No server may
+    /// then lie under `/oauth`.
+    pub authorization_server: bool,
     /// Browser origins allowed to call; a request with another `Origin` is refused.
     /// Empty: any request carrying an `Origin` header is refused.
     pub allowed_origins: Vec<String>,
@@ -226,6 +231,7 @@ impl Default for SettingsSpec {
             .map(String::from)
             .to_vec(),
             step_up_scopes: true,
+            authorization_server: false,
             allowed_origins: Vec::new(),
             token_cache_entries: 4096,
             negative_cache_entries: 1024,

@@ -1,5 +1,6 @@
 //! Authorization codes and refresh-token families as a state machine over an in-memory
-//! struct ([`Grants`]); storage will persist the same records later. No clock, no randomness:
+//! struct ([`Grants`]) holding as many records as an operation needs; `authz::store` loads
+//! them, runs the operation and writes back what changed (`grant/records.rs`). No clock, no randomness:
 //! `now`, fresh tokens and ids come in as arguments, and every change that must reach outside
 //! (revoking a family's access tokens, in the snapshot) comes back as an [`Effect`].
 //!
@@ -27,17 +28,22 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::error::OAuthError;
 use super::pkce::{self, CodeChallenge};
 use super::resource;
 use super::token::{SecretToken, TokenHash};
 
+pub mod records;
 mod refresh;
 mod revoke;
+pub use records::{RecordKind, StoredRecord};
 pub use refresh::RefreshRequest;
 
 /// Milliseconds since the Unix epoch; the caller reads the clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -91,18 +97,19 @@ impl ClientStanding {
 }
 
 /// A family: every token issued from one code, through all its rotations.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct FamilyId(pub String);
 
 /// An access token as issued: its `jti` and expiry (the caller signs it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessGrant {
     pub id: String,
     pub expires_at: Timestamp,
 }
 
 /// What the tokens of a family say.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub client_id: String,
     /// The person (the broker's user id).
@@ -113,7 +120,7 @@ pub struct Grant {
 }
 
 /// What `/authorize` records with a code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeRequest {
     pub grant: Grant,
     /// The `redirect_uri` parameter as sent (`None` when omitted), compared at `/token`.
@@ -153,7 +160,8 @@ pub struct Issued {
 }
 
 /// Why a family was revoked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RevokeReason {
     CodeReplayed,
     RefreshReused,
@@ -192,22 +200,26 @@ impl From<OAuthError> for Refusal {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct CodeRecord {
     request: CodeRequest,
     expires_at: Timestamp,
     state: CodeState,
+    /// The family a redemption issued (so a replay can revoke it).
+    #[serde(default)]
+    issued: Option<FamilyId>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum CodeState {
     Unused,
-    /// Presented once (`issued_by_code` says whether that issued a family).
+    /// Presented once (`issued` says whether that issued a family).
     Consumed,
     Revoked,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Family {
     grant: Grant,
     /// The code it came from.
@@ -218,7 +230,7 @@ struct Family {
     current: Option<TokenHash>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct RefreshRecord {
     family: FamilyId,
     expires_at: Timestamp,
@@ -226,7 +238,7 @@ struct RefreshRecord {
     rotated: Option<Rotation>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Rotation {
     at: Timestamp,
     successor: TokenHash,
@@ -240,8 +252,6 @@ pub struct Grants {
     codes: HashMap<TokenHash, CodeRecord>,
     families: HashMap<FamilyId, Family>,
     refresh: HashMap<TokenHash, RefreshRecord>,
-    /// Which family a consumed code issued.
-    issued_by_code: HashMap<TokenHash, FamilyId>,
 }
 
 impl Grants {
@@ -274,6 +284,7 @@ impl Grants {
                 request,
                 expires_at,
                 state: CodeState::Unused,
+                issued: None,
             },
         );
         Ok(())
@@ -294,7 +305,7 @@ impl Grants {
             CodeState::Unused => record.state = CodeState::Consumed,
             CodeState::Revoked => return Err(invalid().into()),
             CodeState::Consumed => {
-                let effects = match self.issued_by_code.get(&hash).cloned() {
+                let effects = match record.issued.clone() {
                     Some(family) => self
                         .revoke_family(&family, RevokeReason::CodeReplayed, now)
                         .into_iter()
@@ -355,7 +366,9 @@ impl Grants {
                 current,
             },
         );
-        self.issued_by_code.insert(hash, new.id.clone());
+        if let Some(code) = self.codes.get_mut(&hash) {
+            code.issued = Some(new.id.clone());
+        }
         Ok(Issued {
             family: new.id,
             grant: request.grant,

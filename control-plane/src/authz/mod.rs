@@ -35,9 +35,14 @@
 //! 8414 metadata, `/revoke` (RFC 7009), DCR and CIMD client metadata, consent, the upstream
 //! IdP federation and the built-in user store.
 
+pub mod clients;
 pub mod error;
 pub mod grant;
 pub mod pkce;
 pub mod redirect;
 pub mod resource;
+pub mod sealed;
+pub mod signing;
+pub mod store;
 pub mod token;
+pub mod users;

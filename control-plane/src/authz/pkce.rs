@@ -23,9 +23,24 @@ pub const S256: &str = "S256";
 /// Shortest and longest `code_verifier` (RFC 7636 §4.1).
 pub const VERIFIER_LEN: std::ops::RangeInclusive<usize> = 43..=128;
 
-/// A validated S256 challenge: 43 characters, the unpadded base64url of 32 bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A validated S256 challenge: 43 characters, the unpadded base64url of 32 bytes. Stored as
+/// its text and checked again when read back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct CodeChallenge(String);
+
+impl TryFrom<String> for CodeChallenge {
+    type Error = String;
+    fn try_from(stored: String) -> Result<CodeChallenge, String> {
+        CodeChallenge::parse(&stored).map_err(|e| e.to_string())
+    }
+}
+
+impl From<CodeChallenge> for String {
+    fn from(challenge: CodeChallenge) -> String {
+        challenge.0
+    }
+}
 
 impl CodeChallenge {
     /// The challenge as sent (and as it is stored).

@@ -37,6 +37,33 @@ impl TokenHash {
     pub fn ct_eq(&self, other: &TokenHash) -> bool {
         bool::from(self.0.ct_eq(&other.0))
     }
+    /// Lower-case hex: how storage keys and records carry it.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+    pub fn from_hex(text: &str) -> Option<TokenHash> {
+        if text.len() != 64 || !text.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(TokenHash(out))
+    }
+}
+
+impl serde::Serialize for TokenHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TokenHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TokenHash, D::Error> {
+        let text = String::deserialize(d)?;
+        TokenHash::from_hex(&text).ok_or_else(|| serde::de::Error::custom("not a SHA-256 hex"))
+    }
 }
 
 /// The first four bytes in hex: enough to follow one token through logs, nothing to use.
@@ -104,7 +131,7 @@ impl fmt::Debug for RotationKey {
 
 /// HMAC-SHA256 (RFC 2104) with a key of at most one block (64 bytes); longer keys are hashed
 /// first, as the RFC says.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     const BLOCK: usize = 64;
     let mut block = [0u8; BLOCK];
     if key.len() > BLOCK {

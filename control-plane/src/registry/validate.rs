@@ -2,8 +2,9 @@
 
 use crate::registry::{Grant, ServerFields};
 
-/// First path segments that belong to the control plane or the gateway, never to a server.
-const RESERVED_FIRST: &[&str] = &["api", "healthz", "readyz", "metrics", "register"];
+/// First path segments that belong to the control plane or the gateway, never to a server
+/// (`oauth`: the authorization server's endpoints in broker mode, passed without credentials).
+const RESERVED_FIRST: &[&str] = &["api", "healthz", "readyz", "metrics", "register", "oauth"];
 /// Last segments that would collide with the API's own sub-resources.
 const RESERVED_LAST: &[&str] = &["connect-config"];
 

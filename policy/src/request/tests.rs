@@ -56,6 +56,7 @@ impl Req {
 enum Seen {
     Reply(u32, &'static str),
     Discovery,
+    AuthorizationServer,
     Authenticate(Credential<'static>),
 }
 
@@ -64,6 +65,7 @@ fn head_of(p: &Policy, r: &Req, end_of_stream: bool) -> Seen {
     match p.check_head(&pairs, end_of_stream).verdict {
         HeadVerdict::Reply(reply) => Seen::Reply(reply.status, reply.reason),
         HeadVerdict::Discovery => Seen::Discovery,
+        HeadVerdict::AuthorizationServer => Seen::AuthorizationServer,
         HeadVerdict::Authenticate(pending) => Seen::Authenticate(match pending.credential {
             Credential::Jwt(t) => Credential::Jwt(Box::leak(t.to_owned().into_boxed_str())),
             Credential::ApiKey(t) => Credential::ApiKey(Box::leak(t.to_owned().into_boxed_str())),
@@ -85,7 +87,7 @@ fn decide(p: &Policy, r: &Req, body: Option<&[u8]>) -> Result<BodyDecision, Repl
     let head = p.check_head(&pairs, body.is_none());
     let pending = match head.verdict {
         HeadVerdict::Reply(reply) => return Err(reply),
-        HeadVerdict::Discovery => panic!("discovery"),
+        HeadVerdict::Discovery | HeadVerdict::AuthorizationServer => panic!("no credentials"),
         HeadVerdict::Authenticate(pending) => pending,
     };
     let verified = match pending.credential {
@@ -775,4 +777,61 @@ fn arbitrary_header_bytes_never_panic() {
             let _ = p.admit(&pending, Err(&TokenError::Malformed));
         }
     }
+}
+
+#[test]
+fn the_authorization_servers_paths_pass_as_they_are_in_broker_mode_only() {
+    let mut snap = snapshot();
+    snap["settings"] = json!({"authorization_server": true});
+    let broker = compile(&snap);
+    let direct = policy();
+    for path in [
+        "/oauth",
+        "/oauth/token",
+        "/oauth/authorize?client_id=x&redirect_uri=http%3A%2F%2F127.0.0.1",
+        "/oauth/register",
+    ] {
+        for method in ["GET", "POST", "PUT"] {
+            // Bodies flow (a token request is a form, a registration JSON).
+            assert_eq!(
+                head_of(&broker, &req(method, path), false),
+                Seen::AuthorizationServer,
+                "{method} {path}"
+            );
+        }
+        assert_eq!(
+            head_of(&direct, &req("GET", path), true),
+            Seen::Reply(404, "unknown_server"),
+            "{path} without an authorization server"
+        );
+    }
+    // A client's own credentials reach the authorization server; spoofed identity does not.
+    let r = req("POST", "/oauth/token")
+        .header("authorization", "Basic Y2xpZW50OnNlY3JldA==")
+        .header("x-portcullis-user", "root")
+        .header("x-api-key", "k");
+    let pairs = r.pairs();
+    let head = broker.check_head(&pairs, false);
+    assert!(matches!(head.verdict, HeadVerdict::AuthorizationServer));
+    assert!(!head.strip.contains(b"authorization"));
+    assert!(head.strip.contains(b"x-portcullis-user"));
+    assert!(head.strip.contains(b"x-api-key"));
+    // Not a prefix match on text: /oauthx is nobody's; dot segments are still refused.
+    assert_eq!(
+        head_of(&broker, &req("GET", "/oauthx/token"), true),
+        Seen::Reply(404, "unknown_server")
+    );
+    assert_eq!(
+        head_of(&broker, &req("GET", "/oauth/../everything/mcp"), true),
+        Seen::Reply(400, "bad_path")
+    );
+}
+
+#[test]
+fn no_server_may_lie_under_the_authorization_servers_path() {
+    let mut snap = snapshot();
+    snap["settings"] = json!({"authorization_server": true});
+    snap["servers"][0]["path_prefix"] = json!("/oauth/tools");
+    let err = Policy::from_json(snap.to_string().as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("authorization server"), "{err}");
 }

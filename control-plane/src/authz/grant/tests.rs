@@ -367,3 +367,69 @@ fn debug_shows_no_raw_token() {
     );
     assert!(text.contains("TokenHash("));
 }
+
+/// What storage does between two requests: export every record, import them into a fresh
+/// `Grants`. The state machine must behave as if it had never been stored.
+fn stored_and_loaded(g: &Grants) -> Grants {
+    let mut fresh = Grants::new(g.policy());
+    for r in g.export() {
+        fresh.import(r.kind, &r.key, &r.record).unwrap();
+    }
+    assert_eq!(fresh.export(), g.export(), "a round trip changes nothing");
+    fresh
+}
+
+#[test]
+fn records_survive_storage_and_a_replayed_code_still_revokes_its_family() {
+    let mut g = Grants::new(GrantPolicy::default());
+    let c = issue(&mut g, "a", T0);
+    let mut g = stored_and_loaded(&g);
+    let issued = g
+        .redeem_code(&redemption(&c), new_family("a"), at(1))
+        .unwrap();
+    let records = g.export();
+    let code_row = records
+        .iter()
+        .find(|r| r.kind == RecordKind::Code)
+        .unwrap();
+    assert_eq!(code_row.family, Some(issued.family.clone()));
+    assert_eq!(code_row.client_id, CLIENT);
+    let refresh_row = records
+        .iter()
+        .find(|r| r.kind == RecordKind::Refresh)
+        .unwrap();
+    assert_eq!(refresh_row.client_id, CLIENT, "a refresh row names its client");
+    assert!(!code_row.record.contains("code-a"), "no raw token in a record");
+    assert!(!refresh_row.record.contains("refresh-a"), "no raw token in a record");
+
+    let mut g = stored_and_loaded(&g);
+    let refusal = grant_error(g.redeem_code(&redemption(&c), new_family("b"), at(2)));
+    assert!(matches!(
+        refusal.effects.as_slice(),
+        [Effect::RevokeFamily { reason: RevokeReason::CodeReplayed, .. }]
+    ));
+    let g = stored_and_loaded(&g);
+    assert_eq!(
+        g.family_revoked(&issued.family),
+        Some(RevokeReason::CodeReplayed)
+    );
+}
+
+#[test]
+fn a_record_that_does_not_parse_is_an_error_not_a_default() {
+    let mut g = Grants::new(GrantPolicy::default());
+    let err = g
+        .import(RecordKind::Code, &TokenHash::of("x").to_hex(), "{\"state\": 1}")
+        .unwrap_err();
+    assert_eq!(err.kind, RecordKind::Code);
+    assert!(g
+        .import(RecordKind::Refresh, "not-hex", "{}")
+        .is_err());
+    // A tampered challenge is refused when read back, as at /authorize.
+    let c = issue(&mut g, "a", T0);
+    let row = g.export().remove(0);
+    let tampered = row.record.replace(&s256(VERIFIER), "short");
+    let mut fresh = Grants::new(GrantPolicy::default());
+    assert!(fresh.import(row.kind, &row.key, &tampered).is_err());
+    drop(c);
+}

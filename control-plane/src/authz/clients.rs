@@ -1,0 +1,179 @@
+//! OAuth clients as stored: registered by DCR, by an operator (pre-registered), or known by a
+//! Client ID Metadata Document. Secrets are kept as SHA-256 only.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row as _;
+
+use crate::storage::{json_list, Db};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationType {
+    Dcr,
+    Prereg,
+    Cimd,
+}
+
+impl RegistrationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationType::Dcr => "dcr",
+            RegistrationType::Prereg => "prereg",
+            RegistrationType::Cimd => "cimd",
+        }
+    }
+    fn parse(text: &str) -> RegistrationType {
+        match text {
+            "prereg" => RegistrationType::Prereg,
+            "cimd" => RegistrationType::Cimd,
+            _ => RegistrationType::Dcr,
+        }
+    }
+}
+
+/// How a client authenticates at `/token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl TokenAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAuthMethod::None => "none",
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+    pub fn parse(text: &str) -> Option<TokenAuthMethod> {
+        match text {
+            "none" => Some(TokenAuthMethod::None),
+            "client_secret_basic" => Some(TokenAuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(TokenAuthMethod::ClientSecretPost),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Client {
+    pub client_id: String,
+    pub registration_type: RegistrationType,
+    pub client_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub token_endpoint_auth_method: TokenAuthMethod,
+    #[serde(skip)]
+    pub secret_sha256: Option<String>,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// The registration's other metadata, echoed back.
+    #[serde(skip)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl Client {
+    pub fn is_active(&self, now: i64) -> bool {
+        self.status == "active" && self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+const COLUMNS: &str = "client_id, registration_type, client_name, redirect_uris_json, \
+    token_auth_method, secret_sha256, status, metadata_json, created_at, expires_at, last_used_at";
+
+fn client_from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
+    let method: String = row.try_get("token_auth_method")?;
+    let metadata: String = row.try_get("metadata_json")?;
+    Ok(Client {
+        client_id: row.try_get("client_id")?,
+        registration_type: RegistrationType::parse(&row.try_get::<String, _>("registration_type")?),
+        client_name: row.try_get("client_name")?,
+        redirect_uris: json_list(row, "redirect_uris_json")?,
+        token_endpoint_auth_method: TokenAuthMethod::parse(&method)
+            .ok_or_else(|| sqlx::Error::Decode(format!("token_auth_method {method:?}").into()))?,
+        secret_sha256: row.try_get("secret_sha256")?,
+        status: row.try_get("status")?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_oauth_client(&self, c: &Client) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!(
+            "INSERT INTO oauth_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&c.client_id)
+        .bind(c.registration_type.as_str())
+        .bind(&c.client_name)
+        .bind(serde_json::to_string(&c.redirect_uris).unwrap_or_else(|_| "[]".into()))
+        .bind(c.token_endpoint_auth_method.as_str())
+        .bind(&c.secret_sha256)
+        .bind(&c.status)
+        .bind(serde_json::to_string(&c.metadata).unwrap_or_else(|_| "{}".into()))
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.last_used_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_oauth_client(&self, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1"
+        ))
+        .bind(client_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    pub async fn list_oauth_clients(&self) -> Result<Vec<Client>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM oauth_clients ORDER BY created_at, client_id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    /// `false` when there is no such client.
+    pub async fn set_oauth_client_status(
+        &self,
+        client_id: &str,
+        status: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE oauth_clients SET status = $1 WHERE client_id = $2")
+            .bind(status)
+            .bind(client_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn delete_oauth_client(&self, client_id: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn touch_oauth_client(&self, client_id: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE oauth_clients SET last_used_at = $1 WHERE client_id = $2")
+            .bind(now)
+            .bind(client_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
