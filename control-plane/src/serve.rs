@@ -40,7 +40,13 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
         }
     }
     let db = Db::connect(&config).await?;
-    let state = AppState::new(config, db.clone())?;
+    let authorization_server = match config.auth_mode {
+        crate::config::AuthMode::Broker => {
+            Some(crate::authz::server::AuthorizationServer::start(&config, db.clone()).await?)
+        }
+        crate::config::AuthMode::Direct => None,
+    };
+    let state = AppState::new(config, db.clone(), authorization_server)?;
     state.publisher.spawn();
     crate::audit::spawn_retention(db.clone(), state.config.audit.clone());
     {
@@ -48,6 +54,31 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
         state.idp_keys.clone().spawn(move || {
             let (publisher, db) = (publisher.clone(), db.clone());
             tokio::spawn(async move { publisher.changed(&db).await });
+        });
+    }
+    if let Some(server) = state.authorization_server.clone() {
+        let (publisher, db) = (state.publisher.clone(), db.clone());
+        tokio::spawn(async move {
+            // Key rotation (and other replicas' new keys) and clean-up of spent grant records,
+            // hourly; a key change is a new snapshot for every filter.
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                match server.keys().tick().await {
+                    Ok(true) => publisher.changed(&db).await,
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "rotating the signing keys"),
+                }
+                // Codes and refresh tokens are kept a refresh lifetime past their end, so a
+                // late replay still finds its family.
+                if let Err(e) = db
+                    .prune_grant_records(crate::storage::now(), 30 * 24 * 3600)
+                    .await
+                {
+                    tracing::error!(error = %e, "pruning grant records");
+                }
+            }
         });
     }
     let (stop_xds, mut xds_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -85,14 +116,18 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
         .await
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            publisher.close();
-            let _ = stop_xds.send(());
-        })
-        .await
-        .context("serving")?;
+    // The peer address keys the authorization server's rate limits when no proxy names one.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        publisher.close();
+        let _ = stop_xds.send(());
+    })
+    .await
+    .context("serving")?;
     match xds.await {
         Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "xDS server failed"),
         Err(e) => tracing::error!(error = %e, "xDS server task failed"),

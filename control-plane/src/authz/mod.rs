@@ -38,10 +38,13 @@
 pub mod clients;
 pub mod error;
 pub mod grant;
+pub mod pages;
 pub mod pkce;
+pub mod rate_limit;
 pub mod redirect;
 pub mod resource;
 pub mod sealed;
+pub mod server;
 pub mod signing;
 pub mod store;
 pub mod token;

@@ -18,7 +18,9 @@ use super::token::{hmac_sha256, RotationKey};
 pub enum SealError {
     #[error("sealed value is not base64url of nonce and ciphertext")]
     Malformed,
-    #[error("sealed value does not open with this secret key (another installation's key, or tampered)")]
+    #[error(
+        "sealed value does not open with this secret key (another installation's key, or tampered)"
+    )]
     WrongKey,
 }
 

@@ -117,7 +117,8 @@ impl SigningKeys {
     /// Rotates when due and reloads (replicas pick up each other's keys here). Returns whether
     /// the set of published keys changed.
     pub async fn tick(&self) -> Result<bool, SigningError> {
-        let set = Self::refresh(&self.db, &self.secret, self.settings, crate::storage::now()).await?;
+        let set =
+            Self::refresh(&self.db, &self.secret, self.settings, crate::storage::now()).await?;
         let changed = self.set().published != set.published;
         if let Ok(mut current) = self.current.write() {
             *current = Arc::new(set);
@@ -197,22 +198,27 @@ impl SigningKeys {
             tracing::info!(kid = %kid, "authorization server: new signing key");
         }
         let overlap = i64::try_from(settings.overlap.as_secs()).unwrap_or(i64::MAX);
-        sqlx::query("DELETE FROM oauth_signing_keys WHERE superseded_at IS NOT NULL AND superseded_at < $1")
-            .bind(now.saturating_sub(overlap))
-            .execute(db.pool())
-            .await?;
+        sqlx::query(
+            "DELETE FROM oauth_signing_keys WHERE superseded_at IS NOT NULL AND superseded_at < $1",
+        )
+        .bind(now.saturating_sub(overlap))
+        .execute(db.pool())
+        .await?;
         let rows = Self::rows(db).await?;
         let active = rows
             .iter()
             .find(|r| r.superseded_at.is_none())
             .or_else(|| rows.first())
-            .ok_or_else(|| SigningError::Malformed { kid: "(none)".into() })?;
-        let raw = secret
-            .open(&active.kid, &active.sealed)
-            .map_err(|source| SigningError::Sealed {
-                kid: active.kid.clone(),
-                source,
+            .ok_or_else(|| SigningError::Malformed {
+                kid: "(none)".into(),
             })?;
+        let raw =
+            secret
+                .open(&active.kid, &active.sealed)
+                .map_err(|source| SigningError::Sealed {
+                    kid: active.kid.clone(),
+                    source,
+                })?;
         let pair = ES256KeyPair::from_bytes(&raw)
             .map_err(|_| SigningError::Malformed {
                 kid: active.kid.clone(),

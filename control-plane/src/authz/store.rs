@@ -57,7 +57,12 @@ impl Db {
                     load(&mut tx, "kind = 'code' AND record_key = $1", &hash.to_hex()).await?
                 }
                 Start::Refresh(hash) => {
-                    load(&mut tx, "kind = 'refresh' AND record_key = $1", &hash.to_hex()).await?
+                    load(
+                        &mut tx,
+                        "kind = 'refresh' AND record_key = $1",
+                        &hash.to_hex(),
+                    )
+                    .await?
                 }
                 Start::Client(client) => {
                     load(&mut tx, "client_id = $1 AND kind <> 'refresh'", client).await?
@@ -87,36 +92,32 @@ impl Db {
                 let expires_at = i64::try_from(r.expires_at.0 / 1000).unwrap_or(i64::MAX);
                 let done = match versions.get(&(r.kind, r.key.clone())) {
                     Some((_, before)) if *before == r.record => continue,
-                    Some((version, _)) => {
-                        sqlx::query(
-                            "UPDATE oauth_grant_records SET record = $1, version = $2, \
+                    Some((version, _)) => sqlx::query(
+                        "UPDATE oauth_grant_records SET record = $1, version = $2, \
                              expires_at = $3 WHERE kind = $4 AND record_key = $5 AND version = $6",
-                        )
-                        .bind(&r.record)
-                        .bind(version + 1)
-                        .bind(expires_at)
-                        .bind(r.kind.as_str())
-                        .bind(&r.key)
-                        .bind(*version)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                    }
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO oauth_grant_records \
+                    )
+                    .bind(&r.record)
+                    .bind(version + 1)
+                    .bind(expires_at)
+                    .bind(r.kind.as_str())
+                    .bind(&r.key)
+                    .bind(*version)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+                    None => sqlx::query(
+                        "INSERT INTO oauth_grant_records \
                              (kind, record_key, client_id, record, version, expires_at) \
                              VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(r.kind.as_str())
-                        .bind(&r.key)
-                        .bind(&r.client_id)
-                        .bind(&r.record)
-                        .bind(expires_at)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                    }
+                    )
+                    .bind(r.kind.as_str())
+                    .bind(&r.key)
+                    .bind(&r.client_id)
+                    .bind(&r.record)
+                    .bind(expires_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
                 };
                 if done != 1 {
                     conflict = true;
@@ -135,7 +136,11 @@ impl Db {
 
     /// Removes records past their life plus `keep_seconds` (replays of older codes and
     /// refresh tokens are simply unknown then). Returns how many went.
-    pub async fn prune_grant_records(&self, now: i64, keep_seconds: i64) -> Result<u64, sqlx::Error> {
+    pub async fn prune_grant_records(
+        &self,
+        now: i64,
+        keep_seconds: i64,
+    ) -> Result<u64, sqlx::Error> {
         let done = sqlx::query("DELETE FROM oauth_grant_records WHERE expires_at < $1")
             .bind(now.saturating_sub(keep_seconds))
             .execute(self.pool())
@@ -159,7 +164,9 @@ async fn load(
     for row in rows {
         let kind: String = row.try_get("kind")?;
         let Some(kind) = RecordKind::parse(&kind) else {
-            return Err(sqlx::Error::Decode(format!("grant record kind {kind:?}").into()));
+            return Err(sqlx::Error::Decode(
+                format!("grant record kind {kind:?}").into(),
+            ));
         };
         out.push((
             kind,

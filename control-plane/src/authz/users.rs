@@ -82,7 +82,9 @@ impl Db {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(|r| user_from_row(r).map(|(u, _)| u)).collect()
+        rows.iter()
+            .map(|r| user_from_row(r).map(|(u, _)| u))
+            .collect()
     }
 
     /// Creates or replaces a user; `password_hash: None` keeps the stored one (an update of
@@ -149,7 +151,10 @@ mod tests {
         assert!(!verify_password(Some(&hash), "correct horsE"));
         assert!(!verify_password(None, "correct horse"), "unknown user");
         assert!(!verify_password(Some("not a hash"), "x"));
-        assert!(PasswordHash::new(DUMMY_HASH).is_ok(), "the dummy hash parses");
+        assert!(
+            PasswordHash::new(DUMMY_HASH).is_ok(),
+            "the dummy hash parses"
+        );
     }
 
     #[test]

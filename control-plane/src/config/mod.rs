@@ -4,11 +4,13 @@
 //! touching the process environment; [`Config::from_env`] is the real thing.
 
 mod audit;
+mod broker;
 mod idp_keys;
 pub mod idp_profile;
 pub mod xds;
 
 pub use audit::AuditConfig;
+pub use broker::BrokerConfig;
 pub use idp_keys::IdpKeysConfig;
 pub use idp_profile::{AudienceStyle, IdpProfile};
 pub use xds::XdsConfig;
@@ -179,6 +181,8 @@ pub struct Config {
     pub idp_keys: IdpKeysConfig,
     /// `PORTCULLIS_XDS_*`, `PORTCULLIS_CONTROL_PLANE_CLUSTER`: Envoy's routes and clusters.
     pub xds: XdsConfig,
+    /// Broker mode's authorization server: secret key, token lifetime, rate limits.
+    pub broker: BrokerConfig,
 }
 
 /// A secret value whose `Debug` never shows it.
@@ -219,6 +223,7 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("idp_keys", &self.idp_keys)
             .field("xds", &self.xds)
+            .field("broker", &self.broker)
             .finish_non_exhaustive()
     }
 }
@@ -250,6 +255,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             idp_keys: IdpKeysConfig::default(),
             xds: XdsConfig::default(),
+            broker: BrokerConfig::default(),
         }
     }
 }
@@ -335,6 +341,7 @@ impl Config {
         c.audit = AuditConfig::from_lookup(&get)?;
         c.idp_keys = IdpKeysConfig::from_lookup(&get)?;
         c.xds = XdsConfig::from_lookup(&get)?;
+        c.broker = BrokerConfig::from_lookup(&get)?;
         // Envoy authenticates to xDS with the same token as to /v1/policy.
         c.xds.token_sha256 = c.sync_token_sha256;
         if let Some(scope) = get("PORTCULLIS_ADMIN_SCOPE") {

@@ -19,7 +19,6 @@ use serde_json::Value;
 use super::error::{AppError, AppResult};
 use super::extract::ApiPath;
 use super::state::AppState;
-use crate::config::AuthMode;
 use crate::discovery::{issuer_path, protected_resource, OIDC, PRM};
 use crate::registry::Server;
 
@@ -82,10 +81,8 @@ pub async fn prm_path(
 }
 
 async fn as_document(state: &AppState) -> AppResult<Response> {
-    if state.config.auth_mode == AuthMode::Broker {
-        return Err(AppError::NotFound(
-            "broker mode: the built-in authorization server is not available yet".into(),
-        ));
+    if let Some(server) = &state.authorization_server {
+        return Ok(document(server.metadata(), 300));
     }
     let doc = state.idp_metadata.get(state.config.idp.as_ref()).await?;
     Ok(document(doc, state.idp_metadata.ttl().as_secs()))

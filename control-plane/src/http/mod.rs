@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod metadata;
 pub mod metrics;
+pub mod oauth;
 pub mod state;
 
 use axum::extract::DefaultBodyLimit;
@@ -15,7 +16,7 @@ use axum::middleware;
 use axum::routing::{self, MethodRouter};
 use axum::Router;
 
-use api::{access, audit, connect_config, keys, openapi, ops, servers, sync};
+use api::{access, audit, connect_config, keys, openapi, ops, servers, sync, users};
 use state::AppState;
 
 /// A router that remembers its routes, so the OpenAPI test can compare them.
@@ -126,6 +127,23 @@ fn api_routes() -> Routes {
             &["post"],
             routing::post(sync::audit).layer(DefaultBodyLimit::max(sync::MAX_AUDIT_BODY_BYTES)),
         )
+        .get("/api/users", users::list)
+        .route(
+            "/api/users/{username}",
+            &["put", "delete"],
+            routing::put(users::put).delete(users::delete),
+        )
+        .get("/api/oauth-clients", users::list_clients)
+        .route(
+            "/api/oauth-clients/{client_id}",
+            &["delete"],
+            routing::delete(users::delete_client),
+        )
+        .route(
+            "/api/oauth-clients/{client_id}/status",
+            &["put"],
+            routing::put(users::set_client_status),
+        )
         .get("/api/group-mappings", access::list_mappings)
         .route(
             "/api/group-mappings/{group}",
@@ -170,14 +188,30 @@ fn metadata_routes() -> Routes {
     r
 }
 
-/// Every (method, path template) the router serves.
+/// The authorization server (broker mode; 404 with an OAuth error otherwise). Under
+/// `/oauth`, which the filter passes to the control plane untouched in broker mode.
+fn oauth_routes() -> Routes {
+    Routes::new()
+        .get("/oauth/jwks", oauth::jwks)
+        .post("/oauth/register", oauth::register)
+        .route(
+            "/oauth/authorize",
+            &["get", "post"],
+            routing::get(oauth::authorize).post(oauth::login),
+        )
+        .post("/oauth/token", oauth::token)
+        .post("/oauth/revoke", oauth::revoke)
+}
+
+/// Every (method, path template) of the API and the discovery documents: what the OpenAPI
+/// document describes. The `/oauth/…` endpoints are OAuth's own (RFC 8414 metadata names them).
 pub fn route_list() -> Vec<(&'static str, &'static str)> {
     api_routes().merge(metadata_routes()).list
 }
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let routes = api_routes().merge(metadata_routes());
+    let routes = api_routes().merge(metadata_routes()).merge(oauth_routes());
     routes
         .router
         .fallback(metadata::fallback)

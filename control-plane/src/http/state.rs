@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::metrics::Metrics;
 use crate::auth::Authenticator;
+use crate::authz::server::AuthorizationServer;
 use crate::config::{is_postgres_url, AuthMode, Config};
 use crate::connect::CapabilityCache;
 use crate::idp::keys::IdpKeys;
@@ -31,6 +32,8 @@ pub struct Inner {
     pub publisher: Publisher,
     /// The IdP's signing keys, fetched and rotated.
     pub idp_keys: IdpKeys,
+    /// Broker mode's authorization server (`None` in direct mode).
+    pub authorization_server: Option<Arc<AuthorizationServer>>,
 }
 
 impl Deref for AppState {
@@ -42,7 +45,17 @@ impl Deref for AppState {
 
 impl AppState {
     /// Builds the state around an open database; refuses a configuration that cannot work.
-    pub fn new(config: Config, db: Db) -> anyhow::Result<AppState> {
+    /// In broker mode, `authorization_server` is the started one ([`AuthorizationServer::start`]).
+    pub fn new(
+        config: Config,
+        db: Db,
+        authorization_server: Option<Arc<AuthorizationServer>>,
+    ) -> anyhow::Result<AppState> {
+        if (config.auth_mode == AuthMode::Broker) != authorization_server.is_some() {
+            anyhow::bail!(
+                "broker mode needs its authorization server, and only broker mode has one"
+            );
+        }
         let auth = Arc::new(Authenticator::new(&config)?);
         let client = outbound::client_builder(Duration::from_secs(5)).build()?;
         let idp_metadata = Arc::new(IdpMetadata::new(client.clone(), config.idp_metadata_ttl));
@@ -62,7 +75,9 @@ impl AppState {
                 advertised_scopes: config.advertised_scopes.clone(),
                 idp: config.idp.clone(),
                 step_up_scopes: config.auth_mode == AuthMode::Broker,
+                authorization_server: authorization_server.is_some(),
             }),
+            broker_keys: authorization_server.as_ref().map(|s| s.keys().clone()),
             listen_url: config.database_url.clone().filter(|u| is_postgres_url(u)),
         };
         let publisher = {
@@ -84,6 +99,7 @@ impl AppState {
             idp_capabilities,
             publisher,
             idp_keys,
+            authorization_server,
         })))
     }
 

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use self::resource_url::{auto_append_mcp_path, mcp_url, ServerEntry};
 
-pub use snapshot::{compile_snapshot, issuer_spec, RegistryContents, SnapshotSettings};
+pub use snapshot::{
+    compile_snapshot, issuer_spec, RegistryContents, SnapshotKeys, SnapshotSettings,
+};
 
 /// Every writable field of a server (what register and PUT carry).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

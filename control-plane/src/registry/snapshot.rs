@@ -26,6 +26,20 @@ pub struct SnapshotSettings {
     /// Whether the authorization server can issue registry scopes (broker mode), so a 403 may
     /// ask for them; in direct mode access comes from IdP groups and the 403 names those.
     pub step_up_scopes: bool,
+    /// Broker mode: the control plane is the authorization server (issuer `public_url`), its
+    /// endpoints pass the filter, and its tokens are accepted with the keys passed in
+    /// [`SnapshotKeys::broker`].
+    pub authorization_server: bool,
+}
+
+/// The signing keys a snapshot carries.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotKeys {
+    /// The IdP's (the static `PORTCULLIS_IDP_JWKS_FILE`, else the fetched ones); `None`: the
+    /// IdP's tokens are refused until the first fetch.
+    pub idp: Option<Jwks>,
+    /// The broker's own (broker mode).
+    pub broker: Option<Jwks>,
 }
 
 /// The registry as one snapshot is compiled from it, read from storage once.
@@ -57,9 +71,8 @@ impl RegistryContents {
     }
 }
 
-/// Compiles the registry into a policy snapshot (`format: 1`) with the given version. `idp_jwks`
-/// are the IdP's keys (the static `PORTCULLIS_IDP_JWKS_FILE`, else the fetched ones); without
-/// keys the issuer is left out, so its tokens are refused until the first fetch.
+/// Compiles the registry into a policy snapshot (`format: 1`) with the given version and
+/// signing keys ([`SnapshotKeys`]); an issuer without keys is left out.
 ///
 /// Grants naming a server that is no longer registered, and mappings naming a scope that no
 /// longer exists, are left out (the API refuses to create them; they appear when a server or a
@@ -67,7 +80,7 @@ impl RegistryContents {
 pub fn compile_snapshot(
     contents: &RegistryContents,
     settings: &SnapshotSettings,
-    idp_jwks: Option<Jwks>,
+    keys: SnapshotKeys,
     version: u64,
 ) -> Snapshot {
     let public_url = settings.public_url.as_str();
@@ -139,7 +152,23 @@ pub fn compile_snapshot(
         .collect();
 
     let mut issuers = Vec::new();
-    if let (Some(idp), Some(jwks)) = (&settings.idp, idp_jwks) {
+    if let (true, Some(jwks)) = (settings.authorization_server, keys.broker) {
+        // Our own tokens: ES256, audience = the server's resource URL, groups as issued.
+        issuers.push(IssuerSpec {
+            audience_is_resource: true,
+            ..IssuerSpec::new(
+                public_url.trim_end_matches('/').to_string(),
+                jwks,
+                vec![crate::authz::signing::ALGORITHM.to_string()],
+            )
+        });
+    }
+    let ours = |issuer: &str| {
+        settings.authorization_server
+            && issuer.trim_end_matches('/') == public_url.trim_end_matches('/')
+    };
+    if let (Some(idp), Some(jwks)) = (settings.idp.as_ref().filter(|i| !ours(&i.issuer)), keys.idp)
+    {
         // RFC 8707 / MCP: a token whose audience is the server's resource URL is for that
         // server; `audiences` adds operator-configured ones.
         issuers.push(IssuerSpec {
@@ -162,6 +191,7 @@ pub fn compile_snapshot(
         api_keys: api_key_specs,
         settings: SettingsSpec {
             step_up_scopes: settings.step_up_scopes,
+            authorization_server: settings.authorization_server,
             ..SettingsSpec::default()
         },
     }

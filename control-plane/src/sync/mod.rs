@@ -24,7 +24,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{watch, Notify};
 
 use crate::idp::keys::IdpKeys;
-use crate::registry::{self, RegistryContents, Server, SnapshotSettings};
+use crate::registry::{self, RegistryContents, Server, SnapshotKeys, SnapshotSettings};
 use crate::storage::Db;
 pub use versions::CHANGES_CHANNEL;
 
@@ -101,6 +101,8 @@ pub struct Sources {
     pub db: Db,
     pub idp_keys: IdpKeys,
     pub settings: Arc<SnapshotSettings>,
+    /// Broker mode: the authorization server's signing keys, published in every snapshot.
+    pub broker_keys: Option<Arc<crate::authz::signing::SigningKeys>>,
     /// PostgreSQL URL to `LISTEN` on for other replicas' changes (`None`: a single replica).
     pub listen_url: Option<String>,
 }
@@ -273,7 +275,7 @@ async fn listen_for_changes(url: String, publisher: Publisher) {
 }
 
 /// The registry and the IdP's keys, read once.
-async fn read_inputs(sources: &Sources) -> Result<(RegistryContents, Option<Jwks>), PublishError> {
+async fn read_inputs(sources: &Sources) -> Result<(RegistryContents, SnapshotKeys), PublishError> {
     let contents = RegistryContents::read(&sources.db)
         .await
         .map_err(|e| PublishError::Compile(e.into()))?;
@@ -293,16 +295,20 @@ async fn read_inputs(sources: &Sources) -> Result<(RegistryContents, Option<Jwks
             })?,
         None => None,
     };
-    Ok((contents, idp_jwks))
+    let keys = SnapshotKeys {
+        idp: idp_jwks,
+        broker: sources.broker_keys.as_ref().map(|k| k.jwks()),
+    };
+    Ok((contents, keys))
 }
 
 /// The snapshot `sources` compile to now, with `version` (not published, not validated).
 pub async fn compile_snapshot(sources: &Sources, version: u64) -> Result<Snapshot, PublishError> {
-    let (contents, idp_jwks) = read_inputs(sources).await?;
+    let (contents, keys) = read_inputs(sources).await?;
     Ok(registry::compile_snapshot(
         &contents,
         &sources.settings,
-        idp_jwks,
+        keys,
         version,
     ))
 }
@@ -317,10 +323,11 @@ async fn compile(sources: &Sources) -> Result<Published, PublishError> {
         let now = Instant::now();
         std::mem::replace(&mut clock, now).elapsed()
     };
-    let (contents, idp_jwks) = read_inputs(sources).await?;
+    let (contents, keys) = read_inputs(sources).await?;
     timings.read = lap();
     let settings = &sources.settings;
-    let mut snapshot = registry::compile_snapshot(&contents, settings, idp_jwks.clone(), 0);
+    let idp_jwks = keys.idp.clone();
+    let mut snapshot = registry::compile_snapshot(&contents, settings, keys, 0);
     timings.compile = lap();
     // Written once: the hash is of these bytes (version 0), the body is them with the version.
     let (hash, unversioned) =

@@ -203,7 +203,8 @@ fn check_server_path(path: &str) -> Result<&str, UpstreamError> {
     Ok(p)
 }
 
-/// The routing rules, for every server:
+/// The routing rules: `/oauth` and `/oauth/…` (any method) go to the control plane (the
+/// authorization server in broker mode); for every server:
 ///
 /// - the OAuth discovery documents (RFC 9728, RFC 8414, OIDC: [`DISCOVERY_DOCUMENTS`]) go to
 ///   the control plane for `GET`, `HEAD` and `OPTIONS` only ([`DISCOVERY_METHODS`]), exactly
@@ -283,6 +284,23 @@ pub fn plan(servers: &[Server]) -> Plan {
                 0,
             );
         }
+    }
+    // The authorization server's endpoints (broker mode), every method: the filter decides
+    // whether they exist (its snapshot says broker mode or not) and the registry keeps
+    // servers off this path.
+    for matcher in [
+        PathMatch::Exact(policy::AUTHORIZATION_SERVER_PATH.to_string()),
+        PathMatch::Prefix(format!("{}/", policy::AUTHORIZATION_SERVER_PATH)),
+    ] {
+        add(
+            PlannedRoute {
+                name: "authorization-server".into(),
+                matcher,
+                methods: &[],
+                target: RouteTarget::ControlPlane,
+            },
+            0,
+        );
     }
     for server in servers {
         let sanitised = sanitised_cluster_name(&server.name);

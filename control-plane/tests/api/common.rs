@@ -166,7 +166,15 @@ pub async fn app_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> Tes
     }
     tweak(&mut config);
     let db = Db::connect(&config).await.expect("opening the database");
-    let state = AppState::new(config.clone(), db).expect("state");
+    let authorization_server = match config.auth_mode {
+        portcullis::config::AuthMode::Broker => Some(
+            portcullis::authz::server::AuthorizationServer::start(&config, db.clone())
+                .await
+                .expect("authorization server"),
+        ),
+        portcullis::config::AuthMode::Direct => None,
+    };
+    let state = AppState::new(config.clone(), db, authorization_server).expect("state");
     TestApp {
         app: router(state.clone()),
         state,

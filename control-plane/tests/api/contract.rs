@@ -164,6 +164,16 @@ async fn parameters_and_bodies_are_the_handlers_types() {
         ),
         ("/api/keys", "post", fields_of::<keys::NewKey>()),
         (
+            "/api/users/{username}",
+            "put",
+            fields_of::<portcullis::http::api::users::PutUser>(),
+        ),
+        (
+            "/api/oauth-clients/{client_id}/status",
+            "put",
+            fields_of::<portcullis::http::api::users::ClientStatus>(),
+        ),
+        (
             "/api/scopes/{name}",
             "put",
             fields_of::<access::ScopeBody>(),
@@ -215,6 +225,8 @@ fn operations(doc: &Value) -> Vec<(String, String, String)> {
             .replace("{prefix}/{name}", "team/docs")
             .replace("{name}", "x")
             .replace("{group}", "g")
+            .replace("{username}", "alice")
+            .replace("{client_id}", "pc_example")
             .replace("{issuer_path}", "realms/acme");
         for method in item.as_object().unwrap().keys() {
             if method != "parameters" {

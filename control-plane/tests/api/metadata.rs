@@ -171,9 +171,30 @@ async fn root_and_modes(b: Backend) {
         .await
         .ok(200);
     assert_eq!(v["authorization_servers"], json!([PUBLIC_URL]));
-    t.call("GET", "/.well-known/oauth-authorization-server", None, None)
-        .await
-        .error(404);
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let m = t.call("GET", path, None, None).await.ok(200);
+        assert_eq!(m["issuer"], PUBLIC_URL, "{m}");
+        assert_eq!(
+            m["authorization_endpoint"],
+            format!("{PUBLIC_URL}/oauth/authorize")
+        );
+        assert_eq!(m["token_endpoint"], format!("{PUBLIC_URL}/oauth/token"));
+        assert_eq!(
+            m["registration_endpoint"],
+            format!("{PUBLIC_URL}/oauth/register")
+        );
+        assert_eq!(m["jwks_uri"], format!("{PUBLIC_URL}/oauth/jwks"));
+        assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(m["response_types_supported"], json!(["code"]));
+        assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+        assert!(m["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("none")));
+    }
     drop(t);
 
     // Direct mode without an IdP cannot name an authorization server.

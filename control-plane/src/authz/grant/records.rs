@@ -120,9 +120,8 @@ impl Grants {
             source,
         };
         let hash = || {
-            TokenHash::from_hex(key).ok_or_else(|| {
-                fail(serde::de::Error::custom("record key is not a SHA-256 hex"))
-            })
+            TokenHash::from_hex(key)
+                .ok_or_else(|| fail(serde::de::Error::custom("record key is not a SHA-256 hex")))
         };
         match kind {
             RecordKind::Code => {

@@ -51,6 +51,29 @@ impl Grants {
             .collect()
     }
 
+    /// RFC 7009 for a refresh token presented by `client_id`: its family is revoked. A token
+    /// that is unknown, or another client's, changes nothing (the answer is the same).
+    pub fn revoke_refresh_token(
+        &mut self,
+        token: &TokenHash,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let Some(family) = self.refresh.get(token).map(|r| r.family.clone()) else {
+            return Vec::new();
+        };
+        if self
+            .families
+            .get(&family)
+            .is_none_or(|f| f.grant.client_id != client_id)
+        {
+            return Vec::new();
+        }
+        self.revoke_family(&family, RevokeReason::Requested, now)
+            .into_iter()
+            .collect()
+    }
+
     /// Whether a family is still good (for the caller's views and tests).
     pub fn family_revoked(&self, family: &FamilyId) -> Option<RevokeReason> {
         self.families.get(family).and_then(|f| f.revoked)

@@ -388,25 +388,34 @@ fn records_survive_storage_and_a_replayed_code_still_revokes_its_family() {
         .redeem_code(&redemption(&c), new_family("a"), at(1))
         .unwrap();
     let records = g.export();
-    let code_row = records
-        .iter()
-        .find(|r| r.kind == RecordKind::Code)
-        .unwrap();
+    let code_row = records.iter().find(|r| r.kind == RecordKind::Code).unwrap();
     assert_eq!(code_row.family, Some(issued.family.clone()));
     assert_eq!(code_row.client_id, CLIENT);
     let refresh_row = records
         .iter()
         .find(|r| r.kind == RecordKind::Refresh)
         .unwrap();
-    assert_eq!(refresh_row.client_id, CLIENT, "a refresh row names its client");
-    assert!(!code_row.record.contains("code-a"), "no raw token in a record");
-    assert!(!refresh_row.record.contains("refresh-a"), "no raw token in a record");
+    assert_eq!(
+        refresh_row.client_id, CLIENT,
+        "a refresh row names its client"
+    );
+    assert!(
+        !code_row.record.contains("code-a"),
+        "no raw token in a record"
+    );
+    assert!(
+        !refresh_row.record.contains("refresh-a"),
+        "no raw token in a record"
+    );
 
     let mut g = stored_and_loaded(&g);
     let refusal = grant_error(g.redeem_code(&redemption(&c), new_family("b"), at(2)));
     assert!(matches!(
         refusal.effects.as_slice(),
-        [Effect::RevokeFamily { reason: RevokeReason::CodeReplayed, .. }]
+        [Effect::RevokeFamily {
+            reason: RevokeReason::CodeReplayed,
+            ..
+        }]
     ));
     let g = stored_and_loaded(&g);
     assert_eq!(
@@ -419,12 +428,14 @@ fn records_survive_storage_and_a_replayed_code_still_revokes_its_family() {
 fn a_record_that_does_not_parse_is_an_error_not_a_default() {
     let mut g = Grants::new(GrantPolicy::default());
     let err = g
-        .import(RecordKind::Code, &TokenHash::of("x").to_hex(), "{\"state\": 1}")
+        .import(
+            RecordKind::Code,
+            &TokenHash::of("x").to_hex(),
+            "{\"state\": 1}",
+        )
         .unwrap_err();
     assert_eq!(err.kind, RecordKind::Code);
-    assert!(g
-        .import(RecordKind::Refresh, "not-hex", "{}")
-        .is_err());
+    assert!(g.import(RecordKind::Refresh, "not-hex", "{}").is_err());
     // A tampered challenge is refused when read back, as at /authorize.
     let c = issue(&mut g, "a", T0);
     let row = g.export().remove(0);

@@ -8,3 +8,4 @@ pub mod openapi;
 pub mod ops;
 pub mod servers;
 pub mod sync;
+pub mod users;

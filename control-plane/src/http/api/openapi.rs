@@ -24,6 +24,43 @@ fn r(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
+/// The broker mode's admin paths: the built-in users and the authorization server's clients
+/// (apart: one `json!` cannot hold every path). The `/oauth/…` endpoints themselves are OAuth's,
+/// described by the RFC 8414 metadata, not here.
+fn broker_paths() -> Value {
+    json!({
+            "/api/users": {
+                "get": op("List the built-in users (broker mode; never their passwords)", true, json!({"200": ok("The users", json!({"type": "object", "properties": {"users": {"type": "array", "items": r("User")}}}))})),
+            },
+            "/api/users/{username}": {
+                "parameters": [path_param("username", "Username: letters, digits, . _ - @", "alice")],
+                "put": with_body(op("Create or replace a built-in user (password required on creation)", true, json!({
+                    "200": ok("Replaced", r("User")), "201": ok("Created", r("User")),
+                    "400": err("Malformed JSON or unknown field"), "422": err("Invalid field")})),
+                    json!({"type": "object", "additionalProperties": false, "properties": {
+                        "password": text(8, 1024, NO_CONTROL), "groups": {"type": "array", "items": group_name()},
+                        "display_name": {"type": ["string", "null"], "maxLength": 128, "pattern": NO_CONTROL},
+                        "disabled": {"type": "boolean"}}})),
+                "delete": op("Delete a built-in user", true, json!({"204": {"description": "Deleted"}, "404": err("No such user")})),
+            },
+            "/api/oauth-clients": {
+                "get": op("List the authorization server's clients (broker mode)", true, json!({"200": ok("The clients", json!({"type": "object", "properties": {"clients": {"type": "array", "items": r("OAuthClient")}}}))})),
+            },
+            "/api/oauth-clients/{client_id}": {
+                "parameters": [path_param("client_id", "Client id", "pc_example")],
+                "delete": op("Delete a client; its refresh tokens and unused codes are revoked", true, json!({"204": {"description": "Deleted"}, "404": err("No such client")})),
+            },
+            "/api/oauth-clients/{client_id}/status": {
+                "parameters": [path_param("client_id", "Client id", "pc_example")],
+                "put": with_body(op("Enable or disable a client (disabling revokes its grants)", true, json!({
+                    "204": {"description": "Changed"}, "400": err("Malformed JSON or unknown field"),
+                    "404": err("No such client"), "422": err("Invalid status")})),
+                    json!({"type": "object", "required": ["status"], "additionalProperties": false, "properties": {
+                        "status": {"type": "string", "enum": ["active", "disabled"]}}})),
+            },
+    })
+}
+
 fn op(summary: &str, auth: bool, responses: Value) -> Value {
     let mut responses = responses.as_object().cloned().unwrap_or_default();
     let mut o = Map::new();
@@ -179,6 +216,9 @@ fn complete(doc: &mut Value) {
 /// The document.
 pub fn document() -> Value {
     let mut doc = table();
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), broker_paths()) {
+        paths.extend(more);
+    }
     // PATCH takes any of the writable fields of a server (the read-only ones are refused).
     let schemas = &mut doc["components"]["schemas"];
     let mut patch = schemas["ServerInput"]["properties"]
@@ -373,6 +413,15 @@ fn table() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "PORTCULLIS_ADMIN_TOKEN, or an IdP access token"},
                 "sync": {"type": "http", "scheme": "bearer", "description": "PORTCULLIS_SYNC_TOKEN (Envoy's sync service)"}},
             "schemas": {
+                "User": {"type": "object", "required": ["username", "groups", "disabled", "created_at", "updated_at"], "properties": {
+                    "username": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
+                    "display_name": {"type": ["string", "null"]}, "disabled": {"type": "boolean"},
+                    "created_at": {"type": "integer"}, "updated_at": {"type": "integer"}}},
+                "OAuthClient": {"type": "object", "required": ["client_id", "registration_type", "redirect_uris", "token_endpoint_auth_method", "status", "created_at"], "properties": {
+                    "client_id": {"type": "string"}, "registration_type": {"type": "string", "enum": ["dcr", "prereg", "cimd"]},
+                    "client_name": {"type": ["string", "null"]}, "redirect_uris": {"type": "array", "items": {"type": "string"}},
+                    "token_endpoint_auth_method": {"type": "string"}, "status": {"type": "string", "enum": ["active", "disabled"]},
+                    "created_at": {"type": "integer"}, "expires_at": {"type": ["integer", "null"]}, "last_used_at": {"type": ["integer", "null"]}}},
                 "ApiKey": {"type": "object", "required": ["name", "subject", "groups", "scopes", "created_at"], "properties": {
                     "name": {"type": "string"}, "subject": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
                     "scopes": {"type": "array", "items": {"type": "string"}}, "expires_at": {"type": ["integer", "null"]}, "created_at": {"type": "integer"},

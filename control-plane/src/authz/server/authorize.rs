@@ -1,0 +1,415 @@
+//! `/oauth/authorize`: the request is checked (client, redirect URI, PKCE, resource), then
+//! the built-in login-and-consent page is shown; its form carries the checked request signed
+//! with the form key (no server-side session, nothing to fixate), valid for ten minutes.
+//!
+//! Before the redirect URI is known to be the client's, every error is a page of ours (never
+//! a redirect: RFC 6749 §4.1.2.1); after it, errors go back to the client with `state` and
+//! `iss` (RFC 9207).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
+
+use super::{loopback_only, random_token, server_error, AuthorizationServer};
+use crate::authz::error::{ErrorCode, OAuthError};
+use crate::authz::grant::{CodeRequest, Grant, Timestamp};
+use crate::authz::pages::{self, LoginPage};
+use crate::authz::pkce;
+use crate::authz::redirect::{self, RedirectUri};
+use crate::authz::resource;
+use crate::authz::store::Start;
+use crate::authz::token::hmac_sha256;
+use crate::authz::users::{valid_username, verify_password};
+
+/// How long a login page may be submitted after it was shown.
+const FORM_SECONDS: i64 = 600;
+
+/// The query of `GET /oauth/authorize`, each parameter at most once (`resource` may repeat).
+#[derive(Debug, Default, Clone)]
+pub struct AuthorizeParams {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub state: Option<String>,
+    pub scope: Option<String>,
+    pub resource: Vec<String>,
+}
+
+impl AuthorizeParams {
+    /// From the query's pairs; a repeated parameter is an error (RFC 6749 §3.1).
+    pub fn from_pairs(pairs: impl Iterator<Item = (String, String)>) -> Result<Self, String> {
+        let mut p = AuthorizeParams::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "response_type" => &mut p.response_type,
+                "client_id" => &mut p.client_id,
+                "redirect_uri" => &mut p.redirect_uri,
+                "code_challenge" => &mut p.code_challenge,
+                "code_challenge_method" => &mut p.code_challenge_method,
+                "state" => &mut p.state,
+                "scope" => &mut p.scope,
+                "resource" => {
+                    p.resource.push(value);
+                    continue;
+                }
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(format!("{name} is sent more than once"));
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// The login form as posted.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginForm {
+    pub request: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub decision: Option<String>,
+}
+
+/// What the edge sends back.
+#[derive(Debug)]
+pub enum AuthorizeOutcome {
+    /// An HTML page with this status.
+    Page { status: u16, html: String },
+    /// 303 to this URL (the client's redirect URI with the result).
+    Redirect(String),
+}
+
+/// The checked request, carried by the login form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    client_id: String,
+    /// The URI the person goes back to.
+    redirect_to: String,
+    /// `redirect_uri` as sent (`/token` compares it).
+    redirect_param: Option<String>,
+    challenge: pkce::CodeChallenge,
+    state: Option<String>,
+    scopes: Vec<String>,
+    audience: String,
+    expires: i64,
+}
+
+fn page(status: u16, title: &str, detail: &str) -> AuthorizeOutcome {
+    AuthorizeOutcome::Page {
+        status,
+        html: pages::error(title, detail),
+    }
+}
+
+fn with_params(base: &str, params: &[(&str, &str)]) -> String {
+    let mut url = base.to_string();
+    let mut sep = if url.contains('?') { '&' } else { '?' };
+    for (name, value) in params {
+        url.push(sep);
+        url.push_str(name);
+        url.push('=');
+        url.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
+        sep = '&';
+    }
+    url
+}
+
+impl AuthorizationServer {
+    fn error_redirect(&self, to: &str, state: Option<&str>, e: &OAuthError) -> AuthorizeOutcome {
+        let mut params = vec![
+            ("error", e.error.as_str()),
+            ("error_description", e.error_description.as_ref()),
+        ];
+        if let Some(state) = state {
+            params.push(("state", state));
+        }
+        params.push(("iss", self.issuer.as_str()));
+        AuthorizeOutcome::Redirect(with_params(to, &params))
+    }
+
+    fn sign_form(&self, pending: &Pending) -> String {
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(pending).unwrap_or_default());
+        let mac = hmac_sha256(&self.secret.form_key(), body.as_bytes());
+        format!("{body}.{}", URL_SAFE_NO_PAD.encode(mac))
+    }
+
+    fn open_form(&self, signed: &str, now: i64) -> Option<Pending> {
+        let (body, mac) = signed.split_once('.')?;
+        let expected = hmac_sha256(&self.secret.form_key(), body.as_bytes());
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        if !bool::from(mac.as_slice().ct_eq(&expected)) {
+            return None;
+        }
+        let pending: Pending = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
+        (now < pending.expires).then_some(pending)
+    }
+
+    /// `GET /oauth/authorize`.
+    pub async fn authorize(&self, params: &AuthorizeParams, now: i64) -> AuthorizeOutcome {
+        let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
+            return page(
+                400,
+                "Sign-in request is incomplete",
+                "client_id is missing.",
+            );
+        };
+        let client =
+            match self.db.get_oauth_client(client_id).await {
+                Ok(Some(c)) if c.is_active(now) => c,
+                Ok(Some(c)) if c.status == "disabled" => {
+                    return page(
+                        403,
+                        "Application disabled",
+                        "An administrator disabled this application.",
+                    )
+                }
+                Ok(_) => return page(
+                    400,
+                    "Unknown application",
+                    "This application is not registered here (or its registration was removed). \
+                     It should register again.",
+                ),
+                Err(e) => {
+                    server_error("reading the client", &e);
+                    return page(
+                        500,
+                        "Sign-in failed",
+                        "The authorization server could not read its clients.",
+                    );
+                }
+            };
+        let registered: Vec<RedirectUri> = client
+            .redirect_uris
+            .iter()
+            .filter_map(|u| redirect::validate_registered(u).ok())
+            .collect();
+        let redirect_to = match redirect::resolve(params.redirect_uri.as_deref(), &registered) {
+            Ok(r) => r.to_string(),
+            Err(e) => return page(400, "Sign-in request refused", &e.error_description),
+        };
+        let state = params.state.as_deref();
+        let fail = |e: OAuthError| self.error_redirect(&redirect_to, state, &e);
+        match params.response_type.as_deref() {
+            Some("code") => {}
+            Some(other) => {
+                return fail(OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("response_type {other:?} is not supported (only code)"),
+                ))
+            }
+            None => return fail(OAuthError::invalid_request("response_type is required")),
+        }
+        let challenge = match pkce::validate_challenge(
+            params.code_challenge.as_deref(),
+            params.code_challenge_method.as_deref(),
+        ) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let servers = match self.db.list_servers().await {
+            Ok(s) => s,
+            Err(e) => return fail(server_error("reading the registry", &e)),
+        };
+        let known: Vec<String> = servers.iter().map(|s| s.mcp_url(&self.issuer)).collect();
+        let requested: Vec<&str> = params.resource.iter().map(String::as_str).collect();
+        let audience = match resource::resolve_audience(&requested, &known) {
+            Ok(a) => a.to_string(),
+            Err(e) => return fail(e),
+        };
+        let scopes: Vec<String> = params
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty() && self.advertised_scopes.iter().any(|a| a == s))
+            .map(str::to_string)
+            .collect();
+        let pending = Pending {
+            client_id: client.client_id.clone(),
+            redirect_to: redirect_to.clone(),
+            redirect_param: params.redirect_uri.clone(),
+            challenge,
+            state: params.state.clone(),
+            scopes,
+            audience,
+            expires: now + FORM_SECONDS,
+        };
+        self.login_page(
+            &pending,
+            &client_name(&client),
+            loopback_only(&client),
+            200,
+            None,
+            "",
+        )
+    }
+
+    fn login_page(
+        &self,
+        pending: &Pending,
+        client_name: &str,
+        loopback_only: bool,
+        status: u16,
+        error: Option<&str>,
+        username: &str,
+    ) -> AuthorizeOutcome {
+        let host = url::Url::parse(&pending.redirect_to)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| pending.redirect_to.clone());
+        AuthorizeOutcome::Page {
+            status,
+            html: pages::login(&LoginPage {
+                client_name,
+                client_id: &pending.client_id,
+                redirect_host: &host,
+                loopback_only,
+                server: &pending.audience,
+                scopes: &pending.scopes,
+                request: &self.sign_form(pending),
+                error,
+                username,
+            }),
+        }
+    }
+
+    /// `POST /oauth/authorize`: the login form. `ip` keys the failed-login limit.
+    pub async fn login(&self, form: &LoginForm, ip: &str, now_ms: u64) -> AuthorizeOutcome {
+        let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+        let Some(pending) = form.request.as_deref().and_then(|r| self.open_form(r, now)) else {
+            return page(
+                400,
+                "This sign-in page expired",
+                "The form was too old or altered. Start the login again from the application.",
+            );
+        };
+        let state = pending.state.as_deref();
+        let client = match self.db.get_oauth_client(&pending.client_id).await {
+            Ok(Some(c)) if c.is_active(now) => c,
+            Ok(_) => {
+                return self.error_redirect(
+                    &pending.redirect_to,
+                    state,
+                    &OAuthError::new(
+                        ErrorCode::UnauthorizedClient,
+                        "the client was removed or disabled",
+                    ),
+                )
+            }
+            Err(e) => {
+                return self.error_redirect(
+                    &pending.redirect_to,
+                    state,
+                    &server_error("reading the client", &e),
+                )
+            }
+        };
+        if form.decision.as_deref() != Some("approve") {
+            return self.error_redirect(
+                &pending.redirect_to,
+                state,
+                &OAuthError::new(ErrorCode::AccessDenied, "the person denied the request"),
+            );
+        }
+        let username = form.username.as_deref().unwrap_or_default().trim();
+        let password = form.password.as_deref().unwrap_or_default();
+        let name = client_name(&client);
+        let retry = |status, error: &str| {
+            self.login_page(
+                &pending,
+                &name,
+                loopback_only(&client),
+                status,
+                Some(error),
+                username,
+            )
+        };
+        let user_key = format!("user:{username}");
+        let ip_key = format!("ip:{ip}");
+        if let Some(wait) = self
+            .login_limit
+            .blocked(&ip_key, now)
+            .or_else(|| self.login_limit.blocked(&user_key, now))
+        {
+            return retry(
+                429,
+                &format!("Too many failed sign-ins. Try again in {wait} seconds."),
+            );
+        }
+        let user = if valid_username(username) {
+            match self.db.get_user(username).await {
+                Ok(u) => u,
+                Err(e) => {
+                    server_error("reading the user", &e);
+                    return retry(500, "Sign-in failed on our side. Try again.");
+                }
+            }
+        } else {
+            None
+        };
+        let hash = user.as_ref().map(|(_, h)| h.clone());
+        // argon2 is deliberately slow: off the async workers.
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password))
+            .await
+            .unwrap_or(false);
+        let user = match user {
+            Some((user, _)) if ok => user,
+            _ => {
+                let _ = self.login_limit.hit(&ip_key, now);
+                let _ = self.login_limit.hit(&user_key, now);
+                tracing::info!(client_id = %client.client_id, "failed sign-in");
+                return retry(401, "Wrong username or password.");
+            }
+        };
+        if user.disabled {
+            return retry(403, "This account is disabled.");
+        }
+        let code = random_token();
+        let request = CodeRequest {
+            grant: Grant {
+                client_id: client.client_id.clone(),
+                subject: user.username.clone(),
+                audience: pending.audience.clone(),
+                scopes: pending.scopes.clone(),
+            },
+            redirect_uri: pending.redirect_param.clone(),
+            challenge: pending.challenge.clone(),
+        };
+        let stored = self
+            .db
+            .with_grants(self.grants, Start::Empty, |g| {
+                g.issue_code(&code, request.clone(), Timestamp(now_ms))
+            })
+            .await;
+        match stored {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return self.error_redirect(&pending.redirect_to, state, &e),
+            Err(e) => {
+                return self.error_redirect(
+                    &pending.redirect_to,
+                    state,
+                    &server_error("storing the code", &e),
+                )
+            }
+        }
+        tracing::info!(client_id = %client.client_id, user = %user.username, "signed in; code issued");
+        let mut params = vec![("code", code.expose())];
+        if let Some(state) = state {
+            params.push(("state", state));
+        }
+        params.push(("iss", self.issuer.as_str()));
+        AuthorizeOutcome::Redirect(with_params(&pending.redirect_to, &params))
+    }
+}
+
+fn client_name(client: &crate::authz::clients::Client) -> String {
+    client
+        .client_name
+        .clone()
+        .unwrap_or_else(|| "An application".to_string())
+}

@@ -1,0 +1,115 @@
+//! Broker-mode settings (`PORTCULLIS_SECRET_KEY`, `PORTCULLIS_ACCESS_TOKEN_SECONDS`,
+//! `PORTCULLIS_DCR_PER_MINUTE`, `PORTCULLIS_LOGIN_FAILURES_PER_MINUTE`), read by `authz`.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+use super::Secret;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// `PORTCULLIS_SECRET_KEY`: 32 bytes as unpadded base64url, shared by every replica (it
+    /// seals the signing keys and derives the refresh-rotation and form keys). Unset with
+    /// SQLite: a key is made once in the data directory (`secret.key`, mode 600); unset with
+    /// PostgreSQL: broker mode refuses to start.
+    pub secret_key: Option<Secret>,
+    /// `PORTCULLIS_ACCESS_TOKEN_SECONDS` (default 600, 60 to 3600): access-token lifetime, and
+    /// so how long a revoked client's last token keeps working at most.
+    pub access_token_ttl: Duration,
+    /// `PORTCULLIS_DCR_PER_MINUTE` (default 60): registrations per client IP per minute; `0`
+    /// turns dynamic client registration off.
+    pub dcr_per_minute: u32,
+    /// `PORTCULLIS_LOGIN_FAILURES_PER_MINUTE` (default 10): failed built-in logins per client
+    /// IP and per username per minute before further attempts get 429.
+    pub login_failures_per_minute: u32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            secret_key: None,
+            access_token_ttl: Duration::from_secs(600),
+            dcr_per_minute: 60,
+            login_failures_per_minute: 10,
+        }
+    }
+}
+
+impl BrokerConfig {
+    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<BrokerConfig> {
+        let mut c = BrokerConfig::default();
+        c.secret_key = get("PORTCULLIS_SECRET_KEY").map(|k| Secret::new(k.trim()));
+        if let Some(ttl) = get("PORTCULLIS_ACCESS_TOKEN_SECONDS") {
+            let secs: u64 = ttl
+                .trim()
+                .parse()
+                .context("PORTCULLIS_ACCESS_TOKEN_SECONDS: not a number")?;
+            if !(60..=3600).contains(&secs) {
+                bail!("PORTCULLIS_ACCESS_TOKEN_SECONDS: {secs} is outside 60 to 3600");
+            }
+            c.access_token_ttl = Duration::from_secs(secs);
+        }
+        if let Some(n) = get("PORTCULLIS_DCR_PER_MINUTE") {
+            c.dcr_per_minute = n
+                .trim()
+                .parse()
+                .context("PORTCULLIS_DCR_PER_MINUTE: not a number")?;
+        }
+        if let Some(n) = get("PORTCULLIS_LOGIN_FAILURES_PER_MINUTE") {
+            c.login_failures_per_minute = n
+                .trim()
+                .parse()
+                .context("PORTCULLIS_LOGIN_FAILURES_PER_MINUTE: not a number")?;
+            if c.login_failures_per_minute == 0 {
+                bail!("PORTCULLIS_LOGIN_FAILURES_PER_MINUTE: 0 would refuse every login");
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> anyhow::Result<BrokerConfig> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BrokerConfig::from_lookup(&|name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        let c = read(&[]).unwrap();
+        assert_eq!(c, BrokerConfig::default());
+        assert_eq!(c.access_token_ttl, Duration::from_secs(600));
+        let c = read(&[
+            ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "120"),
+            ("PORTCULLIS_DCR_PER_MINUTE", "0"),
+            ("PORTCULLIS_SECRET_KEY", " abc "),
+        ])
+        .unwrap();
+        assert_eq!(c.access_token_ttl, Duration::from_secs(120));
+        assert_eq!(c.dcr_per_minute, 0);
+        assert_eq!(c.secret_key.as_ref().map(Secret::expose), Some("abc"));
+        assert!(format!("{c:?}").contains("<redacted>"));
+        for bad in [
+            ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "59"),
+            ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "3601"),
+            ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "ten"),
+            ("PORTCULLIS_DCR_PER_MINUTE", "-1"),
+            ("PORTCULLIS_LOGIN_FAILURES_PER_MINUTE", "0"),
+        ] {
+            let err = read(&[bad]).unwrap_err();
+            assert!(format!("{err:#}").contains(bad.0), "{err:#}");
+        }
+    }
+}
