@@ -271,8 +271,21 @@ pub fn request_outcome(data: &[u8]) -> &'static str {
     let pending = match head.verdict {
         policy::HeadVerdict::Reply(reply) => return check_reply(&reply),
         policy::HeadVerdict::Discovery => {
-            check_strip(policy, &headers, &head.strip);
+            check_strip(policy, &headers, &head.strip, false);
             return "discovery";
+        }
+        policy::HeadVerdict::AuthorizationServer => {
+            let path = headers
+                .iter()
+                .find(|(n, _)| *n == b":path")
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            assert!(
+                policy::is_authorization_server_path(path.split('?').next().unwrap_or_default()),
+                "{path} went to the authorization server"
+            );
+            check_strip(policy, &headers, &head.strip, true);
+            return "authorization_server";
         }
         policy::HeadVerdict::Authenticate(pending) => pending,
     };
@@ -284,7 +297,7 @@ pub fn request_outcome(data: &[u8]) -> &'static str {
         policy::Admission::Reply(reply) => return check_reply(&reply),
         policy::Admission::Forward(rule) => rule,
     };
-    check_strip(policy, &headers, &head.strip);
+    check_strip(policy, &headers, &head.strip, false);
     let Ok(identity) = verified else {
         panic!("forwarded without a verified identity: {verified:?}");
     };
@@ -321,10 +334,11 @@ fn check_strip(
     policy: &Policy,
     headers: &[policy::HeaderPair<'_>],
     strip: &policy::request::Strip<'_>,
+    keeps_authorization: bool,
 ) {
     let settings = &policy.settings;
     for &(name, _) in headers {
-        let sensitive = name == b"authorization"
+        let sensitive = (name == b"authorization" && !keeps_authorization)
             || name == settings.api_key_header.as_bytes()
             || name.starts_with(b"x-portcullis-")
             || name == settings.user_header.as_bytes()

@@ -26,7 +26,10 @@ impl RateLimiter {
 
     /// Whether `key` is over its limit now: `Some(seconds until it may try again)`.
     pub fn blocked(&self, key: &str, now: i64) -> Option<u64> {
-        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (start, count) = counts.get(key).copied()?;
         let ends = start + self.window_secs;
         (now < ends && count >= self.per_window).then(|| (ends - now).max(1) as u64)
@@ -35,7 +38,10 @@ impl RateLimiter {
     /// Counts one event for `key`; `Err(retry_after)` when that goes over the limit (the
     /// event must then be refused).
     pub fn hit(&self, key: &str, now: i64) -> Result<(), u64> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if counts.len() >= MAX_KEYS && !counts.contains_key(key) {
             let window = self.window_secs;
             counts.retain(|_, (start, _)| now < *start + window);

@@ -38,8 +38,10 @@ impl Default for BrokerConfig {
 
 impl BrokerConfig {
     pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<BrokerConfig> {
-        let mut c = BrokerConfig::default();
-        c.secret_key = get("PORTCULLIS_SECRET_KEY").map(|k| Secret::new(k.trim()));
+        let mut c = BrokerConfig {
+            secret_key: get("PORTCULLIS_SECRET_KEY").map(|k| Secret::new(k.trim())),
+            ..BrokerConfig::default()
+        };
         if let Some(ttl) = get("PORTCULLIS_ACCESS_TOKEN_SECONDS") {
             let secs: u64 = ttl
                 .trim()

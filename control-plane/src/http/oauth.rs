@@ -61,8 +61,8 @@ impl WithStatus for Response {
     }
 }
 
-fn server(state: &AppState) -> Result<Arc<AuthorizationServer>, Response> {
-    state.authorization_server.clone().ok_or_else(not_broker)
+fn server(state: &AppState) -> Option<Arc<AuthorizationServer>> {
+    state.authorization_server.clone()
 }
 
 /// The client's address: the last `X-Forwarded-For` entry (what Envoy saw) when there is
@@ -74,8 +74,7 @@ fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .last()
+        .rfind(|v| !v.is_empty())
         .map(str::to_string)
         .or_else(|| peer.map(|p| p.ip().to_string()))
         .unwrap_or_else(|| "unknown".into())
@@ -193,7 +192,7 @@ fn client_auth(headers: &HeaderMap, pairs: &[(String, String)]) -> Result<Client
 /// `GET /oauth/jwks`.
 pub async fn jwks(State(state): State<AppState>) -> Response {
     match server(&state) {
-        Ok(s) => {
+        Some(s) => {
             let mut response = Json(json!(s.keys().jwks())).into_response();
             response.headers_mut().insert(
                 header::CACHE_CONTROL,
@@ -201,24 +200,20 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
             );
             response
         }
-        Err(r) => r,
+        None => not_broker(),
     }
 }
 
 /// `POST /oauth/register` (RFC 7591).
 pub async fn register(State(state): State<AppState>, request: Request) -> Response {
-    let s = match server(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(s) = server(&state) else {
+        return not_broker();
     };
     let ip = client_ip(request.headers(), peer(&request));
-    let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
-        Ok(b) => b,
-        Err(_) => {
-            return oauth_error(&OAuthError::invalid_request(
-                "the registration body is larger than 64 KiB",
-            ))
-        }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
+        return oauth_error(&OAuthError::invalid_request(
+            "the registration body is larger than 64 KiB",
+        ));
     };
     let metadata = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => map,
@@ -257,9 +252,8 @@ pub async fn register(State(state): State<AppState>, request: Request) -> Respon
 
 /// `GET /oauth/authorize`.
 pub async fn authorize(State(state): State<AppState>, request: Request) -> Response {
-    let s = match server(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(s) = server(&state) else {
+        return not_broker();
     };
     let query = request.uri().query().unwrap_or_default();
     let pairs = url::form_urlencoded::parse(query.as_bytes())
@@ -275,9 +269,8 @@ pub async fn authorize(State(state): State<AppState>, request: Request) -> Respo
 
 /// `POST /oauth/authorize`: the login form.
 pub async fn login(State(state): State<AppState>, request: Request) -> Response {
-    let s = match server(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(s) = server(&state) else {
+        return not_broker();
     };
     let ip = client_ip(request.headers(), peer(&request));
     let (parts, body) = request.into_parts();
@@ -308,9 +301,8 @@ fn now_ms_u64() -> u64 {
 
 /// `POST /oauth/token`.
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let s = match server(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(s) = server(&state) else {
+        return not_broker();
     };
     let result = async {
         let pairs = form_pairs(&headers, &body)?;
@@ -341,9 +333,8 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
 
 /// `POST /oauth/revoke` (RFC 7009): 200 whether or not the token was known.
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let s = match server(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(s) = server(&state) else {
+        return not_broker();
     };
     let result = async {
         let pairs = form_pairs(&headers, &body)?;

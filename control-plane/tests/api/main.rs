@@ -7,6 +7,7 @@
 #[macro_use]
 mod common;
 mod access;
+mod authorization_server;
 mod bad_input;
 mod connect_config;
 mod contract;

@@ -1,0 +1,792 @@
+//! Broker mode's authorization server through the router: register (DCR), authorize with the
+//! built-in login page, tokens the policy accepts, refresh rotation, revocation; and what a
+//! hostile or broken client gets: the exact error, nothing issued.
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use crate::common::*;
+
+both_backends!(
+    a_person_logs_in_and_the_filter_accepts_the_token,
+    codes_and_refresh_tokens_are_single_use,
+    bad_authorization_requests_never_reach_a_bad_redirect,
+    bad_token_requests_issue_nothing,
+    registration_is_validated_and_rate_limited,
+    disabled_and_deleted_clients_lose_their_grants
+);
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const REDIRECT: &str = "http://127.0.0.1/callback";
+const RESOURCE: &str = "https://gw.example.com/github/mcp";
+
+fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn form_encode(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// A broker-mode app with one server and one user (alice, group engineering).
+async fn broker(b: &Backend, tweak: impl FnOnce(&mut portcullis::config::Config)) -> TestApp {
+    let t = app_with(b, |c| {
+        c.auth_mode = portcullis::config::AuthMode::Broker;
+        c.broker.secret_key = Some(portcullis::config::Secret::new(
+            URL_SAFE_NO_PAD.encode([42u8; 32]),
+        ));
+        tweak(c);
+    })
+    .await;
+    t.register("GitHub", "/github", &[]).await;
+    let created = t
+        .admin(
+            "PUT",
+            "/api/users/alice",
+            Some(json!({"password": "alice-password", "groups": ["engineering"], "display_name": "Alice"})),
+        )
+        .await
+        .ok(201);
+    assert!(created.get("password").is_none() && created.get("password_hash").is_none());
+    t
+}
+
+async fn form(t: &TestApp, path: &str, pairs: &[(&str, &str)], basic: Option<&str>) -> Answer {
+    let mut b = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(basic) = basic {
+        b = b.header(header::AUTHORIZATION, format!("Basic {basic}"));
+    }
+    t.send(b.body(Body::from(form_encode(pairs))).unwrap())
+        .await
+}
+
+async fn get(t: &TestApp, uri: &str) -> Answer {
+    t.send(Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+async fn register_client(t: &TestApp, extra: Value) -> Value {
+    let mut body = json!({
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "client_name": "Test CLI",
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    t.call("POST", "/oauth/register", None, Some(body))
+        .await
+        .ok(201)
+}
+
+fn authorize_uri(client_id: &str, redirect: &str, extra: &[(&str, &str)]) -> String {
+    let challenge = challenge(VERIFIER);
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("state", "st-1"),
+        ("resource", RESOURCE),
+        ("scope", "openid"),
+    ];
+    for (name, value) in extra {
+        pairs.retain(|(n, _)| n != name);
+        if !value.is_empty() {
+            pairs.push((name, value));
+        }
+    }
+    format!("/oauth/authorize?{}", form_encode(&pairs))
+}
+
+/// The signed request in the login page's hidden field.
+fn hidden_request(html: &str) -> String {
+    let at = html
+        .find("name=\"request\" value=\"")
+        .expect("the login form")
+        + 22;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+fn location(a: &Answer) -> url::Url {
+    assert_eq!(a.status.as_u16(), 303, "{}", a.text);
+    url::Url::parse(a.headers[header::LOCATION].to_str().unwrap()).unwrap()
+}
+
+fn query(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The page, then the form with alice's password: the code.
+async fn log_in(t: &TestApp, client_id: &str, redirect: &str) -> String {
+    let page = get(t, &authorize_uri(client_id, redirect, &[])).await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.text);
+    let back = location(
+        &form(
+            t,
+            "/oauth/authorize",
+            &[
+                ("request", &hidden_request(&page.text)),
+                ("username", "alice"),
+                ("password", "alice-password"),
+                ("decision", "approve"),
+            ],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(query(&back, "state").as_deref(), Some("st-1"));
+    assert_eq!(query(&back, "iss").as_deref(), Some(PUBLIC_URL));
+    query(&back, "code").expect("a code")
+}
+
+async fn redeem(t: &TestApp, client_id: &str, code: &str, redirect: &str) -> Answer {
+    form(
+        t,
+        "/oauth/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", redirect),
+            ("client_id", client_id),
+            ("resource", RESOURCE),
+        ],
+        None,
+    )
+    .await
+}
+
+async fn refresh(t: &TestApp, client_id: &str, token: &str) -> Answer {
+    form(
+        t,
+        "/oauth/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+        ],
+        None,
+    )
+    .await
+}
+
+fn oauth_error(a: &Answer, status: u16, code: &str) -> String {
+    assert_eq!(a.status.as_u16(), status, "{}", a.text);
+    let v = a.json();
+    assert_eq!(v["error"], code, "{v}");
+    assert_eq!(a.headers[header::CACHE_CONTROL], "no-store");
+    v["error_description"].as_str().unwrap().to_string()
+}
+
+fn jwt_part(token: &str, i: usize) -> Value {
+    let part = token.split('.').nth(i).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+async fn policy_of(t: &TestApp) -> policy::Policy {
+    let snapshot = portcullis::sync::compile_snapshot(t.state.publisher.sources(), 1)
+        .await
+        .unwrap();
+    policy::Policy::from_json(&serde_json::to_vec(&snapshot).unwrap()).unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn a_person_logs_in_and_the_filter_accepts_the_token(b: Backend) {
+    let t = broker(&b, |_| {}).await;
+    let client = register_client(&t, json!({})).await;
+    let client_id = client["client_id"].as_str().unwrap();
+    assert!(client.get("client_secret").is_none(), "a public client");
+    assert_eq!(client["token_endpoint_auth_method"], "none");
+
+    // The login page: escaped, unframeable, no scripts.
+    let page = get(
+        &t,
+        &authorize_uri(client_id, "http://127.0.0.1:5555/callback", &[]),
+    )
+    .await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.text);
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    assert_eq!(page.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert!(page.text.contains("Test CLI") && page.text.contains(RESOURCE));
+    assert!(!page.text.contains("<script"));
+    let request = hidden_request(&page.text);
+
+    // A wrong password: the form again, 401, no code.
+    let wrong = form(
+        &t,
+        "/oauth/authorize",
+        &[
+            ("request", &request),
+            ("username", "alice"),
+            ("password", "nope-nope"),
+            ("decision", "approve"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(wrong.status.as_u16(), 401);
+    assert!(wrong.text.contains("Wrong username or password"));
+    assert!(wrong.headers.get(header::LOCATION).is_none());
+
+    // Any loopback port works for a registered loopback redirect (RFC 8252).
+    let back = location(
+        &form(
+            &t,
+            "/oauth/authorize",
+            &[
+                ("request", &request),
+                ("username", "alice"),
+                ("password", "alice-password"),
+                ("decision", "approve"),
+            ],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(back.port(), Some(5555));
+    assert_eq!(query(&back, "iss").as_deref(), Some(PUBLIC_URL));
+    let code = query(&back, "code").unwrap();
+
+    let tokens = redeem(&t, client_id, &code, "http://127.0.0.1:5555/callback")
+        .await
+        .ok(200);
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 600);
+    assert_eq!(tokens["scope"], "openid");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert!(tokens["refresh_token"].is_string());
+    let header = jwt_part(access, 0);
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["typ"], "at+jwt");
+    let claims = jwt_part(access, 1);
+    assert_eq!(claims["iss"], PUBLIC_URL);
+    assert_eq!(claims["aud"], RESOURCE);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["client_id"], client_id);
+    assert_eq!(claims["groups"], json!(["engineering"]));
+    assert_eq!(claims["name"], "Alice");
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        600
+    );
+
+    // The JWKS names the key, and the policy every filter runs accepts the token for the
+    // server it was issued for.
+    let jwks = t.call("GET", "/oauth/jwks", None, None).await.ok(200);
+    assert!(jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["kid"] == header["kid"] && k.get("d").is_none()));
+    let policy = policy_of(&t).await;
+    let identity = policy
+        .verify_jwt(access, now())
+        .expect("the filter accepts it");
+    assert_eq!(identity.subject, "alice");
+    assert_eq!(&*identity.groups, ["engineering".to_string()]);
+    assert!(identity.audience_servers.contains(0));
+
+    // The client shows up for operators, with its last use.
+    let clients = t.admin("GET", "/api/oauth-clients", None).await.ok(200);
+    let listed = &clients["clients"][0];
+    assert_eq!(listed["client_id"], client_id);
+    assert_eq!(listed["registration_type"], "dcr");
+    assert!(listed["last_used_at"].is_i64());
+    assert!(listed.get("secret_sha256").is_none());
+
+    // Groups are read at every issue: a changed group shows in the next refresh.
+    t.admin(
+        "PUT",
+        "/api/users/alice",
+        Some(json!({"groups": ["platform"]})),
+    )
+    .await
+    .ok(200);
+    let next = refresh(&t, client_id, tokens["refresh_token"].as_str().unwrap())
+        .await
+        .ok(200);
+    assert_eq!(
+        jwt_part(next["access_token"].as_str().unwrap(), 1)["groups"],
+        json!(["platform"])
+    );
+    assert_ne!(next["refresh_token"], tokens["refresh_token"], "rotated");
+
+    // A deleted user's grant stops at the next refresh.
+    t.admin("DELETE", "/api/users/alice", None).await;
+    let gone = refresh(&t, client_id, next["refresh_token"].as_str().unwrap()).await;
+    oauth_error(&gone, 400, "invalid_grant");
+}
+
+async fn codes_and_refresh_tokens_are_single_use(b: Backend) {
+    let t = broker(&b, |_| {}).await;
+    let client = register_client(&t, json!({})).await;
+    let client_id = client["client_id"].as_str().unwrap();
+
+    // A replayed code is refused and revokes what it issued.
+    let code = log_in(&t, client_id, REDIRECT).await;
+    let first = redeem(&t, client_id, &code, REDIRECT).await.ok(200);
+    let replay = redeem(&t, client_id, &code, REDIRECT).await;
+    let why = oauth_error(&replay, 400, "invalid_grant");
+    assert!(why.contains("already used"), "{why}");
+    let after = refresh(&t, client_id, first["refresh_token"].as_str().unwrap()).await;
+    oauth_error(&after, 400, "invalid_grant");
+
+    // Rotation: a retry within the grace window gets the same pair; the new token works.
+    let code = log_in(&t, client_id, REDIRECT).await;
+    let tokens = redeem(&t, client_id, &code, REDIRECT).await.ok(200);
+    let old = tokens["refresh_token"].as_str().unwrap();
+    let rotated = refresh(&t, client_id, old).await.ok(200);
+    let retried = refresh(&t, client_id, old).await.ok(200);
+    assert_eq!(retried["refresh_token"], rotated["refresh_token"]);
+    // The same access token: its claims (jti, expiry) are the same; ES256 signatures differ.
+    let claims = |v: &Value| jwt_part(v["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims(&retried), claims(&rotated));
+    let newer = refresh(&t, client_id, rotated["refresh_token"].as_str().unwrap())
+        .await
+        .ok(200);
+    // The first token, used again once the pair moved on, revokes the family.
+    oauth_error(&refresh(&t, client_id, old).await, 400, "invalid_grant");
+    oauth_error(
+        &refresh(&t, client_id, newer["refresh_token"].as_str().unwrap()).await,
+        400,
+        "invalid_grant",
+    );
+
+    // RFC 7009: a revoked refresh token is dead; an unknown token is answered the same.
+    let code = log_in(&t, client_id, REDIRECT).await;
+    let tokens = redeem(&t, client_id, &code, REDIRECT).await.ok(200);
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    for token in ["no-such-token", rt] {
+        let a = form(
+            &t,
+            "/oauth/revoke",
+            &[("token", token), ("client_id", client_id)],
+            None,
+        )
+        .await;
+        assert_eq!(a.status.as_u16(), 200, "{}", a.text);
+    }
+    oauth_error(&refresh(&t, client_id, rt).await, 400, "invalid_grant");
+}
+
+async fn bad_authorization_requests_never_reach_a_bad_redirect(b: Backend) {
+    let t = broker(&b, |_| {}).await;
+    let client = register_client(&t, json!({})).await;
+    let id = client["client_id"].as_str().unwrap();
+
+    // Before the redirect URI is trusted: our own error page, never a redirect.
+    for (uri, says) in [
+        (authorize_uri("pc_nobody", REDIRECT, &[]), "not registered"),
+        (
+            authorize_uri(id, "https://evil.example/callback", &[]),
+            "not registered",
+        ),
+        (
+            authorize_uri(id, "http://127.0.0.1/other", &[]),
+            "not registered",
+        ),
+        (
+            authorize_uri(id, "javascript:alert(1)", &[]),
+            "not registered",
+        ),
+        (
+            authorize_uri(id, "http://127.0.0.1/callback#x", &[]),
+            "not registered",
+        ),
+        (
+            format!("{}&client_id={id}", authorize_uri(id, REDIRECT, &[])),
+            "more than once",
+        ),
+    ] {
+        let a = get(&t, &uri).await;
+        assert_eq!(a.status.as_u16(), 400, "{uri}: {}", a.text);
+        assert!(a.headers.get(header::LOCATION).is_none(), "{uri}");
+        assert!(a.text.contains(says), "{uri}: {}", a.text);
+        assert!(!a.text.contains("<script"), "{uri}");
+    }
+
+    // After: the error goes back to the client with state and iss, and no code.
+    for (extra, code) in [
+        (vec![("code_challenge", "")], "invalid_request"),
+        (vec![("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("code_challenge", "short")], "invalid_request"),
+        (
+            vec![("resource", "https://gw.example.com/nope/mcp")],
+            "invalid_target",
+        ),
+        (vec![("resource", "")], "invalid_target"),
+        (vec![("response_type", "token")], "invalid_request"),
+    ] {
+        let a = get(&t, &authorize_uri(id, REDIRECT, &extra)).await;
+        let back = location(&a);
+        assert_eq!(back.as_str().split('?').next(), Some(REDIRECT), "{extra:?}");
+        assert_eq!(query(&back, "error").as_deref(), Some(code), "{extra:?}");
+        assert_eq!(query(&back, "state").as_deref(), Some("st-1"));
+        assert_eq!(query(&back, "iss").as_deref(), Some(PUBLIC_URL));
+        assert!(query(&back, "code").is_none());
+    }
+
+    // The login form: altered or denied.
+    let page = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
+    let request = hidden_request(&page.text);
+    let mut altered = request.clone();
+    altered.insert(3, 'x');
+    let a = form(
+        &t,
+        "/oauth/authorize",
+        &[
+            ("request", &altered),
+            ("username", "alice"),
+            ("password", "alice-password"),
+            ("decision", "approve"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(a.status.as_u16(), 400);
+    assert!(a.headers.get(header::LOCATION).is_none());
+    let denied = location(
+        &form(
+            &t,
+            "/oauth/authorize",
+            &[("request", &request), ("decision", "deny")],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(query(&denied, "error").as_deref(), Some("access_denied"));
+    assert!(query(&denied, "code").is_none());
+}
+
+async fn bad_token_requests_issue_nothing(b: Backend) {
+    let t = broker(&b, |_| {}).await;
+    let client = register_client(&t, json!({})).await;
+    let id = client["client_id"].as_str().unwrap();
+
+    // A wrong verifier burns the code.
+    let code = log_in(&t, id, REDIRECT).await;
+    let wrong = form(
+        &t,
+        "/oauth/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", &"x".repeat(43)),
+            ("redirect_uri", REDIRECT),
+            ("client_id", id),
+        ],
+        None,
+    )
+    .await;
+    oauth_error(&wrong, 400, "invalid_grant");
+    oauth_error(&redeem(&t, id, &code, REDIRECT).await, 400, "invalid_grant");
+
+    // No verifier at all; another redirect URI; another resource; another client.
+    let code = log_in(&t, id, REDIRECT).await;
+    let none = form(
+        &t,
+        "/oauth/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", id),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(none.status.as_u16(), 400);
+    let code = log_in(&t, id, REDIRECT).await;
+    oauth_error(
+        &redeem(&t, id, &code, "http://127.0.0.1/elsewhere").await,
+        400,
+        "invalid_grant",
+    );
+    let other = register_client(&t, json!({})).await;
+    let code = log_in(&t, id, REDIRECT).await;
+    oauth_error(
+        &redeem(&t, other["client_id"].as_str().unwrap(), &code, REDIRECT).await,
+        400,
+        "invalid_grant",
+    );
+
+    // Grant types, clients, bodies.
+    oauth_error(
+        &form(
+            &t,
+            "/oauth/token",
+            &[("grant_type", "password"), ("client_id", id)],
+            None,
+        )
+        .await,
+        400,
+        "unsupported_grant_type",
+    );
+    oauth_error(
+        &form(
+            &t,
+            "/oauth/token",
+            &[("grant_type", "client_credentials"), ("client_id", id)],
+            None,
+        )
+        .await,
+        400,
+        "unsupported_grant_type",
+    );
+    let unknown = form(
+        &t,
+        "/oauth/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("client_id", "pc_nobody"),
+        ],
+        None,
+    )
+    .await;
+    oauth_error(&unknown, 401, "invalid_client");
+    assert!(unknown.headers.get(header::WWW_AUTHENTICATE).is_some());
+    oauth_error(
+        &form(
+            &t,
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "x"),
+                ("client_id", id),
+                ("client_secret", "s"),
+            ],
+            None,
+        )
+        .await,
+        401,
+        "invalid_client",
+    );
+    let json_body = t
+        .call(
+            "POST",
+            "/oauth/token",
+            None,
+            Some(json!({"grant_type": "authorization_code"})),
+        )
+        .await;
+    oauth_error(&json_body, 400, "invalid_request");
+    let twice = t
+        .send(
+            Request::post("/oauth/token")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(
+                    "grant_type=refresh_token&grant_type=authorization_code",
+                ))
+                .unwrap(),
+        )
+        .await;
+    oauth_error(&twice, 400, "invalid_request");
+    let garbage = t
+        .send(
+            Request::post("/oauth/token")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::AUTHORIZATION, "Basic %%%")
+                .body(Body::from(vec![0xff, 0xfe, b'=', 0x80]))
+                .unwrap(),
+        )
+        .await;
+    oauth_error(&garbage, 401, "invalid_client");
+
+    // A confidential client must show its secret, and only it.
+    let confidential = register_client(
+        &t,
+        json!({"token_endpoint_auth_method": "client_secret_basic"}),
+    )
+    .await;
+    let cid = confidential["client_id"].as_str().unwrap();
+    let secret = confidential["client_secret"].as_str().unwrap();
+    assert_eq!(confidential["client_secret_expires_at"], 0);
+    let code = log_in(&t, cid, REDIRECT).await;
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+        ("redirect_uri", REDIRECT),
+    ];
+    let basic = |s: &str| base64::engine::general_purpose::STANDARD.encode(format!("{cid}:{s}"));
+    oauth_error(
+        &form(&t, "/oauth/token", &pairs, Some(&basic("wrong"))).await,
+        401,
+        "invalid_client",
+    );
+    let no_secret = [&pairs[..], &[("client_id", cid)]].concat();
+    oauth_error(
+        &form(&t, "/oauth/token", &no_secret, None).await,
+        401,
+        "invalid_client",
+    );
+    // The code survived client-authentication failures (they come first), and works.
+    form(&t, "/oauth/token", &pairs, Some(&basic(secret)))
+        .await
+        .ok(200);
+    // Nothing stored holds a raw secret.
+    let clients = t.admin("GET", "/api/oauth-clients", None).await;
+    assert!(!clients.text.contains(secret));
+}
+
+async fn registration_is_validated_and_rate_limited(b: Backend) {
+    let t = broker(&b, |c| c.broker.dcr_per_minute = 4).await;
+    for (i, (body, code)) in [
+        (
+            json!({"redirect_uris": ["javascript:alert(1)"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["http://evil.example/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://app.example/cb#frag"]}),
+            "invalid_redirect_uri",
+        ),
+        (json!({"redirect_uris": []}), "invalid_redirect_uri"),
+        (
+            json!({"redirect_uris": [REDIRECT], "grant_types": ["implicit"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "response_types": ["token"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": "http://127.0.0.1/cb"}),
+            "invalid_client_metadata",
+        ),
+        (json!(["not", "an", "object"]), "invalid_client_metadata"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Each from its own address: refused attempts count against the limit too.
+        let a = t
+            .send(
+                Request::post("/oauth/register")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header("x-forwarded-for", format!("192.0.2.{i}"))
+                    .body(Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await;
+        oauth_error(&a, 400, code);
+    }
+    let before = t.admin("GET", "/api/oauth-clients", None).await.ok(200);
+    assert_eq!(before["clients"], json!([]), "nothing was registered");
+
+    // The limit counts every attempt from one address (4 per minute here).
+    let flood = |ip: &'static str| {
+        Request::post("/oauth/register")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-forwarded-for", format!("203.0.113.9, {ip}"))
+            .body(Body::from(
+                json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})
+                    .to_string(),
+            ))
+            .unwrap()
+    };
+    for _ in 0..4 {
+        assert_eq!(t.send(flood("198.51.100.7")).await.status.as_u16(), 201);
+    }
+    let refused = t.send(flood("198.51.100.7")).await;
+    assert_eq!(refused.status.as_u16(), 429, "{}", refused.text);
+    let retry: u64 = refused.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(
+        t.send(flood("198.51.100.8")).await.status.as_u16(),
+        201,
+        "another address"
+    );
+    let after = t.admin("GET", "/api/oauth-clients", None).await.ok(200);
+    assert_eq!(after["clients"].as_array().unwrap().len(), 5);
+}
+
+async fn disabled_and_deleted_clients_lose_their_grants(b: Backend) {
+    let t = broker(&b, |_| {}).await;
+    let client = register_client(&t, json!({})).await;
+    let id = client["client_id"].as_str().unwrap();
+    let code = log_in(&t, id, REDIRECT).await;
+    let tokens = redeem(&t, id, &code, REDIRECT).await.ok(200);
+    let unused_code = log_in(&t, id, REDIRECT).await;
+
+    t.admin(
+        "PUT",
+        &format!("/api/oauth-clients/{id}/status"),
+        Some(json!({"status": "disabled"})),
+    )
+    .await;
+    let a = refresh(&t, id, tokens["refresh_token"].as_str().unwrap()).await;
+    oauth_error(&a, 401, "invalid_client");
+    let page = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
+    assert_eq!(page.status.as_u16(), 403);
+
+    // Enabled again, what it held before stays revoked.
+    t.admin(
+        "PUT",
+        &format!("/api/oauth-clients/{id}/status"),
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    oauth_error(
+        &refresh(&t, id, tokens["refresh_token"].as_str().unwrap()).await,
+        400,
+        "invalid_grant",
+    );
+    oauth_error(
+        &redeem(&t, id, &unused_code, REDIRECT).await,
+        400,
+        "invalid_grant",
+    );
+
+    // Deleted: the client must register again.
+    let code = log_in(&t, id, REDIRECT).await;
+    t.admin("DELETE", &format!("/api/oauth-clients/{id}"), None)
+        .await;
+    let gone = redeem(&t, id, &code, REDIRECT).await;
+    let why = oauth_error(&gone, 401, "invalid_client");
+    assert!(why.contains("register again"), "{why}");
+    assert_eq!(
+        get(&t, &authorize_uri(id, REDIRECT, &[]))
+            .await
+            .status
+            .as_u16(),
+        400
+    );
+    t.admin("DELETE", &format!("/api/oauth-clients/{id}"), None)
+        .await
+        .error(404);
+}
