@@ -19,6 +19,18 @@
 //     ]
 //   }
 //
+// OAuth mode (instead of "headers"): the SDK's own login (`OAuthClientProvider`), with a loopback
+// callback listener and `browser.mjs` as the browser:
+//   "oauth": {
+//     "clientId": "okta-mcp-public",   // a pre-registered public client; absent: DCR
+//     "callbackPort": 0,                // 0 or absent: a random free port
+//     "redirectHost": "127.0.0.1",      // or "localhost"
+//     "callbackPath": "/callback",
+//     "user": "alice", "password": "alice-password"
+//   }
+// The summary then carries `oauth`: what the browser saw, the callback's error if any, and the
+// access token's claims (never the token).
+//
 // Prints one JSON object per line on stdout:
 //   {"step": 0, "op": "connect", "ok": true, "result": {...}}
 //   {"step": 3, "op": "callTool", "ok": false, "error": {"name": …, "message": …, "httpStatus": 403}}
@@ -29,6 +41,11 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ResultSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import * as crypto from 'node:crypto';
+import * as nodeHttp from 'node:http';
+
+import { browse } from './browser.mjs';
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
@@ -90,18 +107,130 @@ const describeError = (e) => {
 };
 
 const watchdog = setTimeout(() => {
-  out({ op: 'summary', watchdog: true, http, transportErrors });
+  out({ op: 'summary', watchdog: true, http, transportErrors, oauth: oauthReport });
   process.exit(3);
 }, plan.totalTimeoutMs ?? 60000);
 
-const transport = new StreamableHTTPClientTransport(new URL(url), {
-  requestInit: { headers: plan.headers ?? {} },
-  fetch: loggingFetch,
-  // No retries of the standalone GET stream: a test wants to see the first answer.
-  reconnectionOptions: { initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1, maxRetries: 0 },
-});
-transport.onerror = (e) => transportErrors.push(describeError(e));
-const client = new Client({ name: 'portcullis-e2e', version: '0.1.0' }, { capabilities: {} });
+// OAuth mode: the login the SDK runs on a 401, with our callback listener and browser.
+const oauthReport = plan.oauth ? {} : undefined;
+let provider;
+let callbackServer;
+let callbackCode;
+if (plan.oauth) {
+  const o = plan.oauth;
+  let deliver;
+  let refuse;
+  callbackCode = new Promise((resolve, reject) => {
+    deliver = resolve;
+    refuse = reject;
+  });
+  callbackCode.catch(() => {}); // observed where the login is finished
+  const callbackPath = o.callbackPath ?? '/callback';
+  let expectedState;
+  callbackServer = nodeHttp.createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (u.pathname !== callbackPath) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('Login finished: you may close this window.');
+    const q = u.searchParams;
+    oauthReport.callback = { error: q.get('error') ?? undefined, errorDescription: q.get('error_description') ?? undefined, iss: q.get('iss') ?? undefined };
+    if (q.get('state') !== expectedState) refuse(new Error('callback state does not match'));
+    else if (q.get('error')) refuse(new Error(`authorization failed: ${q.get('error')}: ${q.get('error_description') ?? ''}`));
+    else deliver(q.get('code'));
+  });
+  await new Promise((resolve) => callbackServer.listen(o.callbackPort ?? 0, '127.0.0.1', resolve));
+  const redirectUrl = `http://${o.redirectHost ?? '127.0.0.1'}:${callbackServer.address().port}${callbackPath}`;
+  oauthReport.redirectUrl = redirectUrl;
+  let clientInfo = o.clientId ? { client_id: o.clientId } : undefined;
+  let tokens;
+  let verifier;
+  provider = {
+    get redirectUrl() {
+      return redirectUrl;
+    },
+    get clientMetadata() {
+      return {
+        client_name: 'portcullis-e2e',
+        redirect_uris: [redirectUrl],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
+      };
+    },
+    state() {
+      expectedState = crypto.randomBytes(16).toString('base64url');
+      return expectedState;
+    },
+    clientInformation: () => clientInfo,
+    saveClientInformation: (info) => {
+      oauthReport.registered = { client_id: info.client_id };
+      clientInfo = info;
+    },
+    tokens: () => tokens,
+    saveTokens: (t) => {
+      tokens = t;
+      try {
+        oauthReport.accessTokenClaims = JSON.parse(Buffer.from(t.access_token.split('.')[1], 'base64url').toString());
+      } catch {
+        oauthReport.accessTokenClaims = null; // opaque
+      }
+    },
+    redirectToAuthorization: (url) => {
+      const q = url.searchParams;
+      oauthReport.authorization = {
+        endpoint: `${url.origin}${url.pathname}`,
+        resource: q.get('resource') ?? undefined,
+        scope: q.get('scope') ?? undefined,
+        clientId: q.get('client_id'),
+        codeChallengeMethod: q.get('code_challenge_method'),
+      };
+      // The "browser" runs while the SDK returns; the callback listener receives its result.
+      browse(url.href, { user: o.user, password: o.password }).then(
+        (r) => {
+          oauthReport.browser = r;
+          if (!r.callback) refuse(new Error(`the login stopped at ${r.url} (${r.status}): ${r.text ?? ''}`));
+        },
+        (e) => refuse(e),
+      );
+    },
+    saveCodeVerifier: (v) => {
+      verifier = v;
+    },
+    codeVerifier: () => verifier,
+  };
+}
+
+const newTransport = () => {
+  const t = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers: plan.headers ?? {} },
+    fetch: loggingFetch,
+    authProvider: provider,
+    // No retries of the standalone GET stream: a test wants to see the first answer.
+    reconnectionOptions: { initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1, maxRetries: 0 },
+  });
+  t.onerror = (e) => transportErrors.push(describeError(e));
+  return t;
+};
+const newClient = () => new Client({ name: 'portcullis-e2e', version: '0.1.0' }, { capabilities: {} });
+let transport = newTransport();
+let client = newClient();
+
+/** Connects; in OAuth mode a 401 runs the login, then a fresh transport connects with the token. */
+async function connect(opts) {
+  try {
+    await client.connect(transport, opts);
+  } catch (e) {
+    if (!(plan.oauth && e instanceof UnauthorizedError)) throw e;
+    const code = await callbackCode;
+    await transport.finishAuth(code);
+    oauthReport.loggedIn = true;
+    transport = newTransport();
+    client = newClient();
+    await client.connect(transport, opts);
+  }
+}
 
 let connected = false;
 let connectFailed = false;
@@ -116,7 +245,7 @@ for (const [i, step] of steps.entries()) {
     let result;
     switch (op) {
       case 'connect':
-        await client.connect(transport, opts);
+        await connect(opts);
         connected = true;
         result = {
           serverVersion: client.getServerVersion(),
@@ -172,5 +301,6 @@ if (connected) {
   }
 }
 clearTimeout(watchdog);
-out({ op: 'summary', http, transportErrors });
+callbackServer?.close();
+out({ op: 'summary', http, transportErrors, oauth: oauthReport });
 process.exit(0);
