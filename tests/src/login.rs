@@ -106,6 +106,19 @@ impl CliEnv {
         std::fs::read_to_string(&self.env["PORTCULLIS_TEST_BROWSER_LOG"]).unwrap_or_default()
     }
 
+    /// Forgets what the browser did (before the next login of this sandbox).
+    pub fn reset_browser_log(&self) {
+        let _ = std::fs::remove_file(&self.env["PORTCULLIS_TEST_BROWSER_LOG"]);
+    }
+
+    /// The browser's login ended without a code: it stopped at a page, or the IdP sent an error
+    /// to the client's callback.
+    pub fn login_failed(&self) -> bool {
+        let log = self.browser_log();
+        log.contains("stopped at ")
+            || log.lines().any(|l| l.contains("(the client's callback)") && l.contains(": "))
+    }
+
     fn command(&self, argv: &[String]) -> Command {
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
@@ -118,6 +131,12 @@ impl CliEnv {
 
     /// Runs `argv` (its program found on the sandbox's `PATH`) to its end or `limit`.
     pub fn run(&self, argv: &[String], limit: Duration) -> CliRun {
+        self.run_until(argv, limit, || false)
+    }
+
+    /// [`CliRun::run`], killed early once `stop()` holds (e.g. the browser saw the login fail:
+    /// the CLIs wait minutes for a callback that will not come).
+    pub fn run_until(&self, argv: &[String], limit: Duration, stop: impl Fn() -> bool) -> CliRun {
         let n = std::fs::read_dir(&self.log_dir).map_or(0, |d| d.count());
         let out_path = self.log_dir.join(format!("cli-{n}.out"));
         let err_path = self.log_dir.join(format!("cli-{n}.err"));
@@ -134,7 +153,7 @@ impl CliEnv {
             if let Some(status) = child.try_wait().expect("wait for the CLI") {
                 break status.code();
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || stop() {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -151,7 +170,12 @@ impl CliEnv {
 
     /// [`CliEnv::run`] on a pseudo-terminal (util-linux `script`): for CLIs that refuse to log
     /// in without one (Claude Code's `mcp login`). Its output is the terminal's.
-    pub fn run_in_terminal(&self, argv: &[String], limit: Duration) -> CliRun {
+    pub fn run_in_terminal(
+        &self,
+        argv: &[String],
+        limit: Duration,
+        stop: impl Fn() -> bool,
+    ) -> CliRun {
         let mut argv = argv.to_vec();
         argv[0] = self.which(&argv[0]);
         let line = argv
@@ -167,7 +191,7 @@ impl CliEnv {
             line,
             "/dev/null".into(),
         ];
-        let mut run = self.run(&wrapped, limit);
+        let mut run = self.run_until(&wrapped, limit, stop);
         run.argv = argv;
         run
     }
@@ -235,12 +259,37 @@ impl StdioMcp {
 
     /// Sends a request and waits for its response (`Err`: what went wrong, with stderr).
     pub fn request(&mut self, method: &str, params: Value, limit: Duration) -> Result<Value, String> {
+        self.request_until(method, params, limit, || false)
+    }
+
+    /// [`StdioMcp::request`], given up early (`Err`) once `stop()` holds.
+    pub fn request_until(
+        &mut self,
+        method: &str,
+        params: Value,
+        limit: Duration,
+        stop: impl Fn() -> bool,
+    ) -> Result<Value, String> {
         let id = self.next_id;
         self.next_id += 1;
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
         let deadline = Instant::now() + limit;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            if stop() {
+                return Err(format!(
+                    "gave up waiting for {method}: the login failed; stderr:\n{}",
+                    self.stderr(60)
+                ));
+            }
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            if left.is_zero() {
+                return Err(format!(
+                    "no answer to {method} within {limit:?}; stderr:\n{}",
+                    self.stderr(60)
+                ));
+            }
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     let Ok(v) = serde_json::from_str::<Value>(&line) else {
@@ -250,12 +299,7 @@ impl StdioMcp {
                         return Ok(v);
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(format!(
-                        "no answer to {method} within {limit:?}; stderr:\n{}",
-                        self.stderr(60)
-                    ))
-                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(format!(
                         "the process ended before answering {method}; stderr:\n{}",
@@ -270,13 +314,14 @@ impl StdioMcp {
         self.send(&json!({"jsonrpc": "2.0", "method": method}));
     }
 
-    /// `initialize` + `notifications/initialized`.
-    pub fn initialize(&mut self, limit: Duration) -> Result<Value, String> {
-        let r = self.request(
+    /// `initialize` + `notifications/initialized` (`stop`: as for [`StdioMcp::request_until`]).
+    pub fn initialize(&mut self, limit: Duration, stop: impl Fn() -> bool) -> Result<Value, String> {
+        let r = self.request_until(
             "initialize",
             json!({"protocolVersion": "2025-06-18", "capabilities": {},
                    "clientInfo": {"name": "portcullis-e2e-stdio", "version": "0.1.0"}}),
             limit,
+            stop,
         )?;
         self.notify("notifications/initialized");
         Ok(r)

@@ -243,7 +243,10 @@ impl Direct {
             .collect();
         let env = CliEnv::new(self.dir.path(), "mcp-remote", ALICE);
         let mut proxy = env.stdio(command, &args, "mcp-remote");
-        let init = proxy.initialize(CELL_LIMIT);
+        // A failed login leaves mcp-remote waiting for its callback (30 s): stop at the failure.
+        let init = proxy.initialize(CELL_LIMIT, || {
+            expect != Expect::Works && env.login_failed()
+        });
         match expect {
             Expect::Works => {
                 let init = init.unwrap_or_else(|e| panic!("{} / mcp-remote: {e}", self.profile));
@@ -288,25 +291,34 @@ impl Direct {
             "claude mcp add did not store the server: {config:#}"
         );
         // It refuses to log in without a terminal ("this isn't an interactive terminal").
-        let login = env.run_in_terminal(&strs(&["claude", "mcp", "login", NAME]), CELL_LIMIT);
+        let login = env.run_in_terminal(&strs(&["claude", "mcp", "login", NAME]), CELL_LIMIT, || {
+            expect != Expect::Works && env.login_failed()
+        });
         self.cli_outcome("Claude Code", expect, &env, &login, || {
             claude_token(&env.home)
         });
     }
 
-    /// Codex: the emitted `codex mcp add …`, then `codex mcp login NAME`.
+    /// Codex: the emitted `codex mcp add …` (which finds the OAuth support and logs in at
+    /// once), then `codex mcp login NAME`.
     fn codex(&self, expect: Expect) {
         self.check_warning(Some("codex"), expect);
         let env = CliEnv::new(self.dir.path(), "codex", ALICE);
-        let add = env.run(&argv(self.rendered("codex")), CELL_LIMIT);
-        assert!(add.ok(), "codex mcp add: {}", add.describe());
+        let failed = || expect != Expect::Works && env.login_failed();
+        let add = env.run_until(&argv(self.rendered("codex")), CELL_LIMIT, failed);
         let config = std::fs::read_to_string(env.home.join(".codex/config.toml"))
-            .expect("~/.codex/config.toml");
+            .unwrap_or_else(|_| panic!("no ~/.codex/config.toml: {}", add.describe()));
         assert!(
             config.contains(&format!("[mcp_servers.{NAME}]")) && config.contains(&self.url),
             "codex mcp add did not store the server:\n{config}"
         );
-        let login = env.run(
+        self.cli_outcome("Codex (mcp add)", expect, &env, &add, || {
+            codex_token(&env.home)
+        });
+        env.reset_browser_log();
+        let _ = std::fs::remove_file(env.home.join(".codex/.credentials.json"));
+        // Tokens in a file, not the desktop keyring this machine does not have.
+        let login = env.run_until(
             &strs(&[
                 "codex",
                 "mcp",
@@ -316,6 +328,7 @@ impl Direct {
                 "mcp_oauth_credentials_store=\"file\"",
             ]),
             CELL_LIMIT,
+            failed,
         );
         self.cli_outcome("Codex", expect, &env, &login, || codex_token(&env.home));
     }
