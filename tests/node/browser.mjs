@@ -10,9 +10,11 @@
 // PORTCULLIS_TEST_LOGIN_PASSWORD, and the first submit button's name=value. It repeats until a
 // redirect goes to the client's loopback callback (the `redirect_uri` of the first URL, else a
 // loopback URL carrying `code` or `error`), which it GETs, handing code and state to the
-// client's listener. Every hop goes to stderr without query values.
+// client's listener. Every hop goes to stderr without query values (and is appended to
+// $PORTCULLIS_TEST_BROWSER_LOG when set: CLIs start their browser with its output discarded).
 // Exit code: 0 when the callback was delivered, 1 when the login stopped elsewhere.
 
+import { appendFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -84,7 +86,10 @@ export function firstForm(html, pageUrl, { user, password } = {}) {
 export async function browse(url, {
   user = process.env.PORTCULLIS_TEST_LOGIN_USER,
   password = process.env.PORTCULLIS_TEST_LOGIN_PASSWORD,
-  log = (line) => process.stderr.write(`[browser] ${line}\n`),
+  log = (line) => {
+    process.stderr.write(`[browser] ${line}\n`);
+    if (process.env.PORTCULLIS_TEST_BROWSER_LOG) appendFileSync(process.env.PORTCULLIS_TEST_BROWSER_LOG, `${line}\n`);
+  },
   maxHops = 30,
 } = {}) {
   const jar = new Map(); // host → Map(name → value)
@@ -123,8 +128,8 @@ export async function browse(url, {
       const next = new URL(location, request.url).href;
       if (isCallback(next)) {
         const cb = await fetch(next, { redirect: 'manual' });
-        log(`GET ${redact(next)} (the client's callback) -> ${cb.status}`);
         const params = Object.fromEntries(new URL(next).searchParams);
+        log(`GET ${redact(next)} (the client's callback) -> ${cb.status}${params.error ? `: ${params.error}: ${params.error_description ?? ''}` : ''}`);
         return { ok: !params.error, callback: redact(next), error: params.error, errorDescription: params.error_description, status: cb.status, url: redact(next) };
       }
       request = { method: 'GET', url: next, body: undefined };

@@ -28,11 +28,17 @@ pub struct Gateway {
 
 /// The shipped bootstrap with this test's ports, token and module path.
 pub fn render_shipped_bootstrap(cp: &ControlPlane) -> String {
+    render_shipped_bootstrap_on(cp, 0)
+}
+
+/// [`render_shipped_bootstrap`] with the MCP listener on `listener_port` (0: any), for tests
+/// whose control plane must know Envoy's URL before Envoy starts (`PORTCULLIS_PUBLIC_URL`).
+pub fn render_shipped_bootstrap_on(cp: &ControlPlane, listener_port: u16) -> String {
     let root = paths::repo_root();
     let text = std::fs::read_to_string(root.join("envoy/bootstrap-xds.yaml"))
         .expect("envoy/bootstrap-xds.yaml");
     let replacements = [
-        ("port_value: 10000", "port_value: 0".to_string()),
+        ("port_value: 10000", format!("port_value: {listener_port}")),
         ("port_value: 9901", "port_value: 0".to_string()),
         ("port_value: 8080", format!("port_value: {}", cp.port())),
         // The second control-plane replica: the same one here (tests run one).
@@ -71,6 +77,17 @@ impl Gateway {
             dir,
             "envoy-bootstrap.yaml",
             &render_shipped_bootstrap(cp),
+            LISTENER,
+            &[],
+        )
+    }
+
+    /// [`Gateway::start`] with the MCP listener on `listener_port`.
+    pub fn start_on(dir: &std::path::Path, cp: &ControlPlane, listener_port: u16) -> Gateway {
+        Gateway::start_with(
+            dir,
+            "envoy-bootstrap.yaml",
+            &render_shipped_bootstrap_on(cp, listener_port),
             LISTENER,
             &[],
         )

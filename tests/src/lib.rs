@@ -18,6 +18,7 @@ pub mod envoy;
 pub mod gateway;
 pub mod h2;
 pub mod http;
+pub mod login;
 pub mod mcp;
 pub mod oidc;
 pub mod paths;

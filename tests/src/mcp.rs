@@ -92,6 +92,8 @@ impl Drop for McpServer {
 #[derive(Debug, Clone)]
 pub struct ClientPlan {
     pub headers: serde_json::Map<String, Value>,
+    /// OAuth mode (`mcp-client.mjs` documents the fields): the SDK logs in on a 401.
+    pub oauth: Option<Value>,
     pub steps: Vec<Value>,
     pub timeout_ms: u64,
 }
@@ -106,6 +108,7 @@ impl ClientPlan {
     pub fn new() -> ClientPlan {
         ClientPlan {
             headers: serde_json::Map::new(),
+            oauth: None,
             steps: Vec::new(),
             timeout_ms: 15_000,
         }
@@ -118,6 +121,12 @@ impl ClientPlan {
 
     pub fn bearer(self, token: &str) -> ClientPlan {
         self.header("Authorization", &format!("Bearer {token}"))
+    }
+
+    /// Logs in with the SDK's OAuth client (`oauth`: `clientId`, `callbackPort`, `user`, …).
+    pub fn oauth(mut self, oauth: Value) -> ClientPlan {
+        self.oauth = Some(oauth);
+        self
     }
 
     pub fn step(mut self, step: Value) -> ClientPlan {
@@ -155,12 +164,16 @@ impl ClientPlan {
     }
 
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut plan = json!({
             "headers": self.headers,
             "steps": self.steps,
             "timeoutMs": self.timeout_ms,
             "totalTimeoutMs": self.timeout_ms * (self.steps.len() as u64 + 2),
-        })
+        });
+        if let Some(oauth) = &self.oauth {
+            plan["oauth"] = oauth.clone();
+        }
+        plan
     }
 
     /// Runs the client against `url` (e.g. `envoy.url("/srv/mcp")`).

@@ -1,5 +1,6 @@
 //! A real OpenID provider (`oidc-provider`, `tests/node/oidc-idp.mjs`) on loopback whose signing
-//! key tests can rotate and retire. Killed on drop.
+//! key tests can rotate and retire, dressed as Keycloak, Okta, Cognito or Entra ID when asked
+//! ([`OidcIdp::start_as`]). Killed on drop.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +18,19 @@ pub const CLIENT_SECRET: &str = "portcullis-test-secret";
 /// The groups `oidc-idp.mjs` gives [`CLIENT_ID`]'s tokens.
 pub const CLIENT_GROUPS: [&str; 2] = ["engineering", "mcp-users"];
 
+/// People who log in through the fixture's HTML forms: alice is in `engineering`, bob in no group.
+pub const ALICE: (&str, &str) = ("alice", "alice-password");
+pub const BOB: (&str, &str) = ("bob", "bob-password");
+
+/// The fixture's pre-registered public clients, per profile (`oidc-idp.mjs` documents them).
+pub const OKTA_CLIENT_ID: &str = "okta-mcp-public";
+pub const OKTA_AUDIENCE: &str = "api://default";
+pub const COGNITO_CLIENT_ID: &str = "cognito-app-client";
+/// Entra's application (client) id; tokens say `aud: api://<it>`.
+pub const ENTRA_APP_ID: &str = "6f1c2b0e-4d3a-4c5e-9a7b-2e8d1f0a3c41";
+/// The object id Entra's fixture puts in `groups` for `engineering`.
+pub const ENTRA_ENGINEERING: &str = "0b7f4a2e-93c1-4d6b-8f25-7c1e9d3a5b60";
+
 pub struct OidcIdp {
     child: Child,
     port: u16,
@@ -24,10 +38,16 @@ pub struct OidcIdp {
 
 impl OidcIdp {
     pub fn start(dir: &std::path::Path) -> OidcIdp {
+        OidcIdp::start_as(dir, &[])
+    }
+
+    /// Starts the fixture with `args` (e.g. `["--profile", "okta", "--callback-port", "4711"]`).
+    pub fn start_as(dir: &std::path::Path, args: &[&str]) -> OidcIdp {
         let node_dir = paths::node_dir();
         let mut child = Command::new(paths::node_bin())
             .arg(node_dir.join("oidc-idp.mjs"))
             .arg("0")
+            .args(args)
             .current_dir(&node_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -54,6 +74,10 @@ impl OidcIdp {
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("oidc-idp.mjs printed {line:?}, expected `ready <port>`"));
         OidcIdp { child, port }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn issuer(&self) -> String {

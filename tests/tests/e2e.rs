@@ -21,6 +21,8 @@ mod body;
 mod config;
 #[path = "e2e/demo.rs"]
 mod demo;
+#[path = "e2e/direct_login.rs"]
+mod direct_login;
 #[path = "e2e/doctor.rs"]
 mod doctor;
 #[path = "e2e/headers.rs"]

@@ -303,17 +303,39 @@ fn plan<'a>(ide: Ide, ctx: &'a Ctx<'_>) -> Plan<'a> {
                     ),
                 ));
             }
+            if strict && ide == Ide::ClaudeDesktop {
+                // Checked with mcp-remote 0.1.49 (the e2e tests run it as emitted).
+                let port = ctx
+                    .port
+                    .map_or_else(|| "<port>".to_string(), |p| p.to_string());
+                p.warnings.push((
+                    WarningCode::CallbackPathUnmatchable,
+                    format!(
+                        "The IdP matches redirect URIs literally. {label} logs in through \
+                         mcp-remote, which pins the port but always redirects to \
+                         http://localhost:{port}/oauth/callback (it has no option for the \
+                         path), so a redirect registered only as \
+                         http://localhost:{port}/callback never matches and its login fails. \
+                         Register http://localhost:{port}/oauth/callback on the public client \
+                         as well (scripts/idp/<idp>/setup.sh --redirect-uri …), or use broker \
+                         mode."
+                    ),
+                ));
+            }
         } else if strict && ide == Ide::Codex {
             p.warnings.push((
                 WarningCode::CallbackPathUnmatchable,
                 format!(
-                    "The IdP matches redirect URIs literally. {label} can pin its callback port \
-                     (mcp_oauth_callback_port or mcp_oauth_callback_url in ~/.codex/config.toml) \
-                     but always appends /callback/<id> to the path, an id of its own, so a \
-                     redirect registered as http://localhost:<port>/callback never matches and \
-                     its login with the pre-registered client fails. What works: DCR or CIMD \
-                     at the IdP (Codex prefers them), an IdP that accepts any loopback redirect \
-                     (RFC 8252), or broker mode."
+                    "The IdP matches redirect URIs literally, port included. {label} logs in \
+                     on a random loopback port unless mcp_oauth_callback_port (or \
+                     mcp_oauth_callback_url) is set in ~/.codex/config.toml, for every server, \
+                     and its path is /callback only when the IdP advertises \
+                     authorization_response_iss_parameter_supported (RFC 9207), else \
+                     /callback/<id> with an id of its own; as this line runs it (codex mcp add \
+                     logs in at once), its redirect does not match \
+                     http://localhost:<port>/callback and its login with the pre-registered \
+                     client fails. What works: DCR or CIMD at the IdP (Codex prefers them), an \
+                     IdP that accepts any loopback redirect (RFC 8252), or broker mode."
                 ),
             ));
         } else if strict {
