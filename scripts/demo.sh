@@ -6,7 +6,9 @@
 #   - Envoy on :10000 (admin :9901) from envoy/bootstrap-xds.yaml: routes and clusters by xDS,
 #     the policy through the sync singleton, the Portcullis filter on every request, decisions
 #     shipped to the control plane's audit trail,
-#   - demo tokens signed by a key generated here (the control plane's login comes later).
+#   - broker mode: the control plane is the OAuth authorization server, with the built-in user
+#     store (alice in group engineering, root in platform-admins; their passwords are made
+#     here and printed), so any MCP client logs in for real: Claude Code, Codex, the SDKs.
 # Installs what it needs first. Ctrl-C stops everything. The ports above are defaults: one
 # already in use (another Envoy on 10000/9901, say) is replaced by the next free one, and
 # PORTCULLIS_DEMO_{MCP,CP,XDS,ENVOY,ADMIN}_PORT pick them outright.
@@ -56,16 +58,13 @@ portcullis="$root/target/debug/portcullis"
 # demo test uses a fresh directory so a demo you ran before cannot change what it sees).
 work="${PORTCULLIS_DEMO_DIR:-$root/.portcullis/demo}"
 mkdir -p "$work"
-if [ ! -f "$work/keys/signing-key.pem" ]; then
-  "$portcullis" dev keygen --alg RS256 --kid portcullis-demo --out "$work/keys" >&2
-fi
-
-if [ ! -f "$work/admin.token" ]; then
-  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$work/admin.token")
-fi
-if [ ! -f "$work/sync.token" ]; then
-  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$work/sync.token")
-fi
+# Secrets made once and kept private (mode 600): the admin and sync tokens, the demo users'
+# passwords.
+for secret in admin.token sync.token alice.password root.password; do
+  if [ ! -f "$work/$secret" ]; then
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$work/$secret")
+  fi
+done
 # The shipped bootstrap with this machine's sync token and the demo's ports (the file stays
 # private: mode 600). The demo runs one control plane, so the cluster lists one replica: a
 # second endpoint that never answers would take part of the traffic until the first health
@@ -95,9 +94,8 @@ say "starting the control plane on 127.0.0.1:$cp_port (log: $work/portcullis.log
 (
   export PORTCULLIS_DATA_DIR="$work/data" PORTCULLIS_PUBLIC_URL=http://127.0.0.1:$envoy_port \
     PORTCULLIS_ADMIN_TOKEN="$(cat "$work/admin.token")" PORTCULLIS_SYNC_TOKEN="$(cat "$work/sync.token")" \
-    PORTCULLIS_XDS_LISTEN=127.0.0.1:$xds_port PORTCULLIS_AUTH_MODE=direct \
-    PORTCULLIS_IDP_ISSUER=http://127.0.0.1:$envoy_port/demo-issuer PORTCULLIS_IDP_JWKS_FILE="$work/keys/jwks.json" \
-    PORTCULLIS_API_AUDIENCE=portcullis-demo-api MCP_ADVERTISED_SCOPES="openid profile"
+    PORTCULLIS_XDS_LISTEN=127.0.0.1:$xds_port PORTCULLIS_AUTH_MODE=broker \
+    MCP_ADVERTISED_SCOPES="openid profile"
   exec "$portcullis" serve --listen "127.0.0.1:$cp_port" >"$work/portcullis.log" 2>&1
 ) &
 pids+=($!)
@@ -123,10 +121,13 @@ if [ -z "${ready:-}" ]; then
   exit 1
 fi
 
+(umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "$work/admin.token")" >"$work/admin.header")
 api() { # method path [json body]; fails loudly on anything but 2xx (and 409 for register)
   local status
-  status=$(curl -s -o "$work/api.json" -w '%{http_code}' -X "$1" "http://127.0.0.1:$cp_port$2" \
-    -H "Authorization: Bearer $(cat "$work/admin.token")" ${3:+-H 'content-type: application/json' -d "$3"})
+  # The admin token and the body (passwords) go through files and stdin, not curl's arguments
+  # (which any local user can read in the process list).
+  status=$(printf '%s' "${3:-}" | curl -s -o "$work/api.json" -w '%{http_code}' -X "$1" "http://127.0.0.1:$cp_port$2" \
+    -H @"$work/admin.header" ${3:+-H 'content-type: application/json' --data-binary @-})
   case "$status" in
     2??) ;;
     409) [ "$2" = /api/servers/register ] || { say "$1 $2 failed ($status): $(cat "$work/api.json")"; exit 1; } ;;
@@ -139,6 +140,8 @@ api PUT /api/scopes/everything-safe '{"description": "list and call the harmless
 api PUT /api/scopes/everything-admin '{"grants": [{"server": "everything", "methods": ["*"], "tools": ["*"]}]}'
 api PUT /api/group-mappings/engineering '{"scopes": ["everything-safe"]}'
 api PUT /api/group-mappings/platform-admins '{"scopes": ["everything-admin"]}'
+api PUT /api/users/alice '{"password": "'"$(cat "$work/alice.password")"'", "groups": ["engineering"], "display_name": "Alice"}'
+api PUT /api/users/root '{"password": "'"$(cat "$work/root.password")"'", "groups": ["platform-admins"], "display_name": "Root"}'
 
 # Envoy is ready once the route and the policy have arrived (the singleton's first long-poll)
 # and its health check has seen the control plane (discovery documents go through Envoy to it).
@@ -158,46 +161,45 @@ if [ -z "${synced:-}" ]; then
 fi
 
 url="http://127.0.0.1:$envoy_port/everything/mcp"
-token() {
-  "$portcullis" dev token --key "$work/keys/signing-key.pem" --kid portcullis-demo \
-    --iss "http://127.0.0.1:$envoy_port/demo-issuer" --aud "$url" --ttl 28800 "$@"
-}
-alice=$(token --sub alice --groups engineering)
-root_token=$(token --sub root --name root --groups platform-admins)
-echo "$alice" >"$work/alice.token"
-echo "$root_token" >"$work/root.token"
+# What the Connect dialog hands out for Claude Code and Codex.
+for ide in claude-code codex; do
+  api GET "/api/servers/everything/connect-config?ide=$ide"
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rendered"][sys.argv[2]]["text"])' \
+    "$work/api.json" "$ide" >"$work/connect-$ide.txt"
+done
 
 cat <<MSG
 
 Portcullis demo is running. MCP server URL: $url
 
-The demo signs its own tokens (the login through an authorization server comes with the broker).
-Tokens (8 hours; also in $work/*.token):
-  alice, group engineering (echo, get-sum, get-tiny-image):  \$(cat $work/alice.token)
-  root,  group platform-admins (every tool):                 \$(cat $work/root.token)
+Log in as (broker mode, the built-in user store; passwords in $work/*.password):
+  alice / $(cat "$work/alice.password")   group engineering: echo, get-sum, get-tiny-image
+  root  / $(cat "$work/root.password")   group platform-admins: every tool
 
-Try it:
+Connect an assistant (it opens the login page; sign in as alice):
+  # Claude Code, then /mcp in a session (or: claude mcp login everything)
+  $(cat "$work/connect-claude-code.txt")
+  # Codex (logs in at once; or: codex mcp login everything)
+  $(cat "$work/connect-codex.txt")
+
+  # the official TypeScript SDK client, logging in through a headless browser as alice
+  node tests/node/mcp-client.mjs $url '{"oauth":{"user":"alice","password":"'"\$(cat $work/alice.password)"'"},"steps":[{"op":"connect"},{"op":"callTool","name":"echo","arguments":{"message":"hi"}},{"op":"callTool","name":"get-env","arguments":{}}]}'
+
   # no token: 401 with the WWW-Authenticate challenge MCP clients follow
   curl -si -X POST $url -H 'content-type: application/json' -d '{}'
 
-  # a real MCP client (official TypeScript SDK): list tools, call echo, then a tool alice lacks
-  node tests/node/mcp-client.mjs $url '{"headers":{"Authorization":"Bearer '"\$(cat $work/alice.token)"'"},"steps":[{"op":"connect"},{"op":"listTools"},{"op":"callTool","name":"echo","arguments":{"message":"hi"}},{"op":"callTool","name":"get-env","arguments":{}}]}'
-
-  # Claude Code
-  claude mcp add --transport http everything $url --header "Authorization: Bearer \$(cat $work/alice.token)"
-
   # discovery, as an MCP client does it (401 challenge → metadata → authorization server)
   curl -s http://127.0.0.1:$envoy_port/.well-known/oauth-protected-resource/everything/mcp
+  curl -s http://127.0.0.1:$envoy_port/.well-known/oauth-authorization-server
   target/debug/portcullis doctor $url
 
-  # what the Connect dialog shows for Claude Code (admin token in $work/admin.token)
-  curl -s "http://127.0.0.1:$cp_port/api/servers/everything/connect-config?ide=claude-code" -H "Authorization: Bearer \$(cat $work/admin.token)"
-
-  # every decision, newest first (who, which tool, allowed or why not, which policy version)
-  curl -s "http://127.0.0.1:$cp_port/api/audit?limit=5" -H "Authorization: Bearer \$(cat $work/admin.token)"
+  # every decision, newest first; the clients that registered; the users
+  curl -s "http://127.0.0.1:$cp_port/api/audit?limit=5" -H @$work/admin.header
+  curl -s http://127.0.0.1:$cp_port/api/oauth-clients -H @$work/admin.header
+  curl -s http://127.0.0.1:$cp_port/api/users -H @$work/admin.header
 
   # change who may do what: takes effect in Envoy within a second, no restart
-  curl -s -X PUT http://127.0.0.1:$cp_port/api/group-mappings/engineering -H "Authorization: Bearer \$(cat $work/admin.token)" \\
+  curl -s -X PUT http://127.0.0.1:$cp_port/api/group-mappings/engineering -H @$work/admin.header \\
     -H 'content-type: application/json' -d '{"scopes": ["everything-admin"]}'
 
   # the filter's and the sync service's counters

@@ -1,7 +1,7 @@
 //! The README's demo command works: `bash scripts/demo.sh` starts the control plane, Envoy from
 //! the shipped xDS bootstrap (routes and policy from the control plane) and a real MCP server,
-//! prints tokens, the official MCP client gets exactly what the demo promises, and the refused
-//! call is in the audit trail.
+//! prints the demo users' logins, the official MCP client logs in (broker mode) and gets exactly
+//! what the demo promises, and the refused call is in the audit trail.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -97,18 +97,20 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("the demo did not come up; it printed: {printed:#?}"));
-        let ready = line.contains("Portcullis demo is running");
+        // The last line of what the demo prints once everything is up.
+        let ready = line.contains("Ctrl-C stops the demo");
         printed.push(line);
         if ready {
             break;
         }
     }
 
-    let alice = std::fs::read_to_string(work.join("alice.token")).expect("alice.token");
+    let password = std::fs::read_to_string(work.join("alice.password")).expect("alice.password");
     let url = format!("http://127.0.0.1:{envoy}/everything/mcp");
     let dir = TestDir::new("demo");
+    // Alice logs in for real: the demo runs broker mode with the built-in user store.
     let run = ClientPlan::new()
-        .bearer(alice.trim())
+        .oauth(serde_json::json!({"user": "alice", "password": password.trim()}))
         .connect()
         .list_tools()
         .call_tool(
@@ -131,9 +133,20 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
     assert_eq!(prm["resource"], url.as_str(), "{prm}");
     assert_eq!(
         prm["authorization_servers"],
-        serde_json::json!([format!("http://127.0.0.1:{envoy}/demo-issuer")]),
+        serde_json::json!([format!("http://127.0.0.1:{envoy}")]),
         "{prm}"
     );
+    assert_eq!(
+        run.summary["oauth"]["accessTokenClaims"]["iss"],
+        format!("http://127.0.0.1:{envoy}"),
+        "the token came from the demo's authorization server"
+    );
+    // The printed instructions carry the login, not a token.
+    let printed = printed.join("\n");
+    assert!(printed.contains(password.trim()), "alice's password is printed");
+    assert!(printed.contains("Portcullis demo is running"), "{printed}");
+    assert!(printed.contains("claude mcp add"), "{printed}");
+    assert!(printed.contains("codex mcp add"), "{printed}");
 
     // The Connect dialog's Claude Code line for the registered server.
     let admin = std::fs::read_to_string(work.join("admin.token")).expect("admin.token");
