@@ -38,9 +38,6 @@ fn form_encode(pairs: &[(&str, &str)]) -> String {
 async fn broker(b: &Backend, tweak: impl FnOnce(&mut portcullis::config::Config)) -> TestApp {
     let t = app_with(b, |c| {
         c.auth_mode = portcullis::config::AuthMode::Broker;
-        c.broker.secret_key = Some(portcullis::config::Secret::new(
-            URL_SAFE_NO_PAD.encode([42u8; 32]),
-        ));
         tweak(c);
     })
     .await;
@@ -789,4 +786,49 @@ async fn disabled_and_deleted_clients_lose_their_grants(b: Backend) {
     t.admin("DELETE", &format!("/api/oauth-clients/{id}"), None)
         .await
         .error(404);
+}
+
+#[tokio::test]
+async fn a_single_sqlite_installation_makes_its_secret_key_once() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let t = app_with(&Backend::Sqlite, |c| {
+        c.auth_mode = portcullis::config::AuthMode::Broker;
+        c.broker.secret_key = None;
+    })
+    .await;
+    let path = t.config.data_dir.join("secret.key");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only the control plane's user reads it");
+    let first = t.call("GET", "/oauth/jwks", None, None).await.ok(200);
+    // Started again on the same data: the same key opens the stored signing key.
+    let again =
+        portcullis::authz::server::AuthorizationServer::start(&t.config, t.state.db.clone())
+            .await
+            .unwrap();
+    assert_eq!(json!(again.keys().jwks()), first);
+    // Another key cannot open it: a clear refusal, not a silent new key.
+    let mut other = t.config.clone();
+    other.broker.secret_key = Some(portcullis::config::Secret::new(
+        URL_SAFE_NO_PAD.encode([7u8; 32]),
+    ));
+    let err = portcullis::authz::server::AuthorizationServer::start(&other, t.state.db.clone())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("does not open"), "{err:#}");
+}
+
+#[tokio::test]
+async fn broker_mode_on_postgresql_needs_a_shared_secret_key() {
+    let Some(b) = postgres() else { return };
+    let t = app(&b).await;
+    let mut config = t.config.clone();
+    config.auth_mode = portcullis::config::AuthMode::Broker;
+    config.broker.secret_key = None;
+    let err = portcullis::authz::server::AuthorizationServer::start(&config, t.state.db.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("PORTCULLIS_SECRET_KEY"),
+        "{err:#}"
+    );
 }

@@ -125,6 +125,11 @@ pub fn base_config() -> Config {
         ("PORTCULLIS_IDP_JWKS_FILE", jwks_file.display().to_string()),
         ("PORTCULLIS_IDP_AUDIENCE", AUDIENCE.to_string()),
         ("PORTCULLIS_PUBLIC_URL", PUBLIC_URL.to_string()),
+        // Broker mode on PostgreSQL needs one (replicas share it); 32 bytes of 42.
+        (
+            "PORTCULLIS_SECRET_KEY",
+            "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio".to_string(),
+        ),
     ];
     let config =
         Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))

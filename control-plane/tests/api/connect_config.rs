@@ -689,7 +689,7 @@ async fn idp_capabilities_choose_the_login_method(b: Backend) {
     drop(t);
 
     // Broker mode: no IdP capabilities are looked up (the control plane is the authorization
-    // server); the answer says the metadata is unavailable instead of failing.
+    // server, and it knows what it offers: DCR, any loopback port).
     let idp = fixture_idp(true).await;
     let url = idp.url.clone();
     let t = connect_app(&b, move |c| {
@@ -706,6 +706,21 @@ async fn idp_capabilities_choose_the_login_method(b: Backend) {
         )
         .await
         .ok(200);
-    assert_eq!(v["idp"], Value::Null);
+    assert_eq!(v["idp"]["issuer"], PUBLIC_URL, "{v}");
+    assert_eq!(
+        v["idp"]["registration_endpoint"],
+        format!("{PUBLIC_URL}/oauth/register")
+    );
+    assert_eq!(v["login_method"], "dcr", "{v}");
+    let codes: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["code"].as_str())
+        .collect();
+    assert!(
+        codes.is_empty(),
+        "broker mode needs no workaround: {codes:?}"
+    );
     assert_eq!(idp.hits.load(Ordering::SeqCst), 0);
 }

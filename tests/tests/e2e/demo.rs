@@ -143,7 +143,10 @@ fn demo_script_serves_the_mcp_server_behind_the_filter() {
     );
     // The printed instructions carry the login, not a token.
     let printed = printed.join("\n");
-    assert!(printed.contains(password.trim()), "alice's password is printed");
+    assert!(
+        printed.contains(password.trim()),
+        "alice's password is printed"
+    );
     assert!(printed.contains("Portcullis demo is running"), "{printed}");
     assert!(printed.contains("claude mcp add"), "{printed}");
     assert!(printed.contains("codex mcp add"), "{printed}");

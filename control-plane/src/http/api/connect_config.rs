@@ -87,6 +87,19 @@ pub fn capability_source(config: &Config) -> Option<&str> {
 /// The IdP's capabilities from the shared cache; `None` when they cannot be found out (the
 /// rendered config then says so in a warning; the request does not fail).
 async fn idp_capabilities(state: &AppState) -> Option<IdpCapabilities> {
+    // Broker mode: the authorization server is ours, and we know what it offers (DCR unless
+    // turned off; any loopback port, so no pinned callback).
+    if let Some(server) = &state.authorization_server {
+        let metadata = server.metadata();
+        return Some(IdpCapabilities {
+            issuer: Some(server.issuer().to_string()),
+            registration_endpoint: metadata["registration_endpoint"]
+                .as_str()
+                .and_then(|u| url::Url::parse(u).ok()),
+            cimd_supported: metadata["client_id_metadata_document_supported"] == true,
+            strict_redirects: false,
+        });
+    }
     let source = capability_source(&state.config)?;
     match state.idp_capabilities.get(source).await {
         Ok(caps) => Some(caps.with_strict_redirects(state.config.idp_strict_redirects)),
