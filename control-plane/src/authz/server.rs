@@ -316,6 +316,17 @@ impl AuthorizationServer {
         if response_types != ["code"] {
             return Err(invalid("response_types must be [\"code\"]".into()));
         }
+        // MCP 2026-07-28 asks clients to say what they are; 2025-11-25 clients (the TypeScript
+        // SDK, mcp-remote) do not, and must keep working, so it is checked when sent only.
+        match body.get("application_type") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(t)) if t == "native" || t == "web" => {}
+            Some(other) => {
+                return Err(invalid(format!(
+                    "application_type {other} is not supported (native or web)"
+                )))
+            }
+        }
         let client_name = match body.get("client_name") {
             None | Some(Value::Null) => None,
             Some(Value::String(n)) if n.chars().count() <= 200 => Some(n.clone()),
