@@ -17,7 +17,7 @@
 //! | client        | Keycloak (DCR, audience mapper) | Okta (pre-registered, exact redirects) | Cognito (no `aud`) | Entra |
 //! |---------------|----------|----------|----------|----------|
 //! | TS SDK        | works | works | works | `idp_refuses_resource` |
-//! | mcp-remote    | works | `callback_path_unmatchable` | `callback_path_unmatchable` | `idp_refuses_resource` |
+//! | mcp-remote    | works | works | works | `idp_refuses_resource` |
 //! | Claude Code   | works | works | works | `idp_refuses_resource` |
 //! | Codex         | works | `callback_path_unmatchable` | `callback_path_unmatchable` | `idp_refuses_resource` |
 
@@ -492,7 +492,7 @@ fn okta_pre_registered_client_with_exact_redirects() {
     );
     d.ts_sdk(Expect::Works);
     d.claude_code(Expect::Works);
-    d.mcp_remote(Expect::Warned("callback_path_unmatchable"));
+    d.mcp_remote(Expect::Works);
     d.codex(Expect::Warned("callback_path_unmatchable"));
 }
 
@@ -521,7 +521,7 @@ fn cognito_tokens_without_aud_are_accepted_by_client_id() {
     );
     d.ts_sdk(Expect::Works);
     d.claude_code(Expect::Works);
-    d.mcp_remote(Expect::Warned("callback_path_unmatchable"));
+    d.mcp_remote(Expect::Works);
     d.codex(Expect::Warned("callback_path_unmatchable"));
 }
 
