@@ -70,7 +70,9 @@ impl CliEnv {
         let path = std::env::join_paths(
             [node_dir, paths::node_dir().join("node_modules/.bin")]
                 .into_iter()
-                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+                .chain(std::env::split_paths(
+                    &std::env::var_os("PATH").unwrap_or_default(),
+                )),
         )
         .expect("PATH");
         let env = [
@@ -82,7 +84,9 @@ impl CliEnv {
             // The CLIs start the browser with its output discarded: it logs here too.
             (
                 "PORTCULLIS_TEST_BROWSER_LOG",
-                dir.join(format!("browser-{name}.log")).display().to_string(),
+                dir.join(format!("browser-{name}.log"))
+                    .display()
+                    .to_string(),
             ),
             // No terminal UI, no update checks, no telemetry.
             ("CI", "1".to_string()),
@@ -116,7 +120,9 @@ impl CliEnv {
     pub fn login_failed(&self) -> bool {
         let log = self.browser_log();
         log.contains("stopped at ")
-            || log.lines().any(|l| l.contains("(the client's callback)") && l.contains(": "))
+            || log
+                .lines()
+                .any(|l| l.contains("(the client's callback)") && l.contains(": "))
     }
 
     fn command(&self, argv: &[String]) -> Command {
@@ -204,7 +210,9 @@ impl CliEnv {
         std::env::split_paths(&self.env["PATH"])
             .map(|d| d.join(name))
             .find(|p| p.is_file())
-            .unwrap_or_else(|| panic!("{name} is not on the test PATH: run `bash scripts/setup.sh`"))
+            .unwrap_or_else(|| {
+                panic!("{name} is not on the test PATH: run `bash scripts/setup.sh`")
+            })
             .display()
             .to_string()
     }
@@ -258,7 +266,12 @@ impl StdioMcp {
     }
 
     /// Sends a request and waits for its response (`Err`: what went wrong, with stderr).
-    pub fn request(&mut self, method: &str, params: Value, limit: Duration) -> Result<Value, String> {
+    pub fn request(
+        &mut self,
+        method: &str,
+        params: Value,
+        limit: Duration,
+    ) -> Result<Value, String> {
         self.request_until(method, params, limit, || false)
     }
 
@@ -315,7 +328,11 @@ impl StdioMcp {
     }
 
     /// `initialize` + `notifications/initialized` (`stop`: as for [`StdioMcp::request_until`]).
-    pub fn initialize(&mut self, limit: Duration, stop: impl Fn() -> bool) -> Result<Value, String> {
+    pub fn initialize(
+        &mut self,
+        limit: Duration,
+        stop: impl Fn() -> bool,
+    ) -> Result<Value, String> {
         let r = self.request_until(
             "initialize",
             json!({"protocolVersion": "2025-06-18", "capabilities": {},

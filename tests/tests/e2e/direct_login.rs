@@ -82,7 +82,12 @@ struct Direct {
 impl Direct {
     /// Starts everything for `profile`: the fixture with `idp_args`, the control plane with the
     /// profile and `env`, the server registered with every method and tool for `group`.
-    fn start(profile: &'static str, idp_args: &[&str], env: &[(&str, &str)], group: &str) -> Direct {
+    fn start(
+        profile: &'static str,
+        idp_args: &[&str],
+        env: &[(&str, &str)],
+        group: &str,
+    ) -> Direct {
         let dir = TestDir::new(&format!("direct-login-{profile}"));
         let mut args = vec!["--profile", profile];
         args.extend_from_slice(idp_args);
@@ -297,9 +302,7 @@ impl Direct {
         let env = CliEnv::new(self.dir.path(), "mcp-remote", ALICE);
         let mut proxy = env.stdio(command, &args, "mcp-remote");
         // A failed login leaves mcp-remote waiting for its callback (30 s): stop at the failure.
-        let init = proxy.initialize(CELL_LIMIT, || {
-            expect.fails() && env.login_failed()
-        });
+        let init = proxy.initialize(CELL_LIMIT, || expect.fails() && env.login_failed());
         match expect {
             Expect::Works | Expect::WorksWarned(_) => {
                 let init = init.unwrap_or_else(|e| panic!("{} / mcp-remote: {e}", self.profile));
@@ -344,9 +347,10 @@ impl Direct {
             "claude mcp add did not store the server: {config:#}"
         );
         // It refuses to log in without a terminal ("this isn't an interactive terminal").
-        let login = env.run_in_terminal(&strs(&["claude", "mcp", "login", NAME]), CELL_LIMIT, || {
-            expect.fails() && env.login_failed()
-        });
+        let login =
+            env.run_in_terminal(&strs(&["claude", "mcp", "login", NAME]), CELL_LIMIT, || {
+                expect.fails() && env.login_failed()
+            });
         self.cli_outcome("Claude Code", expect, &env, &login, || {
             claude_token(&env.home)
         });
@@ -396,7 +400,12 @@ impl Direct {
     ) {
         match expect {
             Expect::Works | Expect::WorksWarned(_) => {
-                assert!(login.ok(), "{} / {who} login: {}", self.profile, login.describe());
+                assert!(
+                    login.ok(),
+                    "{} / {who} login: {}",
+                    self.profile,
+                    login.describe()
+                );
                 let token = token().unwrap_or_else(|| {
                     panic!(
                         "{} / {who}: logged in but no token stored: {}",
@@ -504,7 +513,9 @@ fn assert_failure_is(profile: &str, who: &str, code: &str, observed: &str) {
         // Entra's answer to `resource` (the fixture returns Entra's error code).
         "idp_refuses_resource" => &["AADSTS9010010"],
         // The IdP refused the redirect URI the client made up.
-        "callback_path_unmatchable" | "callback_port_unpinnable" => &["invalid_redirect_uri", "redirect_uri"],
+        "callback_path_unmatchable" | "callback_port_unpinnable" => {
+            &["invalid_redirect_uri", "redirect_uri"]
+        }
         // The filter refused the token for whom it was issued.
         "idp_audience_mismatch" => &["401", "audience"],
         other => panic!("no known failure for {other}"),
@@ -580,9 +591,9 @@ fn cognito_tokens_without_aud_are_accepted_by_client_id() {
         "engineering",
     );
     // Cognito has no offline_access: the advertised scopes leave it out.
-    let prm = d
-        .gateway
-        .send(Request::get("/.well-known/oauth-protected-resource/everything/mcp"));
+    let prm = d.gateway.send(Request::get(
+        "/.well-known/oauth-protected-resource/everything/mcp",
+    ));
     assert_eq!(prm.status, 200, "{}", prm.describe());
     assert!(
         !prm.text().contains("offline_access"),
