@@ -37,6 +37,7 @@
 //   entra     no DCR; public client ENTRA_APP_ID (any loopback port); OIDC discovery only (no
 //             RFC 8414 document); an authorization request with `resource` fails as Entra's
 //             v2 endpoint does (AADSTS9010010); `aud` = `api://<app id>`; `scp`; group GUIDs.
+// Cognito's and Entra's metadata leave out `authorization_response_iss_parameter_supported`.
 // Every profile but entra also serves RFC 8414 metadata at
 // `/.well-known/oauth-authorization-server` (a copy of the OIDC discovery document).
 //
@@ -342,6 +343,17 @@ async function oauthMetadata(req, res) {
   return sendJson(res, r.status, await r.json());
 }
 
+// Cognito and Entra do not advertise RFC 9207 `iss` in authorization responses (Codex then
+// adds /callback/<id> to its redirect path).
+const RFC9207_UNADVERTISED = profile === 'cognito' || profile === 'entra';
+
+async function withoutIssParameter(_req, res) {
+  const r = await fetch(`${issuer}/.well-known/openid-configuration`, { headers: { 'x-fixture-raw': '1' } });
+  const doc = await r.json();
+  delete doc.authorization_response_iss_parameter_supported;
+  return sendJson(res, r.status, doc);
+}
+
 let issuer;
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
@@ -369,6 +381,9 @@ const server = http.createServer(async (req, res) => {
     }
     if (path.startsWith('/interaction/')) return await interaction(req, res, path);
     if (path === '/.well-known/oauth-authorization-server') return await oauthMetadata(req, res);
+    if (path === '/.well-known/openid-configuration' && RFC9207_UNADVERTISED && !req.headers['x-fixture-raw']) {
+      return await withoutIssParameter(req, res);
+    }
     if (path === '/auth' && (await refuseAuthorization(req, res, url))) return undefined;
     // Bound at request time so a rotation takes effect on the next request.
     return handler(req, res);

@@ -94,6 +94,11 @@ impl CliEnv {
             ("DISABLE_AUTOUPDATER", "1".to_string()),
             ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".to_string()),
             ("npm_config_update_notifier", "false".to_string()),
+            // Nothing but loopback: every other destination goes to a closed port.
+            ("HTTP_PROXY", "http://127.0.0.1:9".to_string()),
+            ("HTTPS_PROXY", "http://127.0.0.1:9".to_string()),
+            ("ALL_PROXY", "http://127.0.0.1:9".to_string()),
+            ("NO_PROXY", "127.0.0.1,localhost,::1".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

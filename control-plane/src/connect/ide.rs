@@ -104,8 +104,7 @@ impl Ide {
             Ide::Codex => s(true, false, true, true, false, true),
             // No client id field, prompts for one without DCR; DCR and CIMD.
             Ide::VsCode => s(false, true, true, true, false, true),
-            // mcp-remote: --static-oauth-client-info, explicit port (its path is always
-            // /oauth/callback); DCR.
+            // mcp-remote: --static-oauth-client-info, explicit port + --callback-path; DCR.
             Ide::ClaudeDesktop => s(true, false, true, false, true, true),
             // OAuth through its own discovery + DCR; no client id or port fields.
             Ide::Windsurf => s(false, false, true, false, false, true),

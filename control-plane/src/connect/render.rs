@@ -303,25 +303,6 @@ fn plan<'a>(ide: Ide, ctx: &'a Ctx<'_>) -> Plan<'a> {
                     ),
                 ));
             }
-            if strict && ide == Ide::ClaudeDesktop {
-                // Checked with mcp-remote 0.1.49 (the e2e tests run it as emitted).
-                let port = ctx
-                    .port
-                    .map_or_else(|| "<port>".to_string(), |p| p.to_string());
-                p.warnings.push((
-                    WarningCode::CallbackPathUnmatchable,
-                    format!(
-                        "The IdP matches redirect URIs literally. {label} logs in through \
-                         mcp-remote, which pins the port but always redirects to \
-                         http://localhost:{port}/oauth/callback (it has no option for the \
-                         path), so a redirect registered only as \
-                         http://localhost:{port}/callback never matches and its login fails. \
-                         Register http://localhost:{port}/oauth/callback on the public client \
-                         as well (scripts/idp/<idp>/setup.sh --redirect-uri …), or use broker \
-                         mode."
-                    ),
-                ));
-            }
         } else if strict && ide == Ide::Codex {
             p.warnings.push((
                 WarningCode::CallbackPathUnmatchable,
@@ -564,7 +545,7 @@ fn claude_desktop(ctx: &Ctx<'_>, p: &Plan<'_>) -> Value {
         args.push(json!("--static-oauth-client-info"));
         args.push(json!(json!({ "client_id": id }).to_string()));
         // Strict IdPs have http://localhost:<port>/callback registered; mcp-remote's default
-        // path is /oauth/callback.
+        // path is /oauth/callback (0.15 has `--callback-path`; 0.1.x ignores it).
         args.push(json!("--callback-path"));
         args.push(json!(CALLBACK_PATH));
     }

@@ -17,9 +17,14 @@
 //! | client        | Keycloak (DCR, audience mapper) | Okta (pre-registered, exact redirects) | Cognito (no `aud`) | Entra |
 //! |---------------|----------|----------|----------|----------|
 //! | TS SDK        | works | works | works | `idp_refuses_resource` |
-//! | mcp-remote    | works | `callback_path_unmatchable` | `callback_path_unmatchable` | `idp_refuses_resource` |
+//! | mcp-remote    | works | works | works | `idp_refuses_resource` |
 //! | Claude Code   | works | works | works | `idp_refuses_resource` |
 //! | Codex         | works | `callback_path_unmatchable` | `callback_path_unmatchable` | `idp_refuses_resource` |
+//!
+//! Also: Keycloak without an Audience mapper works with `PORTCULLIS_IDP_AUDIENCE=account` but is
+//! warned `weak_audience`, and without any audience is warned `idp_audience_mismatch` and refused
+//! by the filter for its audience; a person in no group logs in and gets a 403 that names the
+//! group that would allow the call, with no step-up scope (Okta).
 
 use std::time::Duration;
 
@@ -27,7 +32,7 @@ use portcullis_e2e::control_plane::ControlPlane;
 use portcullis_e2e::gateway::Gateway;
 use portcullis_e2e::login::{jwt_claims, CliEnv, CliRun};
 use portcullis_e2e::oidc::{
-    OidcIdp, ALICE, COGNITO_CLIENT_ID, ENTRA_APP_ID, ENTRA_ENGINEERING, OKTA_AUDIENCE,
+    OidcIdp, ALICE, BOB, COGNITO_CLIENT_ID, ENTRA_APP_ID, ENTRA_ENGINEERING, OKTA_AUDIENCE,
     OKTA_CLIENT_ID,
 };
 use portcullis_e2e::util::{free_port, wait_until};
@@ -46,8 +51,16 @@ const CELL_LIMIT: Duration = Duration::from_secs(90);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
     Works,
+    /// Works, and the connect config says why it is not a safe set-up (`weak_audience`).
+    WorksWarned(&'static str),
     /// The connect config carries this warning code, and the login fails for it.
     Warned(&'static str),
+}
+
+impl Expect {
+    fn fails(self) -> bool {
+        matches!(self, Expect::Warned(_))
+    }
 }
 
 /// One profile's stack: the IdP, the control plane, the MCP server, Envoy.
@@ -175,7 +188,7 @@ impl Direct {
                 "{} / {ide_name}: works, yet the connect config warns {codes:?}",
                 self.profile
             ),
-            Expect::Warned(code) => assert!(
+            Expect::Warned(code) | Expect::WorksWarned(code) => assert!(
                 codes.iter().any(|c| c == code),
                 "{} / {ide_name}: expected warning {code}, got {codes:?}",
                 self.profile
@@ -201,7 +214,7 @@ impl Direct {
             .run(&self.dir, &self.url);
         let report = &run.summary["oauth"];
         match expect {
-            Expect::Works => {
+            Expect::Works | Expect::WorksWarned(_) => {
                 let result = run.ok(1);
                 assert_echo(result, &format!("{} / TS SDK", self.profile));
                 eprintln!(
@@ -212,10 +225,50 @@ impl Direct {
             }
             Expect::Warned(code) => {
                 let err = run.err(0);
-                let observed = format!("{err} {report}");
+                let observed = format!("{err} {report}\n{}", run.describe());
                 assert_failure_is(self.profile, "TS SDK", code, &observed);
             }
         }
+    }
+
+    /// `user`, in no group, logs in with the TS SDK client and is refused by the filter from
+    /// `initialize` on (no access to the server at all): access comes from groups, and the
+    /// refusal names the group that would allow it, never a scope the IdP cannot issue.
+    fn ts_sdk_refused(&self, user: (&str, &str), group: &str) {
+        let mut oauth = json!({"user": user.0, "password": user.1});
+        if let Some(id) = self.connect["oauth_client_id"].as_str() {
+            oauth["clientId"] = json!(id);
+        }
+        if let Some(port) = self.connect["callback_port"].as_u64() {
+            oauth["callbackPort"] = json!(port);
+        }
+        let run = ClientPlan::new()
+            .oauth(oauth)
+            .connect()
+            .run(&self.dir, &self.url);
+        assert_eq!(run.err(0)["httpStatus"], 403, "{}", run.describe());
+        let refused = run
+            .http_for_method("initialize")
+            .into_iter()
+            .find(|e| e["status"] == 403)
+            .unwrap_or_else(|| panic!("no 403 for initialize:\n{}", run.describe()));
+        let challenge = refused["responseHeaders"]["www-authenticate"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            challenge.contains("insufficient_scope") && challenge.contains(group),
+            "{} / {}: the refusal should name group {group}: {challenge}",
+            self.profile,
+            user.0
+        );
+        assert!(
+            !challenge.contains("scope=\""),
+            "direct mode must not invite a step-up to a scope the IdP cannot issue: {challenge}"
+        );
+        eprintln!(
+            "[direct-login] {} / TS SDK as {}: refused (403 naming {group}, no step-up scope)",
+            self.profile, user.0
+        );
     }
 
     /// A tool call through Envoy with a token a CLI obtained (the CLIs cannot call tools
@@ -249,9 +302,9 @@ impl Direct {
         let env = CliEnv::new(self.dir.path(), "mcp-remote", ALICE);
         let mut proxy = env.stdio(command, &args, "mcp-remote");
         // A failed login leaves mcp-remote waiting for its callback (30 s): stop at the failure.
-        let init = proxy.initialize(CELL_LIMIT, || expect != Expect::Works && env.login_failed());
+        let init = proxy.initialize(CELL_LIMIT, || expect.fails() && env.login_failed());
         match expect {
-            Expect::Works => {
+            Expect::Works | Expect::WorksWarned(_) => {
                 let init = init.unwrap_or_else(|e| panic!("{} / mcp-remote: {e}", self.profile));
                 assert!(init["result"]["serverInfo"].is_object(), "{init}");
                 let call = proxy
@@ -296,7 +349,7 @@ impl Direct {
         // It refuses to log in without a terminal ("this isn't an interactive terminal").
         let login =
             env.run_in_terminal(&strs(&["claude", "mcp", "login", NAME]), CELL_LIMIT, || {
-                expect != Expect::Works && env.login_failed()
+                expect.fails() && env.login_failed()
             });
         self.cli_outcome("Claude Code", expect, &env, &login, || {
             claude_token(&env.home)
@@ -308,7 +361,7 @@ impl Direct {
     fn codex(&self, expect: Expect) {
         self.check_warning(Some("codex"), expect);
         let env = CliEnv::new(self.dir.path(), "codex", ALICE);
-        let failed = || expect != Expect::Works && env.login_failed();
+        let failed = || expect.fails() && env.login_failed();
         let add = env.run_until(&argv(self.rendered("codex")), CELL_LIMIT, failed);
         let config = std::fs::read_to_string(env.home.join(".codex/config.toml"))
             .unwrap_or_else(|_| panic!("no ~/.codex/config.toml: {}", add.describe()));
@@ -346,7 +399,7 @@ impl Direct {
         token: impl Fn() -> Option<String>,
     ) {
         match expect {
-            Expect::Works => {
+            Expect::Works | Expect::WorksWarned(_) => {
                 assert!(
                     login.ok(),
                     "{} / {who} login: {}",
@@ -488,6 +541,22 @@ fn keycloak_with_an_audience_mapper_every_client_logs_in_and_calls_a_tool() {
     d.codex(Expect::Works);
 }
 
+/// Keycloak without an Audience mapper: its tokens say `aud: account`. Accepting `account` works
+/// but is weak (every token of the realm has it); accepting nothing but the MCP URL refuses
+/// every token. Both are warned, and the second fails at the filter for its audience.
+#[test]
+fn keycloak_without_an_audience_mapper_is_weak_or_refused_as_warned() {
+    let weak = Direct::start(
+        "keycloak",
+        &[],
+        &[("PORTCULLIS_IDP_AUDIENCE", "account")],
+        "engineering",
+    );
+    weak.ts_sdk(Expect::WorksWarned("weak_audience"));
+    let none = Direct::start("keycloak", &[], &[], "engineering");
+    none.ts_sdk(Expect::Warned("idp_audience_mismatch"));
+}
+
 #[test]
 fn okta_pre_registered_client_with_exact_redirects() {
     let port = free_port().to_string();
@@ -502,8 +571,9 @@ fn okta_pre_registered_client_with_exact_redirects() {
         "engineering",
     );
     d.ts_sdk(Expect::Works);
+    d.ts_sdk_refused(BOB, "engineering");
     d.claude_code(Expect::Works);
-    d.mcp_remote(Expect::Warned("callback_path_unmatchable"));
+    d.mcp_remote(Expect::Works);
     d.codex(Expect::Warned("callback_path_unmatchable"));
 }
 
@@ -532,7 +602,7 @@ fn cognito_tokens_without_aud_are_accepted_by_client_id() {
     );
     d.ts_sdk(Expect::Works);
     d.claude_code(Expect::Works);
-    d.mcp_remote(Expect::Warned("callback_path_unmatchable"));
+    d.mcp_remote(Expect::Works);
     d.codex(Expect::Warned("callback_path_unmatchable"));
 }
 
