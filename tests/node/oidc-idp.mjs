@@ -4,7 +4,7 @@
 // Entra ID (their documented quirks; the real services cannot run here).
 //
 //   node oidc-idp.mjs [PORT] [--profile generic|keycloak|okta|cognito|entra]
-//                     [--callback-port N] [--audience-mapper AUD]
+//                     [--callback-port N] [--audience-mapper AUD] [--broker-redirect URL]
 //
 // Prints `ready <port>` on stdout once it listens. Issuer: `http://127.0.0.1:<port>`, with
 // discovery at `/.well-known/openid-configuration` and the JWKS at `/jwks`.
@@ -38,6 +38,10 @@
 //             RFC 8414 document); an authorization request with `resource` fails as Entra's
 //             v2 endpoint does (AADSTS9010010); `aud` = `api://<app id>`; `scp`; group GUIDs.
 // Cognito's and Entra's metadata leave out `authorization_response_iss_parameter_supported`.
+// The broker (`--broker-redirect URL`, Portcullis's `<PUBLIC_URL>/oauth/callback`): a confidential
+// client `portcullis-broker` / `portcullis-broker-secret` (client_secret_basic, exactly that
+// redirect URI, authorization code + PKCE), whose ID tokens carry `preferred_username` and the
+// person's groups at the profile's claim (`groups`; Cognito `cognito:groups`; Entra GUIDs).
 // Every profile but entra also serves RFC 8414 metadata at
 // `/.well-known/oauth-authorization-server` (a copy of the OIDC discovery document).
 //
@@ -61,6 +65,7 @@ const { values: opts, positionals } = parseArgs({
     profile: { type: 'string', default: 'generic' },
     'callback-port': { type: 'string' },
     'audience-mapper': { type: 'string' },
+    'broker-redirect': { type: 'string' },
   },
 });
 const portArg = positionals[0] ?? process.env.PORT ?? '0';
@@ -146,6 +151,17 @@ function buildProvider(issuer) {
         response_types: ['code'],
       }]
     : [];
+  const brokerClients = opts['broker-redirect']
+    ? [{
+        client_id: 'portcullis-broker',
+        client_secret: 'portcullis-broker-secret',
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: [opts['broker-redirect']],
+      }]
+    : [];
+  const groupsClaim = profile === 'cognito' ? 'cognito:groups' : 'groups';
   const p = new Provider(issuer, {
     jwks: { keys },
     cookies: { keys: COOKIE_KEYS },
@@ -159,11 +175,25 @@ function buildProvider(issuer) {
         scope: 'mcp',
       })),
       ...publicClients,
+      ...brokerClients,
     ],
     scopes: profile === 'cognito' ? ['openid', 'email', 'profile', 'mcp'] : ['openid', 'offline_access', 'email', 'profile', 'mcp'],
-    claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
+    claims: { openid: ['sub'], email: ['email'], profile: ['name', 'preferred_username', groupsClaim] },
+    // Profile claims (the groups) in the ID token itself, as the broker reads them there.
+    conformIdTokenClaims: false,
     findAccount: async (_ctx, id) =>
-      USERS[id] ? { accountId: id, claims: async () => ({ sub: id, name: id, email: `${id}@example.test` }) } : undefined,
+      USERS[id]
+        ? {
+            accountId: id,
+            claims: async () => ({
+              sub: id,
+              name: id,
+              preferred_username: id,
+              email: `${id}@example.test`,
+              [groupsClaim]: groupsOf(id),
+            }),
+          }
+        : undefined,
     interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
     pkce: { required: () => true },
     features: {

@@ -17,6 +17,8 @@ mod authn;
 mod authz;
 #[path = "e2e/body.rs"]
 mod body;
+#[path = "e2e/broker_federation.rs"]
+mod broker_federation;
 #[path = "e2e/broker_login.rs"]
 mod broker_login;
 #[path = "e2e/config.rs"]

@@ -48,4 +48,5 @@ pub mod server;
 pub mod signing;
 pub mod store;
 pub mod token;
+pub mod upstream;
 pub mod users;

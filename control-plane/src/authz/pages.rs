@@ -51,6 +51,9 @@ pub struct LoginPage<'a> {
     pub request: &'a str,
     pub error: Option<&'a str>,
     pub username: &'a str,
+    /// People log in at this IdP (its host): the page asks for consent only, then sends them
+    /// there.
+    pub upstream: Option<&'a str>,
 }
 
 pub fn login(p: &LoginPage<'_>) -> String {
@@ -73,6 +76,22 @@ pub fn login(p: &LoginPage<'_>) -> String {
     } else {
         ""
     };
+    let (fields, approve) = match p.upstream {
+        Some(idp) => (
+            String::new(),
+            format!("Allow and sign in at {}", escape(idp)),
+        ),
+        None => (
+            format!(
+                "<label for=\"username\">Username</label>\
+                 <input id=\"username\" name=\"username\" autocomplete=\"username\" value=\"{}\" required>\
+                 <label for=\"password\">Password</label>\
+                 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>",
+                escape(p.username)
+            ),
+            "Sign in and allow".to_string(),
+        ),
+    };
     page(
         "Sign in to Portcullis",
         &format!(
@@ -82,12 +101,8 @@ pub fn login(p: &LoginPage<'_>) -> String {
              <p>After sign-in you are sent back to <strong>{host}</strong>.</p>{loopback}\
              <p>Scopes: {scopes}</p>\
              <form method=\"post\" action=\"/oauth/authorize\">\
-             <input type=\"hidden\" name=\"request\" value=\"{request}\">\
-             <label for=\"username\">Username</label>\
-             <input id=\"username\" name=\"username\" autocomplete=\"username\" value=\"{user}\" required>\
-             <label for=\"password\">Password</label>\
-             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-             <button type=\"submit\" name=\"decision\" value=\"approve\">Sign in and allow</button>\
+             <input type=\"hidden\" name=\"request\" value=\"{request}\">{fields}\
+             <button type=\"submit\" name=\"decision\" value=\"approve\">{approve}</button>\
              <button type=\"submit\" name=\"decision\" value=\"deny\" formnovalidate>Deny</button>\
              </form>",
             name = escape(p.client_name),
@@ -95,7 +110,8 @@ pub fn login(p: &LoginPage<'_>) -> String {
             server = escape(p.server),
             host = escape(p.redirect_host),
             request = escape(p.request),
-            user = escape(p.username),
+            fields = fields,
+            approve = approve,
         ),
     )
 }
@@ -129,6 +145,7 @@ mod tests {
             request: "r\"><img>",
             error: Some("<b>"),
             username: "\"><x",
+            upstream: None,
         });
         for raw in [
             "<script>",
@@ -159,6 +176,7 @@ mod tests {
             request: "r",
             error: None,
             username: "",
+            upstream: None,
         });
         let approve = html.find("value=\"approve\"").unwrap();
         let deny = html.find("value=\"deny\"").unwrap();

@@ -36,11 +36,14 @@ use super::sealed::SecretKey;
 use super::signing::{RotationSettings, SigningKeys};
 use super::store::Start;
 use super::token::{RotationKey, SecretToken, TokenHash};
+use super::upstream::Upstream;
 use crate::config::{BrokerConfig, Config};
 use crate::storage::{Db, DbKind};
 
 mod authorize;
+mod federation;
 pub use authorize::{AuthorizeOutcome, AuthorizeParams, LoginForm};
+pub use federation::{CallbackParams, UpstreamContext};
 
 /// Grant types a client may register and use.
 const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
@@ -57,6 +60,8 @@ pub struct AuthorizationServer {
     dcr_limit: RateLimiter,
     login_limit: RateLimiter,
     advertised_scopes: Vec<String>,
+    /// Where people log in: the upstream IdP, or (`None`) the built-in user store.
+    upstream: Option<Upstream>,
 }
 
 impl std::fmt::Debug for AuthorizationServer {
@@ -173,6 +178,18 @@ impl AuthorizationServer {
     pub async fn start(config: &Config, db: Db) -> anyhow::Result<Arc<AuthorizationServer>> {
         let secret = secret_key(config, db.kind())?;
         let settings = config.broker.clone();
+        let upstream = match (&settings.upstream_client, &config.idp) {
+            (None, _) => None,
+            (Some((id, secret)), Some(idp)) => Some(Upstream::new(
+                idp.clone(),
+                id.clone(),
+                secret.clone(),
+                config.public_url(),
+            )?),
+            (Some(_), None) => anyhow::bail!(
+                "PORTCULLIS_BROKER_CLIENT_ID is set but PORTCULLIS_IDP_ISSUER is not: the broker logs people in at that IdP"
+            ),
+        };
         let overlap = Duration::from_secs(24 * 3600).max(settings.access_token_ttl * 2);
         let keys = Arc::new(
             SigningKeys::load(
@@ -196,11 +213,18 @@ impl AuthorizationServer {
             settings,
             grants: GrantPolicy::default(),
             advertised_scopes: config.advertised_scopes.clone(),
+            upstream,
         }))
     }
 
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// Whether people log in at an upstream IdP (the edge then fetches its metadata and keys
+    /// for [`UpstreamContext`]).
+    pub fn federated(&self) -> bool {
+        self.upstream.is_some()
     }
 
     pub fn keys(&self) -> &Arc<SigningKeys> {

@@ -1,5 +1,6 @@
 //! Broker-mode settings (`PORTCULLIS_SECRET_KEY`, `PORTCULLIS_ACCESS_TOKEN_SECONDS`,
-//! `PORTCULLIS_DCR_PER_MINUTE`, `PORTCULLIS_LOGIN_FAILURES_PER_MINUTE`), read by `authz`.
+//! `PORTCULLIS_DCR_PER_MINUTE`, `PORTCULLIS_LOGIN_FAILURES_PER_MINUTE`,
+//! `PORTCULLIS_BROKER_CLIENT_ID` / `_SECRET`), read by `authz`.
 
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ pub struct BrokerConfig {
     /// `PORTCULLIS_LOGIN_FAILURES_PER_MINUTE` (default 10): failed built-in logins per client
     /// IP and per username per minute before further attempts get 429.
     pub login_failures_per_minute: u32,
+    /// `PORTCULLIS_BROKER_CLIENT_ID` and `PORTCULLIS_BROKER_CLIENT_SECRET`: the broker's own
+    /// confidential client at the upstream IdP (`PORTCULLIS_IDP_ISSUER`). Set: people log in
+    /// there; unset: at the built-in user store.
+    pub upstream_client: Option<(String, Secret)>,
 }
 
 impl Default for BrokerConfig {
@@ -32,6 +37,7 @@ impl Default for BrokerConfig {
             access_token_ttl: Duration::from_secs(600),
             dcr_per_minute: 60,
             login_failures_per_minute: 10,
+            upstream_client: None,
         }
     }
 }
@@ -67,6 +73,16 @@ impl BrokerConfig {
                 bail!("PORTCULLIS_LOGIN_FAILURES_PER_MINUTE: 0 would refuse every login");
             }
         }
+        c.upstream_client = match (
+            get("PORTCULLIS_BROKER_CLIENT_ID"),
+            get("PORTCULLIS_BROKER_CLIENT_SECRET"),
+        ) {
+            (Some(id), Some(secret)) => Some((id.trim().to_string(), Secret::new(secret.trim()))),
+            (None, None) => None,
+            _ => bail!(
+                "PORTCULLIS_BROKER_CLIENT_ID and PORTCULLIS_BROKER_CLIENT_SECRET go together (the broker's confidential client at the IdP)"
+            ),
+        };
         Ok(c)
     }
 }
@@ -103,12 +119,25 @@ mod tests {
         assert_eq!(c.dcr_per_minute, 0);
         assert_eq!(c.secret_key.as_ref().map(Secret::expose), Some("abc"));
         assert!(format!("{c:?}").contains("<redacted>"));
+        let c = read(&[
+            ("PORTCULLIS_BROKER_CLIENT_ID", "portcullis-broker"),
+            ("PORTCULLIS_BROKER_CLIENT_SECRET", "s3cret"),
+        ])
+        .unwrap();
+        let (id, secret) = c.upstream_client.as_ref().unwrap();
+        assert_eq!(
+            (id.as_str(), secret.expose()),
+            ("portcullis-broker", "s3cret")
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
         for bad in [
             ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "59"),
             ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "3601"),
             ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "ten"),
             ("PORTCULLIS_DCR_PER_MINUTE", "-1"),
             ("PORTCULLIS_LOGIN_FAILURES_PER_MINUTE", "0"),
+            ("PORTCULLIS_BROKER_CLIENT_ID", "only-the-id"),
+            ("PORTCULLIS_BROKER_CLIENT_SECRET", "only-the-secret"),
         ] {
             let err = read(&[bad]).unwrap_err();
             assert!(format!("{err:#}").contains(bad.0), "{err:#}");

@@ -199,6 +199,7 @@ fn oauth_routes() -> Routes {
             &["get", "post"],
             routing::get(oauth::authorize).post(oauth::login),
         )
+        .get("/oauth/callback", oauth::callback)
         .post("/oauth/token", oauth::token)
         .post("/oauth/revoke", oauth::revoke)
 }

@@ -19,8 +19,8 @@ use super::state::AppState;
 use crate::authz::error::OAuthError;
 use crate::authz::pages::CONTENT_SECURITY_POLICY;
 use crate::authz::server::{
-    AuthorizationServer, AuthorizeOutcome, AuthorizeParams, ClientAuth, LoginForm, RegisterError,
-    TokenParams,
+    AuthorizationServer, AuthorizeOutcome, AuthorizeParams, CallbackParams, ClientAuth, LoginForm,
+    RegisterError, TokenParams, UpstreamContext,
 };
 use crate::storage::{now, now_ms};
 
@@ -292,7 +292,40 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         password: take(&pairs, "password"),
         decision: take(&pairs, "decision"),
     };
-    page(s.login(&form, &ip, now_ms_u64()).await)
+    let upstream = upstream_context(&state, &s).await;
+    page(s.login(&form, &ip, now_ms_u64(), upstream.as_ref()).await)
+}
+
+/// The IdP's metadata (cached) and keys (those of the current snapshot) when people log in
+/// at an upstream IdP; `None` otherwise, or when the metadata cannot be had (the login then
+/// says so).
+async fn upstream_context(state: &AppState, s: &AuthorizationServer) -> Option<UpstreamContext> {
+    if !s.federated() {
+        return None;
+    }
+    let metadata = match state.idp_metadata.get(state.config.idp.as_ref()).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "the IdP's metadata, for a login there");
+            return None;
+        }
+    };
+    let jwks = state.publisher.current().and_then(|p| p.idp_jwks.clone());
+    Some(UpstreamContext { metadata, jwks })
+}
+
+/// `GET /oauth/callback`: the upstream IdP sends the person back here.
+pub async fn callback(State(state): State<AppState>, request: Request) -> Response {
+    let Some(s) = server(&state) else {
+        return not_broker();
+    };
+    let query = request.uri().query().unwrap_or_default();
+    let params = CallbackParams::from_pairs(
+        url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned())),
+    );
+    let upstream = upstream_context(&state, &s).await;
+    page(s.callback(&params, upstream.as_ref(), now_ms_u64()).await)
 }
 
 fn now_ms_u64() -> u64 {

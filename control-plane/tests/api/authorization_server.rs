@@ -682,8 +682,14 @@ async fn registration_is_validated_and_rate_limited(b: Backend) {
             "invalid_client_metadata",
         ),
         (json!(["not", "an", "object"]), "invalid_client_metadata"),
-        (json!({"redirect_uris": [REDIRECT], "application_type": "desktop"}), "invalid_client_metadata"),
-        (json!({"redirect_uris": [REDIRECT], "client_name": 7}), "invalid_client_metadata"),
+        (
+            json!({"redirect_uris": [REDIRECT], "application_type": "desktop"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "client_name": 7}),
+            "invalid_client_metadata",
+        ),
     ]
     .into_iter()
     .enumerate()

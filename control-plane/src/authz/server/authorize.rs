@@ -83,16 +83,17 @@ pub enum AuthorizeOutcome {
     Redirect(String),
 }
 
-/// The checked request, carried by the login form.
+/// The checked request, carried by the login form (and, during a login at the upstream IdP,
+/// by its row).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
-    client_id: String,
+pub(super) struct Pending {
+    pub(super) client_id: String,
     /// The URI the person goes back to.
-    redirect_to: String,
+    pub(super) redirect_to: String,
     /// `redirect_uri` as sent (`/token` compares it).
     redirect_param: Option<String>,
     challenge: pkce::CodeChallenge,
-    state: Option<String>,
+    pub(super) state: Option<String>,
     scopes: Vec<String>,
     audience: String,
     expires: i64,
@@ -119,7 +120,12 @@ fn with_params(base: &str, params: &[(&str, &str)]) -> String {
 }
 
 impl AuthorizationServer {
-    fn error_redirect(&self, to: &str, state: Option<&str>, e: &OAuthError) -> AuthorizeOutcome {
+    pub(super) fn error_redirect(
+        &self,
+        to: &str,
+        state: Option<&str>,
+        e: &OAuthError,
+    ) -> AuthorizeOutcome {
         let mut params = vec![
             ("error", e.error.as_str()),
             ("error_description", e.error_description.as_ref()),
@@ -261,6 +267,12 @@ impl AuthorizationServer {
             .ok()
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_else(|| pending.redirect_to.clone());
+        let upstream = self.upstream.as_ref().map(|u| {
+            url::Url::parse(&u.idp.issuer)
+                .ok()
+                .and_then(|i| i.host_str().map(str::to_string))
+                .unwrap_or_else(|| u.idp.issuer.clone())
+        });
         AuthorizeOutcome::Page {
             status,
             html: pages::login(&LoginPage {
@@ -273,12 +285,20 @@ impl AuthorizationServer {
                 request: &self.sign_form(pending),
                 error,
                 username,
+                upstream: upstream.as_deref(),
             }),
         }
     }
 
-    /// `POST /oauth/authorize`: the login form. `ip` keys the failed-login limit.
-    pub async fn login(&self, form: &LoginForm, ip: &str, now_ms: u64) -> AuthorizeOutcome {
+    /// `POST /oauth/authorize`: the login form. `ip` keys the failed-login limit; `upstream`
+    /// is the IdP's metadata and keys when people log in there ([`Self::federated`]).
+    pub async fn login(
+        &self,
+        form: &LoginForm,
+        ip: &str,
+        now_ms: u64,
+        upstream: Option<&super::UpstreamContext>,
+    ) -> AuthorizeOutcome {
         let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
         let Some(pending) = form.request.as_deref().and_then(|r| self.open_form(r, now)) else {
             return page(
@@ -314,6 +334,10 @@ impl AuthorizationServer {
                 state,
                 &OAuthError::new(ErrorCode::AccessDenied, "the person denied the request"),
             );
+        }
+        if self.upstream.is_some() {
+            // Consent given: only now does anything go to the IdP (a fresh `state`).
+            return self.start_upstream_login(&pending, upstream, now).await;
         }
         let username = form.username.as_deref().unwrap_or_default().trim();
         let password = form.password.as_deref().unwrap_or_default();
@@ -369,11 +393,23 @@ impl AuthorizationServer {
         if user.disabled {
             return retry(403, "This account is disabled.");
         }
+        tracing::info!(client_id = %client.client_id, user = %user.username, "signed in");
+        self.issue_code(&pending, &user.username, now_ms).await
+    }
+
+    /// The person is known: a single-use code back to the client, with `state` and `iss`.
+    pub(super) async fn issue_code(
+        &self,
+        pending: &Pending,
+        subject: &str,
+        now_ms: u64,
+    ) -> AuthorizeOutcome {
+        let state = pending.state.as_deref();
         let code = random_token();
         let request = CodeRequest {
             grant: Grant {
-                client_id: client.client_id.clone(),
-                subject: user.username.clone(),
+                client_id: pending.client_id.clone(),
+                subject: subject.to_string(),
                 audience: pending.audience.clone(),
                 scopes: pending.scopes.clone(),
             },
@@ -397,7 +433,6 @@ impl AuthorizationServer {
                 )
             }
         }
-        tracing::info!(client_id = %client.client_id, user = %user.username, "signed in; code issued");
         let mut params = vec![("code", code.expose())];
         if let Some(state) = state {
             params.push(("state", state));
