@@ -212,3 +212,168 @@ impl Upstream {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jwt_simple::prelude::*;
+
+    use super::*;
+    use crate::authz::signing::public_jwk;
+
+    const ISSUER: &str = "https://idp.example";
+    const NOW: u64 = 1_800_000_000;
+
+    fn upstream(profile: &str) -> Upstream {
+        let config = crate::config::Config::from_lookup(|k| match k {
+            "PORTCULLIS_IDP_ISSUER" => Some(ISSUER.into()),
+            "PORTCULLIS_IDP_PROFILE" => Some(profile.into()),
+            "PORTCULLIS_IDP_CLIENT_IDS" => Some("portcullis-broker".into()),
+            "PORTCULLIS_IDP_ALGORITHMS" => Some("ES256".into()),
+            _ => None,
+        })
+        .unwrap();
+        Upstream::new(
+            config.idp.unwrap(),
+            "portcullis-broker".into(),
+            Secret::new("s"),
+            "https://gw.example",
+        )
+        .unwrap()
+    }
+
+    fn key() -> ES256KeyPair {
+        ES256KeyPair::from_bytes(&[7u8; 32])
+            .unwrap()
+            .with_key_id("k1")
+    }
+
+    fn jwks(pair: &ES256KeyPair) -> Option<Jwks> {
+        Some(Jwks {
+            keys: vec![public_jwk(pair, "k1").unwrap()],
+        })
+    }
+
+    fn id_token(pair: &ES256KeyPair, edit: impl FnOnce(&mut Value)) -> String {
+        let mut claims = json!({
+            "iss": ISSUER, "aud": "portcullis-broker", "sub": "00u1", "nonce": "n-1",
+            "preferred_username": "alice", "groups": ["engineering"],
+            "iat": NOW, "exp": NOW + 300,
+        });
+        edit(&mut claims);
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let input = format!("{header}.{payload}");
+        // The same key through p256 (jwt-simple signs whole claim sets, not raw input).
+        use p256::ecdsa::signature::Signer as _;
+        let signer = p256::ecdsa::SigningKey::from_slice(&pair.to_bytes()).unwrap();
+        let signature: p256::ecdsa::Signature = signer.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+    }
+
+    use serde_json::json;
+
+    #[test]
+    fn a_good_id_token_names_the_person_and_their_groups() {
+        let u = upstream("okta");
+        let pair = key();
+        let person = u
+            .verify_id_token(jwks(&pair), &id_token(&pair, |_| {}), "n-1", NOW)
+            .unwrap();
+        assert_eq!(person.subject, "00u1");
+        assert_eq!(person.username, "alice");
+        assert_eq!(person.groups, ["engineering"]);
+    }
+
+    #[test]
+    fn every_bad_id_token_is_refused() {
+        let u = upstream("okta");
+        let pair = key();
+        let other = ES256KeyPair::from_bytes(&[9u8; 32])
+            .unwrap()
+            .with_key_id("k1");
+        let cases: Vec<(&str, String, &str)> = vec![
+            (
+                "replayed (another login's nonce)",
+                id_token(&pair, |_| {}),
+                "n-2",
+            ),
+            (
+                "no nonce",
+                id_token(&pair, |c| {
+                    c.as_object_mut().unwrap().remove("nonce");
+                }),
+                "n-1",
+            ),
+            (
+                "for another client",
+                id_token(&pair, |c| c["aud"] = json!("someone-else")),
+                "n-1",
+            ),
+            (
+                "from another issuer",
+                id_token(&pair, |c| c["iss"] = json!("https://evil.example")),
+                "n-1",
+            ),
+            (
+                "expired",
+                id_token(&pair, |c| c["exp"] = json!(NOW - 3600)),
+                "n-1",
+            ),
+            ("signed by another key", id_token(&other, |_| {}), "n-1"),
+            ("not a JWT", "a.b.c".to_string(), "n-1"),
+        ];
+        for (what, token, nonce) in cases {
+            let err = u.verify_id_token(jwks(&pair), &token, nonce, NOW);
+            assert!(
+                matches!(err, Err(UpstreamError::IdToken(_))),
+                "{what}: {err:?}"
+            );
+        }
+        assert!(matches!(
+            u.verify_id_token(None, &id_token(&pair, |_| {}), "n-1", NOW),
+            Err(UpstreamError::NoKeys)
+        ));
+    }
+
+    #[test]
+    fn cognito_id_tokens_are_not_held_to_the_access_token_rules() {
+        // `token_use: id` and the groups at `cognito:groups`.
+        let u = upstream("cognito");
+        let pair = key();
+        let token = id_token(&pair, |c| {
+            c["token_use"] = json!("id");
+            c.as_object_mut().unwrap().remove("groups");
+            c["cognito:groups"] = json!(["engineering"]);
+        });
+        let person = u.verify_id_token(jwks(&pair), &token, "n-1", NOW).unwrap();
+        assert_eq!(person.groups, ["engineering"]);
+    }
+
+    #[test]
+    fn the_authorization_request_asks_for_an_id_token_with_pkce_and_never_resource() {
+        let u = upstream("entra");
+        let metadata = json!({"authorization_endpoint": "https://idp.example/authorize?tenant=x"});
+        let url = url::Url::parse(
+            &u.authorize_url(&metadata, "st", &"v".repeat(43), "n")
+                .unwrap(),
+        )
+        .unwrap();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["tenant"], "x", "the endpoint's own query stays");
+        assert_eq!(q["client_id"], "portcullis-broker");
+        assert_eq!(q["redirect_uri"], "https://gw.example/oauth/callback");
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(
+            q["code_challenge"],
+            crate::authz::pkce::s256(&"v".repeat(43))
+        );
+        assert_eq!((q["state"].as_str(), q["nonce"].as_str()), ("st", "n"));
+        assert!(q["scope"].split(' ').any(|s| s == "openid"));
+        assert!(!q["scope"].contains("offline_access"));
+        assert!(!q.contains_key("resource"));
+        assert!(matches!(
+            u.authorize_url(&json!({}), "st", "v", "n"),
+            Err(UpstreamError::Metadata(_))
+        ));
+    }
+}

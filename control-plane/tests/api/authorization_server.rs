@@ -840,3 +840,70 @@ async fn broker_mode_on_postgresql_needs_a_shared_secret_key() {
         "{err:#}"
     );
 }
+
+#[tokio::test]
+async fn an_upstream_login_asks_consent_first_and_its_callback_is_single_use() {
+    let t = broker(&Backend::Sqlite, |c| {
+        c.broker.upstream_client = Some((
+            "portcullis-broker".into(),
+            portcullis::config::Secret::new("broker-secret"),
+        ));
+        // An IdP that cannot be reached: its metadata is unavailable.
+        c.idp.as_mut().unwrap().discovery_url =
+            "http://127.0.0.1:9/.well-known/openid-configuration".into();
+    })
+    .await;
+    let client = register_client(&t, json!({})).await;
+    let id = client["client_id"].as_str().unwrap();
+
+    // Consent only: no password field; nothing has gone to the IdP yet.
+    let page = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.text);
+    assert!(!page.text.contains("type=\"password\""), "{}", page.text);
+    assert!(page.text.contains("Allow and sign in at"), "{}", page.text);
+
+    // Approved, but the IdP's metadata cannot be had: the client hears so, no code.
+    let back = location(
+        &form(
+            &t,
+            "/oauth/authorize",
+            &[
+                ("request", &hidden_request(&page.text)),
+                ("decision", "approve"),
+            ],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(
+        query(&back, "error").as_deref(),
+        Some("temporarily_unavailable")
+    );
+    assert_eq!(query(&back, "state").as_deref(), Some("st-1"));
+    assert!(query(&back, "code").is_none());
+
+    // Callbacks that no login of ours started.
+    for uri in [
+        "/oauth/callback",
+        "/oauth/callback?code=c",
+        "/oauth/callback?code=c&state=never-issued",
+        "/oauth/callback?error=access_denied&state=never-issued",
+    ] {
+        let a = get(&t, uri).await;
+        assert_eq!(a.status.as_u16(), 400, "{uri}: {}", a.text);
+        assert!(a.headers.get(header::LOCATION).is_none(), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn the_callback_is_not_there_without_an_upstream_idp() {
+    let t = broker(&Backend::Sqlite, |_| {}).await;
+    let a = get(&t, "/oauth/callback?code=c&state=s").await;
+    assert_eq!(a.status.as_u16(), 404, "{}", a.text);
+    let t = app(&Backend::Sqlite).await;
+    oauth_error(
+        &get(&t, "/oauth/callback?code=c&state=s").await,
+        404,
+        "invalid_request",
+    );
+}
