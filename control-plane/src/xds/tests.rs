@@ -212,8 +212,22 @@ fn only_the_discovery_documents_the_filter_passes_go_to_the_control_plane() {
     ] {
         assert_eq!(route_for(r, path), None, "{path}");
     }
-    // 6 root routes; 6 per server; 2 server routes each (neither appends /mcp to an endpoint).
-    assert_eq!(r.len(), 6 + 2 * (6 + 2), "{r:#?}");
+    // The authorization server's endpoints (broker mode; the filter decides whether they
+    // exist): `/oauth` and under it, every method; `/oauthx` is nobody's.
+    for path in [
+        "/oauth",
+        "/oauth/token",
+        "/oauth/authorize?client_id=x",
+        "/oauth/callback",
+    ] {
+        for method in ["GET", "POST", "PUT"] {
+            assert_eq!(route_with(r, method, path), cp(path), "{method} {path}");
+        }
+    }
+    assert_eq!(route_for(r, "/oauthx/token"), None);
+    // 6 root discovery routes, 2 for the authorization server; 6 discovery routes per server
+    // and 2 server routes each (neither appends /mcp to an endpoint).
+    assert_eq!(r.len(), 6 + 2 + 2 * (6 + 2), "{r:#?}");
 }
 
 #[test]
@@ -653,7 +667,7 @@ fn route_configuration_in_envoy_form() {
             )
         })
         .collect();
-    assert_eq!(actions.len(), 14, "{actions:?}");
+    assert_eq!(actions.len(), 16, "{actions:?}");
     use route_action::ClusterSpecifier::Cluster as C;
     assert!(actions.contains(&("discovery".into(), C("cp".into()), String::new())));
     // Discovery routes carry one `:method` matcher (GET, HEAD, OPTIONS); server routes none.
@@ -662,7 +676,10 @@ fn route_configuration_in_envoy_form() {
             unreachable!()
         };
         let headers = &r.r#match.as_ref().expect("match").headers;
-        if a.cluster_specifier == Some(C("cp".into())) {
+        if r.name == "authorization-server" {
+            // Every method: the authorization server takes forms and JSON.
+            assert!(headers.is_empty(), "{}", r.name);
+        } else if a.cluster_specifier == Some(C("cp".into())) {
             assert_eq!(headers.len(), 1, "{}", r.name);
             assert_eq!(headers[0].name, ":method");
             assert!(!headers[0].invert_match);
