@@ -42,11 +42,15 @@ use crate::storage::{Db, DbKind};
 
 mod authorize;
 mod federation;
+mod preregistered;
 pub use authorize::{AuthorizeOutcome, AuthorizeParams, LoginForm};
 pub use federation::{CallbackParams, UpstreamContext};
+pub use preregistered::NewClient;
 
-/// Grant types a client may register and use.
+/// Grant types a client may register by DCR and use.
 const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
+/// Only for confidential pre-registered clients (machines acting as themselves).
+const CLIENT_CREDENTIALS: &str = "client_credentials";
 
 /// The authorization server; shared by every handler.
 pub struct AuthorizationServer {
@@ -101,6 +105,19 @@ pub struct TokenParams {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub scope: Option<String>,
+}
+
+/// What an access token says.
+struct AccessFacts<'a> {
+    client_id: &'a str,
+    subject: &'a str,
+    audience: &'a str,
+    jti: &'a str,
+    iat: u64,
+    exp: u64,
+    scope: String,
+    groups: Vec<String>,
+    name: Option<String>,
 }
 
 /// The access token's claims besides the registered ones.
@@ -249,7 +266,7 @@ impl AuthorizationServer {
             "jwks_uri": self.endpoint("jwks"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": GRANT_TYPES,
+            "grant_types_supported": ["authorization_code", "refresh_token", CLIENT_CREDENTIALS],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported":
                 ["none", "client_secret_basic", "client_secret_post"],
@@ -491,10 +508,10 @@ impl AuthorizationServer {
             .grant_type
             .as_deref()
             .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-        if !GRANT_TYPES.contains(&grant_type) {
+        if !GRANT_TYPES.contains(&grant_type) && grant_type != CLIENT_CREDENTIALS {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!("grant_type {grant_type:?} is not supported (authorization_code, refresh_token)"),
+                format!("grant_type {grant_type:?} is not supported (authorization_code, refresh_token, client_credentials)"),
             ));
         }
         let (client, standing) = self.authenticate_client(auth, now).await?;
@@ -508,6 +525,17 @@ impl AuthorizationServer {
                 ErrorCode::UnauthorizedClient,
                 format!("this client did not register the {grant_type} grant"),
             ));
+        }
+        if grant_type == CLIENT_CREDENTIALS {
+            return self
+                .client_credentials(
+                    &client,
+                    standing,
+                    &resource,
+                    params.scope.as_deref(),
+                    now_ms,
+                )
+                .await;
         }
         let wants_refresh = registered_grants.iter().any(|g| g == "refresh_token");
         let access = AccessGrant {
@@ -605,25 +633,44 @@ impl AuthorizationServer {
                 "the person this grant is for no longer exists or is disabled",
             ));
         };
-        let iat = now_ms / 1000;
-        let exp = issued.access.expires_at.0 / 1000;
-        let scope = issued.grant.scopes.join(" ");
+        self.access_token_answer(
+            AccessFacts {
+                client_id: &issued.grant.client_id,
+                subject: &issued.grant.subject,
+                audience: &issued.grant.audience,
+                jti: &issued.access.id,
+                iat: now_ms / 1000,
+                exp: issued.access.expires_at.0 / 1000,
+                scope: issued.grant.scopes.join(" "),
+                groups: user.groups,
+                name: user.display_name,
+            },
+            issued.refresh.as_ref(),
+        )
+    }
+
+    /// Signs an access token and writes the token endpoint's answer.
+    fn access_token_answer(
+        &self,
+        f: AccessFacts<'_>,
+        refresh: Option<&SecretToken>,
+    ) -> Result<Value, OAuthError> {
         let mut claims = jwt_simple::claims::Claims::with_custom_claims(
             AccessClaims {
-                client_id: issued.grant.client_id.clone(),
-                scope: scope.clone(),
-                groups: user.groups.clone(),
-                name: user.display_name.clone(),
+                client_id: f.client_id.to_string(),
+                scope: f.scope.clone(),
+                groups: f.groups,
+                name: f.name,
             },
             jwt_simple::prelude::Duration::from_secs(0),
         )
         .with_issuer(&self.issuer)
-        .with_subject(&issued.grant.subject)
-        .with_audience(&issued.grant.audience)
-        .with_jwt_id(&issued.access.id);
-        claims.issued_at = Some(UnixTimeStamp::from_secs(iat));
+        .with_subject(f.subject)
+        .with_audience(f.audience)
+        .with_jwt_id(f.jti);
+        claims.issued_at = Some(UnixTimeStamp::from_secs(f.iat));
         claims.invalid_before = None;
-        claims.expires_at = Some(UnixTimeStamp::from_secs(exp));
+        claims.expires_at = Some(UnixTimeStamp::from_secs(f.exp));
         let access_token = self
             .keys
             .sign(claims)
@@ -631,12 +678,12 @@ impl AuthorizationServer {
         let mut out = json!({
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": exp.saturating_sub(iat),
+            "expires_in": f.exp.saturating_sub(f.iat),
         });
-        if !scope.is_empty() {
-            out["scope"] = json!(scope);
+        if !f.scope.is_empty() {
+            out["scope"] = json!(f.scope);
         }
-        if let Some(refresh) = &issued.refresh {
+        if let Some(refresh) = refresh {
             out["refresh_token"] = json!(refresh.expose());
         }
         Ok(out)

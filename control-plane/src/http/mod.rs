@@ -133,7 +133,11 @@ fn api_routes() -> Routes {
             &["put", "delete"],
             routing::put(users::put).delete(users::delete),
         )
-        .get("/api/oauth-clients", users::list_clients)
+        .route(
+            "/api/oauth-clients",
+            &["get", "post"],
+            routing::get(users::list_clients).post(users::create_client),
+        )
         .route(
             "/api/oauth-clients/{client_id}",
             &["delete"],

@@ -17,7 +17,8 @@ both_backends!(
     bad_authorization_requests_never_reach_a_bad_redirect,
     bad_token_requests_issue_nothing,
     registration_is_validated_and_rate_limited,
-    disabled_and_deleted_clients_lose_their_grants
+    disabled_and_deleted_clients_lose_their_grants,
+    operators_preregister_clients_and_machines_use_client_credentials
 );
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -550,7 +551,8 @@ async fn bad_token_requests_issue_nothing(b: Backend) {
         )
         .await,
         400,
-        "unsupported_grant_type",
+        // For confidential pre-registered clients only, not this one.
+        "unauthorized_client",
     );
     let unknown = form(
         &t,
@@ -906,4 +908,130 @@ async fn the_callback_is_not_there_without_an_upstream_idp() {
         404,
         "invalid_request",
     );
+}
+
+async fn operators_preregister_clients_and_machines_use_client_credentials(b: Backend) {
+    let t = broker(&b, |_| {}).await;
+    let bot = t
+        .admin(
+            "POST",
+            "/api/oauth-clients",
+            Some(json!({"client_name": "CI bot", "confidential": true,
+                        "grant_types": ["client_credentials"], "groups": ["engineering"]})),
+        )
+        .await
+        .ok(201);
+    assert_eq!(bot["registration_type"], "prereg");
+    assert_eq!(bot["grant_types"], json!(["client_credentials"]));
+    let id = bot["client_id"].as_str().unwrap().to_string();
+    let secret = bot["client_secret"].as_str().unwrap().to_string();
+    let basic = |s: &str| base64::engine::general_purpose::STANDARD.encode(format!("{id}:{s}"));
+
+    let tokens = form(
+        &t,
+        "/oauth/token",
+        &[("grant_type", "client_credentials"), ("resource", RESOURCE)],
+        Some(&basic(&secret)),
+    )
+    .await
+    .ok(200);
+    assert!(
+        tokens.get("refresh_token").is_none(),
+        "no refresh for a machine"
+    );
+    let access = tokens["access_token"].as_str().unwrap();
+    let claims = jwt_part(access, 1);
+    assert_eq!(claims["sub"], format!("client:{id}"));
+    assert_eq!(claims["aud"], RESOURCE);
+    assert_eq!(claims["groups"], json!(["engineering"]));
+    let identity = policy_of(&t)
+        .await
+        .verify_jwt(access, now())
+        .expect("accepted");
+    assert_eq!(&*identity.groups, ["engineering".to_string()]);
+
+    // Wrong secret, no or an unknown resource: nothing issued.
+    oauth_error(
+        &form(
+            &t,
+            "/oauth/token",
+            &[("grant_type", "client_credentials"), ("resource", RESOURCE)],
+            Some(&basic("nope")),
+        )
+        .await,
+        401,
+        "invalid_client",
+    );
+    oauth_error(
+        &form(
+            &t,
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+            Some(&basic(&secret)),
+        )
+        .await,
+        400,
+        "invalid_target",
+    );
+    oauth_error(
+        &form(
+            &t,
+            "/oauth/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://gw.example.com/other/mcp"),
+            ],
+            Some(&basic(&secret)),
+        )
+        .await,
+        400,
+        "invalid_target",
+    );
+
+    // A public client cannot have client_credentials; bad redirect URIs are refused.
+    for body in [
+        json!({"client_name": "x", "grant_types": ["client_credentials"]}),
+        json!({"client_name": "x", "redirect_uris": ["javascript:alert(1)"]}),
+        json!({"client_name": "x"}),
+        json!({"client_name": "", "redirect_uris": [REDIRECT]}),
+        json!({"client_name": "x", "redirect_uris": [REDIRECT], "grant_types": ["password"]}),
+    ] {
+        t.admin("POST", "/api/oauth-clients", Some(body.clone()))
+            .await
+            .error(422);
+    }
+
+    // A pre-registered public client logs people in like any other.
+    let desk = t
+        .admin(
+            "POST",
+            "/api/oauth-clients",
+            Some(json!({"client_name": "Desk app", "redirect_uris": [REDIRECT]})),
+        )
+        .await
+        .ok(201);
+    assert!(desk.get("client_secret").is_none());
+    let desk_id = desk["client_id"].as_str().unwrap();
+    let code = log_in(&t, desk_id, REDIRECT).await;
+    redeem(&t, desk_id, &code, REDIRECT).await.ok(200);
+
+    let listed = t.admin("GET", "/api/oauth-clients", None).await;
+    assert!(!listed.text.contains(&secret), "the secret is shown once");
+    let prereg = listed.json()["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["registration_type"] == "prereg")
+        .count();
+    assert_eq!(prereg, 2);
+    // Only broker mode has clients.
+    let direct = app(&b).await;
+    direct
+        .admin(
+            "POST",
+            "/api/oauth-clients",
+            Some(json!({"client_name": "x", "redirect_uris": [REDIRECT]})),
+        )
+        .await
+        .error(404);
 }

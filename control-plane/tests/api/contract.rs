@@ -169,6 +169,11 @@ async fn parameters_and_bodies_are_the_handlers_types() {
             fields_of::<portcullis::http::api::users::PutUser>(),
         ),
         (
+            "/api/oauth-clients",
+            "post",
+            fields_of::<portcullis::authz::server::NewClient>(),
+        ),
+        (
             "/api/oauth-clients/{client_id}/status",
             "put",
             fields_of::<portcullis::http::api::users::ClientStatus>(),

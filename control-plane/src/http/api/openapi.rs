@@ -45,6 +45,14 @@ fn broker_paths() -> Value {
             },
             "/api/oauth-clients": {
                 "get": op("List the authorization server's clients (broker mode)", true, json!({"200": ok("The clients", json!({"type": "object", "properties": {"clients": {"type": "array", "items": r("OAuthClient")}}}))})),
+                "post": with_body(op("Pre-register a client (broker mode); a confidential client's client_secret is in this answer only", true, json!({
+                    "201": ok("Registered", r("OAuthClient")), "400": err("Malformed JSON or unknown field"),
+                    "404": err("Not broker mode"), "422": err("Invalid field")})),
+                    json!({"type": "object", "required": ["client_name"], "additionalProperties": false, "properties": {
+                        "client_name": text(1, 200, NO_CONTROL), "redirect_uris": {"type": "array", "items": {"type": "string"}},
+                        "confidential": {"type": "boolean"},
+                        "grant_types": {"type": ["array", "null"], "items": {"type": "string", "enum": ["authorization_code", "refresh_token", "client_credentials"]}},
+                        "groups": {"type": "array", "items": group_name()}}})),
             },
             "/api/oauth-clients/{client_id}": {
                 "parameters": [path_param("client_id", "Client id", "pc_example")],

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Caller;
+use crate::authz::server::NewClient;
 use crate::authz::users::{hash_password, valid_username, User};
 use crate::http::error::{echo, AppError, AppResult};
 use crate::http::extract::{ApiJson, ApiPath};
@@ -126,6 +127,39 @@ pub async fn list_clients(
     Ok(Json(
         json!({"clients": state.db.list_oauth_clients().await?}),
     ))
+}
+
+/// `POST /api/oauth-clients`: an operator registers a client (broker mode); a confidential
+/// client's secret is in this answer only.
+pub async fn create_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewClient>,
+) -> AppResult<Response> {
+    caller.require_admin()?;
+    let Some(server) = &state.authorization_server else {
+        return Err(AppError::NotFound(
+            "no authorization server here: clients are registered in broker mode (PORTCULLIS_AUTH_MODE=broker)".into(),
+        ));
+    };
+    for group in &body.groups {
+        validate::group_name(group)
+            .map_err(|_| AppError::invalid("groups", format!("invalid group {}", echo(group))))?;
+    }
+    match server.preregister(body, crate::storage::now()).await {
+        Ok(created) => Ok((StatusCode::CREATED, Json(created)).into_response()),
+        Err(e) if e.error == crate::authz::error::ErrorCode::ServerError => {
+            Err(AppError::Internal(anyhow::anyhow!("{e}")))
+        }
+        Err(e) => Err(AppError::invalid(
+            if e.error == crate::authz::error::ErrorCode::InvalidRedirectUri {
+                "redirect_uris"
+            } else {
+                "client"
+            },
+            e.error_description.to_string(),
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]
