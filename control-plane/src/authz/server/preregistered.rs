@@ -50,7 +50,7 @@ impl AuthorizationServer {
         }
         let grant_types = new
             .grant_types
-            .unwrap_or_else(|| GRANT_TYPES.iter().map(|g| g.to_string()).collect());
+            .unwrap_or_else(|| GRANT_TYPES.iter().map(ToString::to_string).collect());
         if grant_types.is_empty() {
             return Err(invalid("grant_types may not be empty"));
         }
