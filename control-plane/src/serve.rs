@@ -57,6 +57,16 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
         });
     }
     if let Some(server) = state.authorization_server.clone() {
+        // Revoked access tokens go out in a new snapshot at once.
+        let (publisher, db) = (state.publisher.clone(), db.clone());
+        tokio::spawn(async move {
+            loop {
+                server.revocations().notified().await;
+                publisher.changed(&db).await;
+            }
+        });
+    }
+    if let Some(server) = state.authorization_server.clone() {
         let (publisher, db) = (state.publisher.clone(), db.clone());
         tokio::spawn(async move {
             // Key rotation (and other replicas' new keys) and clean-up of spent grant records,
@@ -77,6 +87,12 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
                     .await
                 {
                     tracing::error!(error = %e, "pruning grant records");
+                }
+                // Expired revoked tokens leave the list (and the next snapshot).
+                match db.prune_revoked_tokens(crate::storage::now()).await {
+                    Ok(0) => {}
+                    Ok(_) => publisher.changed(&db).await,
+                    Err(e) => tracing::error!(error = %e, "pruning revoked tokens"),
                 }
             }
         });

@@ -2,7 +2,7 @@
 //! by `kid`, servers by path prefix, scopes as bit sets. Built once per snapshot, shared
 //! read-only by every request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::idset::IdSet;
 use crate::keys::{Algorithm, VerifyingKey};
@@ -44,6 +44,8 @@ pub struct Issuer {
     pub username_claim: String,
     pub token_use: Option<String>,
     pub leeway_seconds: u64,
+    /// Revoked `jti`s (see `IssuerSpec::revoked_token_ids`).
+    pub revoked: HashSet<String>,
 }
 
 /// A protected MCP server.
@@ -442,6 +444,7 @@ fn compile_issuer(field: &str, spec: &IssuerSpec) -> Result<Issuer, SnapshotErro
         username_claim: spec.username_claim.clone(),
         token_use: spec.token_use.clone(),
         leeway_seconds: spec.leeway_seconds,
+        revoked: spec.revoked_token_ids.iter().cloned().collect(),
     })
 }
 

@@ -67,6 +67,10 @@ pub struct IssuerSpec {
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u64,
+    /// `jti`s of this issuer's tokens that were revoked before they expired (the broker's
+    /// revoked grants); the list only holds tokens not yet expired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_token_ids: Vec<String>,
 }
 
 impl IssuerSpec {
@@ -84,6 +88,7 @@ impl IssuerSpec {
             username_claim: default_username_claim(),
             token_use: None,
             leeway_seconds: default_leeway(),
+            revoked_token_ids: Vec::new(),
         }
     }
 }

@@ -92,6 +92,8 @@ pub enum TokenError {
     UnknownApiKey,
     #[error("API key has expired")]
     ApiKeyExpired,
+    #[error("token was revoked")]
+    Revoked,
 }
 
 impl TokenError {
@@ -148,6 +150,7 @@ impl TokenError {
             TokenError::GroupsClaimType => "groups_claim_type",
             TokenError::UnknownApiKey => "unknown_api_key",
             TokenError::ApiKeyExpired => "api_key_expired",
+            TokenError::Revoked => "revoked_token",
         }
     }
 }
@@ -288,6 +291,11 @@ impl Policy {
             }
         }
         let subject = optional_str(claims, "sub")?.ok_or(TokenError::MissingSubject)?;
+        if !issuer.revoked.is_empty()
+            && optional_str(claims, "jti")?.is_some_and(|jti| issuer.revoked.contains(jti))
+        {
+            return Err(TokenError::Revoked);
+        }
         if let Some(required) = &issuer.token_use {
             if optional_str(claims, "token_use")? != Some(required.as_str()) {
                 return Err(TokenError::WrongTokenUse(required.clone()));

@@ -43,6 +43,7 @@ pub mod pkce;
 pub mod rate_limit;
 pub mod redirect;
 pub mod resource;
+pub mod revoked;
 pub mod sealed;
 pub mod server;
 pub mod signing;

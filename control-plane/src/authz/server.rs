@@ -66,6 +66,7 @@ pub struct AuthorizationServer {
     advertised_scopes: Vec<String>,
     /// Where people log in: the upstream IdP, or (`None`) the built-in user store.
     upstream: Option<Upstream>,
+    revocations: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for AuthorizationServer {
@@ -231,6 +232,7 @@ impl AuthorizationServer {
             grants: GrantPolicy::default(),
             advertised_scopes: config.advertised_scopes.clone(),
             upstream,
+            revocations: tokio::sync::Notify::new(),
         }))
     }
 
@@ -593,7 +595,7 @@ impl AuthorizationServer {
         let issued = match result {
             Ok(issued) => issued,
             Err(refusal) => {
-                self.carry_out(&refusal.effects);
+                self.carry_out(&refusal.effects).await;
                 return Err(refusal.error);
             }
         };
@@ -603,23 +605,44 @@ impl AuthorizationServer {
         self.token_response(&issued, now_ms).await
     }
 
-    fn carry_out(&self, effects: &[Effect]) {
+    /// Revocations reach outside: the access tokens of a revoked grant are listed in the next
+    /// snapshot (so the filters refuse them at once), and [`Self::revocations`] wakes the task
+    /// that publishes it.
+    async fn carry_out(&self, effects: &[Effect]) {
         for effect in effects {
             let Effect::RevokeFamily {
                 family,
                 reason,
                 access_tokens,
             } = effect;
-            // Access tokens are short-lived and not listed in the snapshot yet: those issued
-            // to a revoked family keep working until they expire (at most the access-token
-            // lifetime); no new ones are issued.
             tracing::warn!(
                 family = %family.0,
                 reason = ?reason,
                 live_access_tokens = access_tokens.len(),
                 "grant revoked"
             );
+            if access_tokens.is_empty() {
+                continue;
+            }
+            // Listed for at most an access token's life (plus the filters' clock leeway).
+            let until = crate::storage::now()
+                .saturating_add(
+                    i64::try_from(self.settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX),
+                )
+                .saturating_add(60);
+            match self.db.insert_revoked_tokens(access_tokens, until).await {
+                Ok(()) => self.revocations.notify_one(),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "recording revoked access tokens: they stay valid until they expire"
+                ),
+            }
         }
+    }
+
+    /// Notified after access tokens were revoked (serve publishes a new snapshot).
+    pub fn revocations(&self) -> &tokio::sync::Notify {
+        &self.revocations
     }
 
     async fn token_response(&self, issued: &Issued, now_ms: u64) -> Result<Value, OAuthError> {
@@ -709,7 +732,7 @@ impl AuthorizationServer {
             })
             .await
             .map_err(|e| server_error("the grant records", &e))?;
-        self.carry_out(&effects);
+        self.carry_out(&effects).await;
         Ok(())
     }
 
@@ -722,7 +745,7 @@ impl AuthorizationServer {
             })
             .await
             .map_err(|e| server_error("the grant records", &e))?;
-        self.carry_out(&effects);
+        self.carry_out(&effects).await;
         Ok(())
     }
 }

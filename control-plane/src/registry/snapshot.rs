@@ -40,6 +40,8 @@ pub struct SnapshotKeys {
     pub idp: Option<Jwks>,
     /// The broker's own (broker mode).
     pub broker: Option<Jwks>,
+    /// `jti`s of the broker's access tokens whose grants were revoked (not yet expired).
+    pub broker_revoked: Vec<String>,
 }
 
 /// The registry as one snapshot is compiled from it, read from storage once.
@@ -156,6 +158,7 @@ pub fn compile_snapshot(
         // Our own tokens: ES256, audience = the server's resource URL, groups as issued.
         issuers.push(IssuerSpec {
             audience_is_resource: true,
+            revoked_token_ids: keys.broker_revoked,
             ..IssuerSpec::new(
                 public_url.trim_end_matches('/').to_string(),
                 jwks,

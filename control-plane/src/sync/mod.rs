@@ -295,9 +295,18 @@ async fn read_inputs(sources: &Sources) -> Result<(RegistryContents, SnapshotKey
             })?,
         None => None,
     };
+    let broker_revoked = match &sources.broker_keys {
+        Some(_) => sources
+            .db
+            .revoked_token_ids(crate::storage::now())
+            .await
+            .map_err(|e| PublishError::Compile(e.into()))?,
+        None => Vec::new(),
+    };
     let keys = SnapshotKeys {
         idp: idp_jwks,
         broker: sources.broker_keys.as_ref().map(|k| k.jwks()),
+        broker_revoked,
     };
     Ok((contents, keys))
 }

@@ -350,6 +350,12 @@ async fn codes_and_refresh_tokens_are_single_use(b: Backend) {
     assert!(why.contains("already used"), "{why}");
     let after = refresh(&t, client_id, first["refresh_token"].as_str().unwrap()).await;
     oauth_error(&after, 400, "invalid_grant");
+    // Its access token is listed in the next snapshot: every filter refuses it at once.
+    let refused = policy_of(&t)
+        .await
+        .verify_jwt(first["access_token"].as_str().unwrap(), now())
+        .unwrap_err();
+    assert_eq!(refused, policy::TokenError::Revoked);
 
     // Rotation: a retry within the grace window gets the same pair; the new token works.
     let code = log_in(&t, client_id, REDIRECT).await;
@@ -748,6 +754,8 @@ async fn disabled_and_deleted_clients_lose_their_grants(b: Backend) {
     let id = client["client_id"].as_str().unwrap();
     let code = log_in(&t, id, REDIRECT).await;
     let tokens = redeem(&t, id, &code, REDIRECT).await.ok(200);
+    let access = tokens["access_token"].as_str().unwrap();
+    assert!(policy_of(&t).await.verify_jwt(access, now()).is_ok());
     let unused_code = log_in(&t, id, REDIRECT).await;
 
     t.admin(
@@ -760,6 +768,11 @@ async fn disabled_and_deleted_clients_lose_their_grants(b: Backend) {
     oauth_error(&a, 401, "invalid_client");
     let page = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
     assert_eq!(page.status.as_u16(), 403);
+    // Its live access token stops working with the next snapshot, not when it expires.
+    assert_eq!(
+        policy_of(&t).await.verify_jwt(access, now()).unwrap_err(),
+        policy::TokenError::Revoked
+    );
 
     // Enabled again, what it held before stays revoked.
     t.admin(

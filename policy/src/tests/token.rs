@@ -619,3 +619,36 @@ fn only_costly_and_stable_refusals_are_worth_caching() {
         assert!(error.is_worth_caching(), "{error:?}");
     }
 }
+
+#[test]
+fn a_revoked_token_id_is_refused_and_only_that_one() {
+    let mut snap = snapshot();
+    snap["issuers"][0]["revoked_token_ids"] = json!(["at-revoked"]);
+    let p = compile(&snap);
+    let token = |jti: Option<&str>| {
+        with_claims(|c| {
+            if let Some(jti) = jti {
+                c["jti"] = json!(jti);
+            }
+        })
+    };
+    let err = p.verify_jwt(&token(Some("at-revoked")), NOW).unwrap_err();
+    assert_eq!(err, TokenError::Revoked);
+    assert_eq!(err.reason(), "revoked_token");
+    assert!(err.is_worth_caching(), "stable until the next snapshot");
+    assert!(p.verify_jwt(&token(Some("at-other")), NOW).is_ok());
+    assert!(p.verify_jwt(&token(None), NOW).is_ok());
+    // While a list is checked, a jti of the wrong type is refused.
+    let odd = with_claims(|c| c["jti"] = json!(7));
+    assert_eq!(
+        p.verify_jwt(&odd, NOW).unwrap_err(),
+        TokenError::BadClaimType("jti")
+    );
+    // The list round-trips through the snapshot format and is left out when empty.
+    let spec: crate::snapshot::Snapshot = serde_json::from_value(snap).unwrap();
+    assert_eq!(spec.issuers[0].revoked_token_ids, ["at-revoked"]);
+    let plain: crate::snapshot::Snapshot = serde_json::from_value(snapshot()).unwrap();
+    assert!(!serde_json::to_string(&plain)
+        .unwrap()
+        .contains("revoked_token_ids"));
+}
