@@ -88,6 +88,10 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
                 {
                     tracing::error!(error = %e, "pruning grant records");
                 }
+                let now_ms = u64::try_from(crate::storage::now_ms()).unwrap_or(0);
+                if let Err(e) = server.remove_expired_clients(now_ms).await {
+                    tracing::error!(error = %e, "removing expired clients");
+                }
                 // Expired revoked tokens leave the list (and the next snapshot).
                 match db.prune_revoked_tokens(crate::storage::now()).await {
                     Ok(0) => {}

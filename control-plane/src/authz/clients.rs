@@ -168,12 +168,42 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 
-    pub async fn touch_oauth_client(&self, client_id: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE oauth_clients SET last_used_at = $1 WHERE client_id = $2")
-            .bind(now)
-            .bind(client_id)
-            .execute(self.pool())
-            .await?;
+    /// Records a use; a client that expires when unused (`expires_at` set) gets `lifetime`
+    /// more seconds from now.
+    pub async fn touch_oauth_client(
+        &self,
+        client_id: &str,
+        now: i64,
+        lifetime: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE oauth_clients SET last_used_at = $1, \
+             expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE $2 END WHERE client_id = $3",
+        )
+        .bind(now)
+        .bind(lifetime.map(|l| now.saturating_add(l)))
+        .bind(client_id)
+        .execute(self.pool())
+        .await?;
         Ok(())
+    }
+
+    /// The clients whose registration expired before `now`, removed; returns their ids (their
+    /// grants are revoked by the caller).
+    pub async fn remove_expired_oauth_clients(&self, now: i64) -> Result<Vec<String>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT client_id FROM oauth_clients WHERE expires_at IS NOT NULL AND expires_at < $1",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        let mut removed = Vec::new();
+        for row in rows {
+            let id: String = row.try_get("client_id")?;
+            if self.delete_oauth_client(&id).await? {
+                removed.push(id);
+            }
+        }
+        Ok(removed)
     }
 }

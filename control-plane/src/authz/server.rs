@@ -407,7 +407,7 @@ impl AuthorizationServer {
             status: "active".into(),
             metadata,
             created_at: now,
-            expires_at: None,
+            expires_at: self.dcr_lifetime().map(|l| now.saturating_add(l)),
             last_used_at: None,
         };
         self.db
@@ -599,7 +599,14 @@ impl AuthorizationServer {
                 return Err(refusal.error);
             }
         };
-        if let Err(e) = self.db.touch_oauth_client(&client.client_id, now).await {
+        let lifetime = (client.registration_type == RegistrationType::Dcr)
+            .then(|| self.dcr_lifetime())
+            .flatten();
+        if let Err(e) = self
+            .db
+            .touch_oauth_client(&client.client_id, now, lifetime)
+            .await
+        {
             tracing::warn!(error = %e, "recording the client's last use");
         }
         self.token_response(&issued, now_ms).await
@@ -734,6 +741,28 @@ impl AuthorizationServer {
             .map_err(|e| server_error("the grant records", &e))?;
         self.carry_out(&effects).await;
         Ok(())
+    }
+
+    /// How long a DCR client lives unused (`PORTCULLIS_DCR_CLIENT_DAYS`; `None`: for ever).
+    fn dcr_lifetime(&self) -> Option<i64> {
+        (self.settings.dcr_client_days > 0)
+            .then(|| i64::from(self.settings.dcr_client_days) * 86_400)
+    }
+
+    /// Removes the DCR clients that expired unused and revokes what they held. Returns how
+    /// many went.
+    pub async fn remove_expired_clients(&self, now_ms: u64) -> Result<usize, OAuthError> {
+        let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+        let removed = self
+            .db
+            .remove_expired_oauth_clients(now)
+            .await
+            .map_err(|e| server_error("removing expired clients", &e))?;
+        for id in &removed {
+            tracing::info!(client_id = %id, "client registration expired unused: removed");
+            self.revoke_client(id, now_ms).await?;
+        }
+        Ok(removed.len())
     }
 
     /// Operator: a client is disabled or deleted; everything it holds is revoked.

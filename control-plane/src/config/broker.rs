@@ -21,6 +21,9 @@ pub struct BrokerConfig {
     /// `PORTCULLIS_DCR_PER_MINUTE` (default 60): registrations per client IP per minute; `0`
     /// turns dynamic client registration off.
     pub dcr_per_minute: u32,
+    /// `PORTCULLIS_DCR_CLIENT_DAYS` (default 0: never): a client registered by DCR and not used
+    /// for this many days expires (`invalid_client`: it registers again) and is removed.
+    pub dcr_client_days: u32,
     /// `PORTCULLIS_LOGIN_FAILURES_PER_MINUTE` (default 10): failed built-in logins per client
     /// IP and per username per minute before further attempts get 429.
     pub login_failures_per_minute: u32,
@@ -38,6 +41,7 @@ impl std::fmt::Debug for BrokerConfig {
             .field("key", &set(self.secret_key.is_some()))
             .field("access_token_ttl", &self.access_token_ttl)
             .field("dcr_per_minute", &self.dcr_per_minute)
+            .field("dcr_client_days", &self.dcr_client_days)
             .field("login_failures_per_minute", &self.login_failures_per_minute)
             .field(
                 "upstream_client_id",
@@ -53,6 +57,7 @@ impl Default for BrokerConfig {
             secret_key: None,
             access_token_ttl: Duration::from_secs(600),
             dcr_per_minute: 60,
+            dcr_client_days: 0,
             login_failures_per_minute: 10,
             upstream_client: None,
         }
@@ -80,6 +85,12 @@ impl BrokerConfig {
                 .trim()
                 .parse()
                 .context("PORTCULLIS_DCR_PER_MINUTE: not a number")?;
+        }
+        if let Some(n) = get("PORTCULLIS_DCR_CLIENT_DAYS") {
+            c.dcr_client_days = n
+                .trim()
+                .parse()
+                .context("PORTCULLIS_DCR_CLIENT_DAYS: not a number of days")?;
         }
         if let Some(n) = get("PORTCULLIS_LOGIN_FAILURES_PER_MINUTE") {
             c.login_failures_per_minute = n
@@ -152,6 +163,7 @@ mod tests {
             ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "3601"),
             ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "ten"),
             ("PORTCULLIS_DCR_PER_MINUTE", "-1"),
+            ("PORTCULLIS_DCR_CLIENT_DAYS", "a week"),
             ("PORTCULLIS_LOGIN_FAILURES_PER_MINUTE", "0"),
             ("PORTCULLIS_BROKER_CLIENT_ID", "only-the-id"),
             ("PORTCULLIS_BROKER_CLIENT_SECRET", "only-the-secret"),

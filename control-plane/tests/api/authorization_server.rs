@@ -1048,3 +1048,51 @@ async fn operators_preregister_clients_and_machines_use_client_credentials(b: Ba
         .await
         .error(404);
 }
+
+#[tokio::test]
+async fn unused_dcr_registrations_expire_and_are_removed() {
+    let t = broker(&Backend::Sqlite, |c| c.broker.dcr_client_days = 1).await;
+    let client = register_client(&t, json!({})).await;
+    let id = client["client_id"].as_str().unwrap();
+    let code = log_in(&t, id, REDIRECT).await;
+    let tokens = redeem(&t, id, &code, REDIRECT).await.ok(200);
+    let listed = t.admin("GET", "/api/oauth-clients", None).await.ok(200);
+    let expires = listed["clients"][0]["expires_at"]
+        .as_i64()
+        .expect("an expiry");
+    let now = now() as i64;
+    assert!(
+        (now + 86_400 - 5..=now + 86_400 + 5).contains(&expires),
+        "a day from its last use"
+    );
+    // A pre-registered client never expires.
+    let prereg = t
+        .admin(
+            "POST",
+            "/api/oauth-clients",
+            Some(json!({"client_name": "Desk", "redirect_uris": [REDIRECT]})),
+        )
+        .await
+        .ok(201);
+    assert!(prereg["expires_at"].is_null());
+
+    // Two days on, the clean-up removes it and what it held.
+    let server = t.state.authorization_server.clone().unwrap();
+    let removed = server
+        .remove_expired_clients((now as u64 + 2 * 86_400) * 1000)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    let after = t.admin("GET", "/api/oauth-clients", None).await.ok(200);
+    assert_eq!(
+        after["clients"].as_array().unwrap().len(),
+        1,
+        "only the pre-registered one"
+    );
+    let why = oauth_error(
+        &refresh(&t, id, tokens["refresh_token"].as_str().unwrap()).await,
+        401,
+        "invalid_client",
+    );
+    assert!(why.contains("register again"), "{why}");
+}

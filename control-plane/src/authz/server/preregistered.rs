@@ -173,7 +173,11 @@ impl AuthorizationServer {
         let exp = iat + self.settings.access_token_ttl.as_secs();
         if let Err(e) = self
             .db
-            .touch_oauth_client(&client.client_id, i64::try_from(iat).unwrap_or(i64::MAX))
+            .touch_oauth_client(
+                &client.client_id,
+                i64::try_from(iat).unwrap_or(i64::MAX),
+                None,
+            )
             .await
         {
             tracing::warn!(error = %e, "recording the client's last use");
