@@ -132,7 +132,7 @@ struct AccessClaims {
     name: Option<String>,
 }
 
-pub(crate) fn random_token() -> SecretToken {
+pub fn random_token() -> SecretToken {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     SecretToken::from_random(bytes)

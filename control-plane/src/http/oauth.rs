@@ -250,6 +250,43 @@ pub async fn register(State(state): State<AppState>, request: Request) -> Respon
     }
 }
 
+/// The browser-binding cookie's name: `__Host-` (Secure, this host only) behind https; a
+/// plain name on an http issuer (loopback installs and tests), where browsers refuse Secure
+/// cookies.
+fn cookie_name(s: &AuthorizationServer) -> String {
+    if s.issuer().starts_with("https://") {
+        "__Host-portcullis-login".into()
+    } else {
+        "portcullis-login".into()
+    }
+}
+
+fn binding_cookie(s: &AuthorizationServer, value: &str) -> String {
+    let secure = if s.issuer().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    // Lax: sent on the person's own form post and on the IdP's redirect back, never on a
+    // cross-site post. Ten minutes, as the form.
+    format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}",
+        cookie_name(s)
+    )
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_string())
+}
+
 /// `GET /oauth/authorize`.
 pub async fn authorize(State(state): State<AppState>, request: Request) -> Response {
     let Some(s) = server(&state) else {
@@ -259,7 +296,19 @@ pub async fn authorize(State(state): State<AppState>, request: Request) -> Respo
     let pairs = url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()));
     match AuthorizeParams::from_pairs(pairs) {
-        Ok(params) => page(s.authorize(&params, now()).await),
+        Ok(params) => {
+            // The browser-binding value: a fresh one per page (see `authz::server::authorize`).
+            let browser = crate::authz::server::random_token();
+            let outcome = s.authorize(&params, now(), browser.expose()).await;
+            let shows_form = matches!(outcome, AuthorizeOutcome::Page { status: 200, .. });
+            let mut response = page(outcome);
+            if shows_form {
+                if let Ok(v) = HeaderValue::from_str(&binding_cookie(&s, browser.expose())) {
+                    response.headers_mut().insert(header::SET_COOKIE, v);
+                }
+            }
+            response
+        }
         Err(e) => page(AuthorizeOutcome::Page {
             status: 400,
             html: crate::authz::pages::error("Sign-in request refused", &e),
@@ -291,6 +340,7 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         username: take(&pairs, "username"),
         password: take(&pairs, "password"),
         decision: take(&pairs, "decision"),
+        browser: cookie(&parts.headers, &cookie_name(&s)),
     };
     let upstream = upstream_context(&state, &s).await;
     page(s.login(&form, &ip, now_ms_u64(), upstream.as_ref()).await)
@@ -325,7 +375,11 @@ pub async fn callback(State(state): State<AppState>, request: Request) -> Respon
             .map(|(k, v)| (k.into_owned(), v.into_owned())),
     );
     let upstream = upstream_context(&state, &s).await;
-    page(s.callback(&params, upstream.as_ref(), now_ms_u64()).await)
+    let browser = cookie(request.headers(), &cookie_name(&s));
+    page(
+        s.callback(&params, upstream.as_ref(), browser.as_deref(), now_ms_u64())
+            .await,
+    )
 }
 
 fn now_ms_u64() -> u64 {

@@ -67,6 +67,24 @@ async fn form(t: &TestApp, path: &str, pairs: &[(&str, &str)], basic: Option<&st
         .await
 }
 
+/// The login form posted from the browser that got `page` (with its binding cookie).
+async fn login_form(t: &TestApp, page: &Answer, pairs: &[(&str, &str)]) -> Answer {
+    let cookie = page
+        .headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("the page sets its binding cookie")
+        .to_string();
+    let b = Request::builder()
+        .method("POST")
+        .uri("/oauth/authorize")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie);
+    t.send(b.body(Body::from(form_encode(pairs))).unwrap())
+        .await
+}
+
 async fn get(t: &TestApp, uri: &str) -> Answer {
     t.send(Request::get(uri).body(Body::empty()).unwrap()).await
 }
@@ -132,16 +150,15 @@ async fn log_in(t: &TestApp, client_id: &str, redirect: &str) -> String {
     let page = get(t, &authorize_uri(client_id, redirect, &[])).await;
     assert_eq!(page.status.as_u16(), 200, "{}", page.text);
     let back = location(
-        &form(
+        &login_form(
             t,
-            "/oauth/authorize",
+            &page,
             &[
                 ("request", &hidden_request(&page.text)),
                 ("username", "alice"),
                 ("password", "alice-password"),
                 ("decision", "approve"),
             ],
-            None,
         )
         .await,
     );
@@ -232,16 +249,15 @@ async fn a_person_logs_in_and_the_filter_accepts_the_token(b: Backend) {
     let request = hidden_request(&page.text);
 
     // A wrong password: the form again, 401, no code.
-    let wrong = form(
+    let wrong = login_form(
         &t,
-        "/oauth/authorize",
+        &page,
         &[
             ("request", &request),
             ("username", "alice"),
             ("password", "nope-nope"),
             ("decision", "approve"),
         ],
-        None,
     )
     .await;
     assert_eq!(wrong.status.as_u16(), 401);
@@ -250,16 +266,15 @@ async fn a_person_logs_in_and_the_filter_accepts_the_token(b: Backend) {
 
     // Any loopback port works for a registered loopback redirect (RFC 8252).
     let back = location(
-        &form(
+        &login_form(
             &t,
-            "/oauth/authorize",
+            &page,
             &[
                 ("request", &request),
                 ("username", "alice"),
                 ("password", "alice-password"),
                 ("decision", "approve"),
             ],
-            None,
         )
         .await,
     );
@@ -457,31 +472,55 @@ async fn bad_authorization_requests_never_reach_a_bad_redirect(b: Backend) {
     let request = hidden_request(&page.text);
     let mut altered = request.clone();
     altered.insert(3, 'x');
-    let a = form(
+    let a = login_form(
         &t,
-        "/oauth/authorize",
+        &page,
         &[
             ("request", &altered),
             ("username", "alice"),
             ("password", "alice-password"),
             ("decision", "approve"),
         ],
-        None,
     )
     .await;
     assert_eq!(a.status.as_u16(), 400);
     assert!(a.headers.get(header::LOCATION).is_none());
-    let denied = location(
-        &form(
-            &t,
-            "/oauth/authorize",
-            &[("request", &request), ("decision", "deny")],
-            None,
-        )
-        .await,
-    );
+    let denied =
+        location(&login_form(&t, &page, &[("request", &request), ("decision", "deny")]).await);
     assert_eq!(query(&denied, "error").as_deref(), Some("access_denied"));
     assert!(query(&denied, "code").is_none());
+
+    // The form is bound to the browser that opened the page: a post from elsewhere (a page
+    // that auto-submits a consent, without the cookie or with another page's) gets nothing.
+    let page = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
+    let set = page.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let other = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
+    let fields = [
+        ("request", hidden_request(&page.text)),
+        ("username", "alice".to_string()),
+        ("password", "alice-password".to_string()),
+        ("decision", "approve".to_string()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for cookie in [None, other.headers[header::SET_COOKIE].to_str().ok()] {
+        let mut b = Request::post("/oauth/authorize")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c.split(';').next().unwrap());
+        }
+        let a = t
+            .send(b.body(Body::from(form_encode(&fields))).unwrap())
+            .await;
+        assert_eq!(a.status.as_u16(), 403, "{cookie:?}: {}", a.text);
+        assert!(a.text.contains("started elsewhere"), "{}", a.text);
+        assert!(a.headers.get(header::LOCATION).is_none());
+    }
 }
 
 async fn bad_token_requests_issue_nothing(b: Backend) {
@@ -879,14 +918,13 @@ async fn an_upstream_login_asks_consent_first_and_its_callback_is_single_use() {
 
     // Approved, but the IdP's metadata cannot be had: the client hears so, no code.
     let back = location(
-        &form(
+        &login_form(
             &t,
-            "/oauth/authorize",
+            &page,
             &[
                 ("request", &hidden_request(&page.text)),
                 ("decision", "approve"),
             ],
-            None,
         )
         .await,
     );

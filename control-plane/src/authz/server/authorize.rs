@@ -1,6 +1,9 @@
 //! `/oauth/authorize`: the request is checked (client, redirect URI, PKCE, resource), then
 //! the built-in login-and-consent page is shown; its form carries the checked request signed
-//! with the form key (no server-side session, nothing to fixate), valid for ten minutes.
+//! with the form key (no server-side session, nothing to fixate), valid for ten minutes, and
+//! bound to the browser that opened it: the edge sets a random value in a `SameSite=Lax`
+//! cookie, the signed request holds its hash, and the form (and, in a login at the IdP, the
+//! callback) is refused from any other browser, so a page elsewhere cannot post a consent.
 //!
 //! Before the redirect URI is known to be the client's, every error is a page of ours (never
 //! a redirect: RFC 6749 §4.1.2.1); after it, errors go back to the client with `state` and
@@ -19,7 +22,7 @@ use crate::authz::pkce;
 use crate::authz::redirect::{self, RedirectUri};
 use crate::authz::resource;
 use crate::authz::store::Start;
-use crate::authz::token::hmac_sha256;
+use crate::authz::token::{hmac_sha256, TokenHash};
 use crate::authz::users::{valid_username, verify_password};
 
 /// How long a login page may be submitted after it was shown.
@@ -72,6 +75,9 @@ pub struct LoginForm {
     pub username: Option<String>,
     pub password: Option<String>,
     pub decision: Option<String>,
+    /// The browser-binding cookie's value (not a form field).
+    #[serde(skip)]
+    pub browser: Option<String>,
 }
 
 /// What the edge sends back.
@@ -97,6 +103,30 @@ pub(super) struct Pending {
     scopes: Vec<String>,
     audience: String,
     expires: i64,
+    /// SHA-256 of the browser-binding cookie set with the page.
+    browser: String,
+}
+
+/// Whether `cookie` is the value whose hash the request holds.
+pub(super) fn same_browser(pending: &Pending, cookie: Option<&str>) -> bool {
+    cookie.is_some_and(|c| {
+        bool::from(
+            TokenHash::of(c)
+                .to_hex()
+                .as_bytes()
+                .ct_eq(pending.browser.as_bytes()),
+        )
+    })
+}
+
+/// The answer to a form or callback from another browser than the one the page was shown in.
+pub(super) fn other_browser() -> AuthorizeOutcome {
+    page(
+        403,
+        "This sign-in was started elsewhere",
+        "The sign-in page was opened in another browser (or its cookie was blocked). Start the \
+         login again from the application, in this browser.",
+    )
 }
 
 fn page(status: u16, title: &str, detail: &str) -> AuthorizeOutcome {
@@ -155,7 +185,13 @@ impl AuthorizationServer {
     }
 
     /// `GET /oauth/authorize`.
-    pub async fn authorize(&self, params: &AuthorizeParams, now: i64) -> AuthorizeOutcome {
+    /// `browser`: the browser-binding value the edge sets as a cookie with the page.
+    pub async fn authorize(
+        &self,
+        params: &AuthorizeParams,
+        now: i64,
+        browser: &str,
+    ) -> AuthorizeOutcome {
         let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
             return page(
                 400,
@@ -243,6 +279,7 @@ impl AuthorizationServer {
             scopes,
             audience,
             expires: now + FORM_SECONDS,
+            browser: TokenHash::of(browser).to_hex(),
         };
         self.login_page(
             &pending,
@@ -307,6 +344,9 @@ impl AuthorizationServer {
                 "The form was too old or altered. Start the login again from the application.",
             );
         };
+        if !same_browser(&pending, form.browser.as_deref()) {
+            return other_browser();
+        }
         let state = pending.state.as_deref();
         let client = match self.db.get_oauth_client(&pending.client_id).await {
             Ok(Some(c)) if c.is_active(now) => c,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row as _;
 
-use super::authorize::Pending;
+use super::authorize::{other_browser, same_browser, Pending};
 use super::{random_token, server_error, AuthorizationServer, AuthorizeOutcome};
 use crate::authz::error::{ErrorCode, OAuthError};
 use crate::authz::pages;
@@ -144,11 +144,13 @@ impl AuthorizationServer {
         Ok(serde_json::from_str(&text).ok())
     }
 
-    /// `GET /oauth/callback`.
+    /// `GET /oauth/callback`. `browser`: the browser-binding cookie (the login must come
+    /// back to the browser that consented).
     pub async fn callback(
         &self,
         params: &CallbackParams,
         context: Option<&UpstreamContext>,
+        browser: Option<&str>,
         now_ms: u64,
     ) -> AuthorizeOutcome {
         let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
@@ -181,6 +183,9 @@ impl AuthorizationServer {
             }
         };
         let pending = &login.pending;
+        if !same_browser(pending, browser) {
+            return other_browser();
+        }
         let to_client =
             |e: OAuthError| self.error_redirect(&pending.redirect_to, pending.state.as_deref(), &e);
         if let Some(error) = params.error.as_deref() {
