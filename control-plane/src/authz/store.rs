@@ -48,7 +48,13 @@ impl Db {
         mut op: impl FnMut(&mut Grants) -> T,
     ) -> Result<T, GrantStoreError> {
         for _ in 0..ATTEMPTS {
-            let mut tx = self.pool().begin().await?;
+            // SQLite: take the write lock first (the busy timeout then queues writers); a
+            // deferred transaction that reads and then writes fails at once with "database is
+            // locked" when another wrote in between. PostgreSQL: the versions decide.
+            let mut tx = match self.kind() {
+                crate::storage::DbKind::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+                crate::storage::DbKind::Postgres => self.pool().begin().await?,
+            };
             let mut grants = Grants::new(policy);
             let mut versions = Versions::new();
             let mut families = Vec::new();

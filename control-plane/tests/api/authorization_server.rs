@@ -1134,3 +1134,101 @@ async fn unused_dcr_registrations_expire_and_are_removed() {
     );
     assert!(why.contains("register again"), "{why}");
 }
+
+/// Many token requests at once (what a benchmark at 8 connections found: SQLite refused
+/// interleaved read-then-write transactions with "database is locked"): every one is answered,
+/// and a code or refresh token raced by two requests is honoured once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_token_requests_are_all_answered_and_races_won_once() {
+    use tower::ServiceExt as _;
+    for b in [Some(Backend::Sqlite), postgres()].into_iter().flatten() {
+        let t = broker(&b, |_| {}).await;
+        let client = register_client(&t, json!({})).await;
+        let id = client["client_id"].as_str().unwrap().to_string();
+        let mut codes = Vec::new();
+        for _ in 0..12 {
+            codes.push(log_in(&t, &id, REDIRECT).await);
+        }
+        let token_request = |pairs: Vec<(&str, String)>| {
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
+            Request::post("/oauth/token")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap()
+        };
+        // Each code twice, all at once: 12 answers 200, 12 answers invalid_grant.
+        let mut tasks = tokio::task::JoinSet::new();
+        for code in codes.iter().chain(codes.iter()) {
+            let request = token_request(vec![
+                ("grant_type", "authorization_code".into()),
+                ("code", code.clone()),
+                ("code_verifier", VERIFIER.into()),
+                ("redirect_uri", REDIRECT.into()),
+                ("client_id", id.clone()),
+            ]);
+            let app = t.app.clone();
+            tasks.spawn(async move {
+                let response = app.oneshot(request).await.unwrap();
+                let status = response.status().as_u16();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                (status, serde_json::from_slice::<Value>(&body).unwrap())
+            });
+        }
+        let mut answers = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            answers.push(done.unwrap());
+        }
+        // What a failure prints: statuses and error codes, never the tokens.
+        let summary: Vec<(u16, &Value)> = answers.iter().map(|(s, v)| (*s, &v["error"])).collect();
+        let ok: Vec<&Value> = answers
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(ok.len(), 12, "{summary:?}");
+        assert!(
+            answers
+                .iter()
+                .filter(|(s, _)| *s != 200)
+                .all(|(s, v)| *s == 400 && v["error"] == "invalid_grant"),
+            "{summary:?}"
+        );
+        // The replays revoked what the winners got (RFC 6749 §4.1.2): refreshing those fails.
+        let refresh_all = |families: Vec<String>| {
+            let mut tasks = tokio::task::JoinSet::new();
+            for refresh in families {
+                let request = token_request(vec![
+                    ("grant_type", "refresh_token".into()),
+                    ("refresh_token", refresh),
+                    ("client_id", id.clone()),
+                ]);
+                let app = t.app.clone();
+                tasks.spawn(async move { app.oneshot(request).await.unwrap().status().as_u16() });
+            }
+            tasks
+        };
+        let replayed: Vec<String> = ok
+            .iter()
+            .map(|v| v["refresh_token"].as_str().unwrap().to_string())
+            .collect();
+        let mut tasks = refresh_all(replayed);
+        while let Some(status) = tasks.join_next().await {
+            assert_eq!(status.unwrap(), 400);
+        }
+        // Twelve fresh families, redeemed once, then refreshed all at once: every one rotates.
+        let mut fresh = Vec::new();
+        for _ in 0..12 {
+            let code = log_in(&t, &id, REDIRECT).await;
+            let tokens = redeem(&t, &id, &code, REDIRECT).await.ok(200);
+            fresh.push(tokens["refresh_token"].as_str().unwrap().to_string());
+        }
+        let mut tasks = refresh_all(fresh);
+        while let Some(status) = tasks.join_next().await {
+            assert_eq!(status.unwrap(), 200);
+        }
+    }
+}
