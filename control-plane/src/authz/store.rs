@@ -48,13 +48,7 @@ impl Db {
         mut op: impl FnMut(&mut Grants) -> T,
     ) -> Result<T, GrantStoreError> {
         for _ in 0..ATTEMPTS {
-            // SQLite: take the write lock first (the busy timeout then queues writers); a
-            // deferred transaction that reads and then writes fails at once with "database is
-            // locked" when another wrote in between. PostgreSQL: the versions decide.
-            let mut tx = match self.kind() {
-                crate::storage::DbKind::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
-                crate::storage::DbKind::Postgres => self.pool().begin().await?,
-            };
+            let mut tx = self.begin_write().await?;
             let mut grants = Grants::new(policy);
             let mut versions = Versions::new();
             let mut families = Vec::new();

@@ -37,7 +37,7 @@ use base64::Engine as _;
 use policy::keys::{Algorithm, Jwk, VerifyingKey};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
-use sqlx::{AnyPool, Row as _};
+use sqlx::Row as _;
 
 use crate::config::IdpConfig;
 pub use crate::config::IdpKeysConfig;
@@ -310,7 +310,7 @@ pub fn plan(stored: &[StoredKey], published: &[PublishedKey], now: i64, overlap:
 pub struct IdpKeys(Arc<Inner>);
 
 struct Inner {
-    pool: AnyPool,
+    db: Db,
     idp: Option<IdpConfig>,
     keys: IdpKeysConfig,
     metadata: Arc<IdpMetadata>,
@@ -333,7 +333,7 @@ impl IdpKeys {
         keys: IdpKeysConfig,
         metadata: Arc<IdpMetadata>,
     ) -> anyhow::Result<IdpKeys> {
-        let pool = db.pool().clone();
+        let db = db.clone();
         let client = crate::outbound::client_builder(FETCH_TIMEOUT)
             // Every hop must satisfy the same rule as the jwks_uri itself.
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
@@ -347,7 +347,7 @@ impl IdpKeys {
             }))
             .build()?;
         Ok(IdpKeys(Arc::new(Inner {
-            pool,
+            db,
             metadata,
             idp,
             keys,
@@ -440,7 +440,7 @@ impl IdpKeys {
         )
         .bind(&idp.issuer)
         .bind(now() - self.overlap_seconds())
-        .execute(&self.0.pool)
+        .execute(self.0.db.pool())
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -488,7 +488,7 @@ impl IdpKeys {
         let rows =
             sqlx::query("SELECT kid, jwk, first_seen, retired_at FROM idp_keys WHERE issuer = $1")
                 .bind(issuer)
-                .fetch_all(&self.0.pool)
+                .fetch_all(self.0.db.pool())
                 .await?;
         rows.iter().map(stored_key).collect()
     }
@@ -501,7 +501,7 @@ impl IdpKeys {
         published: &[PublishedKey],
     ) -> Result<bool, sqlx::Error> {
         let at = now();
-        let mut tx = self.0.pool.begin().await?;
+        let mut tx = self.0.db.begin_write().await?;
         let rows =
             sqlx::query("SELECT kid, jwk, first_seen, retired_at FROM idp_keys WHERE issuer = $1")
                 .bind(issuer)

@@ -114,6 +114,17 @@ impl Db {
         self.kind
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`, so `busy_timeout` queues it behind other writers): a deferred one that reads
+    /// first is refused "database is locked" when another connection wrote in between (the
+    /// audit trail writes all the time). On PostgreSQL, a plain one.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.kind {
+            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            DbKind::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// `SELECT 1`, for readiness.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")

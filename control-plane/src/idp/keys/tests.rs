@@ -547,7 +547,7 @@ async fn refresh_stores_rotates_and_expires_keys() {
     // The overlap passes (the row is aged): left out at once, deleted by the next refresh.
     sqlx::query("UPDATE idp_keys SET retired_at = $1 WHERE kid = 'key-a'")
         .bind(now() - 86_400 - 10)
-        .execute(&keys.0.pool)
+        .execute(keys.0.db.pool())
         .await
         .unwrap();
     assert_eq!(kids(&keys.jwks(ISSUER).await.unwrap()), ["key-b"]);
