@@ -1,36 +1,49 @@
 //! Broker mode with people logging in, end to end: `portcullis serve` in broker mode is the
 //! authorization server (built-in user store), Envoy from the shipped bootstrap with the
 //! filter passes `/oauth/…` to it and checks every MCP request against the tokens it issues,
-//! and a real `mcp-server-everything` answers. The official TypeScript SDK client discovers
-//! the authorization server from the 401, registers itself (DCR), logs in through the login
-//! page with `tests/node/browser.mjs` as its browser, and calls a tool.
+//! and a real `mcp-server-everything` answers.
+//!
+//! Every client is run exactly as the broker-mode connect config emits it (`assistants`): the
+//! TypeScript SDK client, mcp-remote, Claude Code and Codex each discover the broker from the
+//! 401, register by DCR (the broker advertises no CIMD, so the CLIs, which prefer CIMD, fall
+//! back to DCR and never need claude.ai or chatgpt.com), log in through the login page with
+//! `tests/node/browser.mjs` as their browser, and call `echo` through Envoy; `get-env`, which
+//! alice's group lacks, is refused with 403. Bob, in no group, logs in and gets 403.
 
 use std::time::Duration;
 
 use portcullis_e2e::control_plane::ControlPlane;
 use portcullis_e2e::gateway::Gateway;
 use portcullis_e2e::util::{free_port, wait_until};
-use portcullis_e2e::{ClientPlan, McpServer, Request, TestDir};
+use portcullis_e2e::{McpServer, Request, TestDir};
 use serde_json::{json, Value};
+
+use crate::assistants::{claim_summary, Clients, Expect, Login, WORKAROUND_WARNINGS};
 
 const NAME: &str = "everything";
 const ALICE: (&str, &str) = ("alice", "alice-password-1");
 const BOB: (&str, &str) = ("bob", "bob-password-12");
+/// A tool of the server that alice's group does not grant.
+const DENIED_TOOL: &str = "get-env";
+/// Hosts of the CLIs' Client ID Metadata Documents: never needed in broker mode.
+const CIMD_HOSTS: [&str; 2] = ["claude.ai", "chatgpt.com"];
 
 /// The stack: control plane (broker), MCP server, Envoy.
 struct Broker {
     url: String,
     public_url: String,
+    connect: Value,
     gateway: Gateway,
     cp: ControlPlane,
     #[allow(dead_code)]
     server: McpServer,
+    /// Holds the files until the processes above are gone (fields drop in order).
     dir: TestDir,
 }
 
 impl Broker {
-    fn start() -> Broker {
-        let dir = TestDir::new("broker-login");
+    fn start(name: &str) -> Broker {
+        let dir = TestDir::new(&format!("broker-login-{name}"));
         let envoy_port = free_port();
         let public_url = format!("http://127.0.0.1:{envoy_port}");
         let cp = ControlPlane::start(
@@ -79,24 +92,128 @@ impl Broker {
             "Envoy never challenged:\n{}",
             gateway.log_tail(30)
         );
+        let r = cp.admin("GET", &format!("/api/servers/{NAME}/connect-config"), None);
+        assert_eq!(r.status, 200, "connect-config: {}", r.describe());
+        let connect = r.json();
         Broker {
             url,
             public_url,
+            connect,
             gateway,
             cp,
             server,
             dir,
         }
     }
-}
 
-fn oauth(user: (&str, &str)) -> Value {
-    json!({"user": user.0, "password": user.1})
+    /// Alice's clients, run from the broker-mode connect config.
+    fn clients(&self) -> Clients<'_> {
+        Clients {
+            label: "broker",
+            tag: "broker-login",
+            dir: &self.dir,
+            url: &self.url,
+            connect: &self.connect,
+            name: NAME,
+            user: ALICE,
+            message: "hello from broker mode",
+            denied_tool: Some(DENIED_TOOL),
+            record_outbound: true,
+        }
+    }
+
+    /// The connect config sends `ide` (`None`: the TS SDK client) the broker's way, with no
+    /// warning that a workaround is needed.
+    fn check_connect_config(&self, ide: Option<&str>) {
+        let codes = self.clients().codes(ide);
+        assert!(
+            !codes
+                .iter()
+                .any(|c| WORKAROUND_WARNINGS.contains(&c.as_str())),
+            "broker mode needs no workaround, yet {ide:?} is warned {codes:?}: {:#}",
+            self.connect["warnings"]
+        );
+        assert_eq!(self.connect["url"], self.url.as_str(), "{:#}", self.connect);
+        assert!(
+            self.connect["oauth_client_id"].is_null(),
+            "broker mode pre-registers no client: {:#}",
+            self.connect
+        );
+        if let Some(ide) = ide {
+            assert_eq!(
+                self.connect["rendered"][ide]["login_method"], "dcr",
+                "{ide}: {:#}",
+                self.connect["rendered"][ide]
+            );
+        }
+    }
+
+    /// Every registered OAuth client, as operators see them.
+    fn oauth_clients(&self) -> Vec<Value> {
+        let r = self.cp.admin("GET", "/api/oauth-clients", None);
+        assert_eq!(r.status, 200, "{}", r.describe());
+        r.json()["clients"].as_array().expect("clients").clone()
+    }
+
+    /// What `who`'s login must have done: registered by DCR as `client_name` (not CIMD:
+    /// nothing asked of claude.ai or chatgpt.com; every client of this stack is such a one),
+    /// and obtained a token for that client with the broker as issuer, the MCP URL as audience
+    /// and alice's group.
+    fn check_login(&self, who: &str, login: Option<Login>, client_name: &str) {
+        let login = login.unwrap_or_else(|| panic!("{who}: logged in, but no token was stored"));
+        let claims = &login.claims;
+        assert_eq!(claims["iss"], self.public_url.as_str(), "{who}: {claims}");
+        assert_eq!(claims["aud"], self.url.as_str(), "{who}: {claims}");
+        assert_eq!(claims["sub"], ALICE.0, "{who}: {claims}");
+        assert_eq!(claims["groups"], json!(["engineering"]), "{who}: {claims}");
+
+        let clients = self.oauth_clients();
+        for c in &clients {
+            assert_eq!(c["registration_type"], "dcr", "{who}: {c}");
+            assert_eq!(c["client_name"], client_name, "{who}: {c}");
+        }
+        let client = clients
+            .iter()
+            .find(|c| c["client_id"] == claims["client_id"])
+            .unwrap_or_else(|| {
+                panic!("{who}: its token's client is not registered: {claims} {clients:#?}")
+            });
+        assert!(
+            !client["client_id"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("https://"),
+            "{who}: a CIMD client id: {client}"
+        );
+
+        // The sandbox lets nothing out; what the CLI tried is recorded by its proxy.
+        let tried: Vec<&String> = login
+            .outbound
+            .iter()
+            .filter(|l| CIMD_HOSTS.iter().any(|h| l.contains(h)))
+            .collect();
+        assert!(
+            tried.is_empty(),
+            "{who} tried to reach a CIMD host: {tried:?}"
+        );
+        let signs: Vec<&str> = CIMD_HOSTS
+            .iter()
+            .copied()
+            .filter(|h| login.observed.contains(h))
+            .collect();
+        eprintln!(
+            "[broker-login] {who}: DCR client {:?} ({client_name}), claims {}, outbound attempts {:?}, CIMD hosts in its output {signs:?}",
+            client["client_id"],
+            claim_summary(claims),
+            login.outbound
+        );
+    }
 }
 
 #[test]
 fn ts_sdk_client_registers_logs_in_and_calls_a_tool_through_envoy() {
-    let b = Broker::start();
+    let b = Broker::start("ts-sdk");
+    b.check_connect_config(None);
 
     // Discovery through Envoy: the challenge, the metadata, the JWKS, all without credentials.
     let meta = b
@@ -109,42 +226,44 @@ fn ts_sdk_client_registers_logs_in_and_calls_a_tool_through_envoy() {
         meta["token_endpoint"],
         format!("{}/oauth/token", b.public_url)
     );
+    // What makes Claude Code and Codex register by DCR rather than fetch a CIMD document.
+    assert_eq!(meta["client_id_metadata_document_supported"], false);
     let jwks = b.gateway.send(Request::get("/oauth/jwks"));
     assert_eq!(jwks.status, 200, "{}", jwks.describe());
 
-    let run = ClientPlan::new()
-        .oauth(oauth(ALICE))
-        .connect()
-        .call_tool("echo", json!({"message": "hello from broker mode"}))
-        .call_tool("get-env", json!({}))
-        .run(&b.dir, &b.url);
-    let echoed = run.ok(1);
-    assert_eq!(
-        echoed["content"][0]["text"],
-        "Echo: hello from broker mode",
-        "{}",
-        run.describe()
-    );
-    // Alice's group grants echo only.
-    assert_eq!(run.err(2)["httpStatus"], 403, "{}", run.describe());
-    let claims = &run.summary["oauth"]["accessTokenClaims"];
-    assert_eq!(claims["iss"], b.public_url.as_str(), "{claims}");
-    assert_eq!(claims["aud"], b.url.as_str(), "{claims}");
-    assert_eq!(claims["sub"], ALICE.0);
-    assert_eq!(claims["groups"], json!(["engineering"]));
-
-    // The client registered itself and shows up for operators.
-    let clients = b.cp.admin("GET", "/api/oauth-clients", None).json();
-    let listed = clients["clients"].as_array().expect("clients");
-    assert_eq!(listed.len(), 1, "{clients}");
-    assert_eq!(listed[0]["registration_type"], "dcr");
+    let clients = b.clients();
+    let login = clients.ts_sdk(Expect::Works);
+    b.check_login("TS SDK", login, "portcullis-e2e");
 
     // A person without a mapped group logs in, and is refused with a clear 403.
-    let run = ClientPlan::new()
-        .oauth(oauth(BOB))
-        .connect()
-        .call_tool("echo", json!({"message": "x"}))
-        .run(&b.dir, &b.url);
-    let refused = run.err(0);
-    assert_eq!(refused["httpStatus"], 403, "{}", run.describe());
+    let challenge = clients.ts_sdk_refused(BOB);
+    assert!(
+        challenge.contains("insufficient_scope"),
+        "bob's refusal: {challenge}"
+    );
+}
+
+#[test]
+fn mcp_remote_registers_logs_in_and_calls_a_tool_through_envoy() {
+    let b = Broker::start("mcp-remote");
+    b.check_connect_config(Some("claude-desktop"));
+    let login = b.clients().mcp_remote(Expect::Works);
+    b.check_login("mcp-remote", login, "MCP CLI Proxy");
+}
+
+#[test]
+fn claude_code_registers_logs_in_and_calls_a_tool_through_envoy() {
+    let b = Broker::start("claude-code");
+    b.check_connect_config(Some("claude-code"));
+    let login = b.clients().claude_code(Expect::Works);
+    b.check_login("Claude Code", login, &format!("Claude Code ({NAME})"));
+}
+
+#[test]
+fn codex_registers_logs_in_and_calls_a_tool_through_envoy() {
+    let b = Broker::start("codex");
+    b.check_connect_config(Some("codex"));
+    let [added, logged_in] = b.clients().codex(Expect::Works);
+    b.check_login("Codex (mcp add)", added, "Codex");
+    b.check_login("Codex (mcp login)", logged_in, "Codex");
 }
