@@ -402,21 +402,22 @@ pub struct RefusingProxy {
 impl RefusingProxy {
     pub fn start() -> RefusingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the refusing proxy");
-        let port = listener.local_addr().expect("proxy address").port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let proxy = RefusingProxy {
+            port: listener.local_addr().expect("proxy address").port(),
+            seen: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (seen, stop) = (proxy.seen.clone(), proxy.stop.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
+                if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(mut conn) = conn else { continue };
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
                 let mut line = String::new();
                 let _ = BufReader::new(&conn).read_line(&mut line);
-                seen2
-                    .lock()
+                seen.lock()
                     .expect("proxy log")
                     .push(line.trim().to_string());
                 let _ = conn.write_all(
@@ -424,7 +425,7 @@ impl RefusingProxy {
                 );
             }
         });
-        RefusingProxy { port, seen, stop }
+        proxy
     }
 
     pub fn port(&self) -> u16 {

@@ -8,9 +8,16 @@
 use std::path::Path;
 use std::time::Duration;
 
+use portcullis_e2e::control_plane::ControlPlane;
+use portcullis_e2e::gateway::Gateway;
 use portcullis_e2e::login::{jwt_claims, CliEnv, CliRun};
-use portcullis_e2e::{ClientPlan, TestDir};
+use portcullis_e2e::oidc::ALICE;
+use portcullis_e2e::util::{free_port, wait_until};
+use portcullis_e2e::{ClientPlan, ClientRun, McpServer, Request, TestDir};
 use serde_json::{json, Value};
+
+/// The server's name in the registry and in every assistant's config.
+pub const NAME: &str = "everything";
 
 /// How long one login plus a tool call may take (CLIs start slowly on two cores).
 pub const CELL_LIMIT: Duration = Duration::from_secs(90);
@@ -28,6 +35,93 @@ pub enum Expect {
 impl Expect {
     pub fn fails(self) -> bool {
         matches!(self, Expect::Warned(_))
+    }
+}
+
+/// A login test's stack: the control plane, `mcp-server-everything` registered behind Envoy,
+/// and the connect config people would be handed. Processes stop on drop, Envoy first.
+pub struct Stack {
+    /// Envoy's URL: the public URL the metadata and connect configs name.
+    pub public_url: String,
+    /// The MCP URL the registry gives the server.
+    pub url: String,
+    /// `GET /api/servers/{name}/connect-config`, as served.
+    pub connect: Value,
+    pub gateway: Gateway,
+    pub cp: ControlPlane,
+    /// Kept running for Envoy.
+    #[allow(dead_code)]
+    pub server: McpServer,
+}
+
+impl Stack {
+    /// Alice's clients (everything else left out), run from this stack's connect config;
+    /// `label` names them in messages, `tag` in log lines.
+    pub fn clients<'a>(
+        &'a self,
+        dir: &'a TestDir,
+        label: &'a str,
+        tag: &'a str,
+        message: &'a str,
+    ) -> Clients<'a> {
+        Clients {
+            label,
+            tag,
+            dir,
+            url: &self.url,
+            connect: &self.connect,
+            name: NAME,
+            user: ALICE,
+            message,
+            denied_tool: None,
+            record_outbound: false,
+        }
+    }
+}
+
+/// Starts the control plane with `env` (and the public URL), `mcp-server-everything`
+/// registered as [`NAME`] at `/everything`, the admin `puts` (scopes, group mappings, users) and
+/// Envoy; returns once the policy has arrived.
+pub fn serve_everything(dir: &TestDir, env: &[(&str, &str)], puts: &[(String, Value)]) -> Stack {
+    // Envoy's URL goes into the metadata and the connect configs before Envoy starts.
+    let envoy_port = free_port();
+    let public_url = format!("http://127.0.0.1:{envoy_port}");
+    let mut vars = vec![("PORTCULLIS_PUBLIC_URL", public_url.as_str())];
+    vars.extend_from_slice(env);
+    let cp = ControlPlane::start(dir.path(), &vars);
+    let server = McpServer::start(dir);
+    let registered = cp.register(&json!({
+        "name": NAME,
+        "path": "/everything",
+        "proxy_pass_url": format!("http://127.0.0.1:{}/", server.port()),
+        "append_mcp_path": true,
+    }));
+    let url = registered["mcp_url"].as_str().expect("mcp_url").to_string();
+    for (path, body) in puts {
+        let r = cp.admin("PUT", path, Some(body));
+        assert!(r.status < 300, "PUT {path}: {}", r.describe());
+    }
+    let gateway = Gateway::start_on(dir.path(), &cp, envoy_port);
+    // The policy (with the issuer's keys) has arrived once an anonymous call gets the challenge.
+    let challenged = wait_until(Duration::from_secs(20), || {
+        let r = gateway.send(Request::get("/everything/mcp"));
+        (r.status == 401).then_some(())
+    });
+    assert!(
+        challenged.is_some(),
+        "Envoy never challenged: {}\n{}",
+        gateway.send(Request::get("/everything/mcp")).describe(),
+        gateway.log_tail(30)
+    );
+    let r = cp.admin("GET", &format!("/api/servers/{NAME}/connect-config"), None);
+    assert_eq!(r.status, 200, "connect-config: {}", r.describe());
+    Stack {
+        public_url,
+        url,
+        connect: r.json(),
+        gateway,
+        cp,
+        server,
     }
 }
 
@@ -142,15 +236,7 @@ impl Clients<'_> {
             Expect::Works | Expect::WorksWarned(_) => {
                 let result = run.ok(1);
                 self.assert_echo(result, "TS SDK");
-                if let Some(tool) = self.denied_tool {
-                    assert_eq!(
-                        run.err(2)["httpStatus"],
-                        403,
-                        "{} / TS SDK: {tool} is not granted: {}",
-                        self.label,
-                        run.describe()
-                    );
-                }
+                self.assert_denied(&run, "TS SDK");
                 eprintln!(
                     "[{}] {} / TS SDK: works (token claims {})",
                     self.tag,
@@ -204,6 +290,11 @@ impl Clients<'_> {
         }
         let run = plan.run(self.dir, self.url);
         self.assert_echo(run.ok(1), who);
+        self.assert_denied(&run, who);
+    }
+
+    /// With a denied tool, the run's third step (calling it) was refused with 403.
+    fn assert_denied(&self, run: &ClientRun, who: &str) {
         if let Some(tool) = self.denied_tool {
             assert_eq!(
                 run.err(2)["httpStatus"],

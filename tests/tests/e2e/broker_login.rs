@@ -10,19 +10,14 @@
 //! `tests/node/browser.mjs` as their browser, and call `echo` through Envoy; `get-env`, which
 //! alice's group lacks, is refused with 403. Bob, in no group, logs in and gets 403.
 
-use std::time::Duration;
-
-use portcullis_e2e::control_plane::ControlPlane;
-use portcullis_e2e::gateway::Gateway;
-use portcullis_e2e::util::{free_port, wait_until};
-use portcullis_e2e::{McpServer, Request, TestDir};
+use portcullis_e2e::oidc::{ALICE, BOB};
+use portcullis_e2e::{Request, TestDir};
 use serde_json::{json, Value};
 
-use crate::assistants::{claim_summary, Clients, Expect, Login, WORKAROUND_WARNINGS};
+use crate::assistants::{
+    claim_summary, serve_everything, Clients, Expect, Login, Stack, NAME, WORKAROUND_WARNINGS,
+};
 
-const NAME: &str = "everything";
-const ALICE: (&str, &str) = ("alice", "alice-password-1");
-const BOB: (&str, &str) = ("bob", "bob-password-12");
 /// A tool of the server that alice's group does not grant.
 const DENIED_TOOL: &str = "get-env";
 /// Hosts of the CLIs' Client ID Metadata Documents: never needed in broker mode.
@@ -30,13 +25,7 @@ const CIMD_HOSTS: [&str; 2] = ["claude.ai", "chatgpt.com"];
 
 /// The stack: control plane (broker), MCP server, Envoy.
 struct Broker {
-    url: String,
-    public_url: String,
-    connect: Value,
-    gateway: Gateway,
-    cp: ControlPlane,
-    #[allow(dead_code)]
-    server: McpServer,
+    stack: Stack,
     /// Holds the files until the processes above are gone (fields drop in order).
     dir: TestDir,
 }
@@ -44,81 +33,46 @@ struct Broker {
 impl Broker {
     fn start(name: &str) -> Broker {
         let dir = TestDir::new(&format!("broker-login-{name}"));
-        let envoy_port = free_port();
-        let public_url = format!("http://127.0.0.1:{envoy_port}");
-        let cp = ControlPlane::start(
-            dir.path(),
+        let stack = serve_everything(
+            &dir,
             &[
-                ("PORTCULLIS_PUBLIC_URL", public_url.as_str()),
                 ("PORTCULLIS_AUTH_MODE", "broker"),
                 ("MCP_ADVERTISED_SCOPES", "openid profile"),
             ],
+            &[
+                (
+                    "/api/scopes/everything-safe".to_string(),
+                    json!({"grants": [{"server": NAME, "methods": ["tools/list", "tools/call"], "tools": ["echo"]}]}),
+                ),
+                (
+                    "/api/group-mappings/engineering".to_string(),
+                    json!({"scopes": ["everything-safe"]}),
+                ),
+                (
+                    format!("/api/users/{}", ALICE.0),
+                    json!({"password": ALICE.1, "groups": ["engineering"]}),
+                ),
+                (
+                    format!("/api/users/{}", BOB.0),
+                    json!({"password": BOB.1, "groups": []}),
+                ),
+            ],
         );
-        let server = McpServer::start(&dir);
-        let registered = cp.register(&json!({
-            "name": NAME,
-            "path": "/everything",
-            "proxy_pass_url": format!("http://127.0.0.1:{}/", server.port()),
-            "append_mcp_path": true,
-        }));
-        let url = registered["mcp_url"].as_str().expect("mcp_url").to_string();
-        for (path, body) in [
-            (
-                "/api/scopes/everything-safe".to_string(),
-                json!({"grants": [{"server": NAME, "methods": ["tools/list", "tools/call"], "tools": ["echo"]}]}),
-            ),
-            (
-                "/api/group-mappings/engineering".to_string(),
-                json!({"scopes": ["everything-safe"]}),
-            ),
-            (
-                format!("/api/users/{}", ALICE.0),
-                json!({"password": ALICE.1, "groups": ["engineering"]}),
-            ),
-            (
-                format!("/api/users/{}", BOB.0),
-                json!({"password": BOB.1, "groups": []}),
-            ),
-        ] {
-            let r = cp.admin("PUT", &path, Some(&body));
-            assert!(r.status < 300, "PUT {path}: {}", r.describe());
-        }
-        let gateway = Gateway::start_on(dir.path(), &cp, envoy_port);
-        let challenged = wait_until(Duration::from_secs(20), || {
-            (gateway.send(Request::get("/everything/mcp")).status == 401).then_some(())
-        });
-        assert!(
-            challenged.is_some(),
-            "Envoy never challenged:\n{}",
-            gateway.log_tail(30)
-        );
-        let r = cp.admin("GET", &format!("/api/servers/{NAME}/connect-config"), None);
-        assert_eq!(r.status, 200, "connect-config: {}", r.describe());
-        let connect = r.json();
-        Broker {
-            url,
-            public_url,
-            connect,
-            gateway,
-            cp,
-            server,
-            dir,
-        }
+        Broker { stack, dir }
     }
 
-    /// Alice's clients, run from the broker-mode connect config.
+    /// Alice's clients, run from the broker-mode connect config; each is also refused the
+    /// tool her group lacks, and what the CLIs try to reach is recorded.
     fn clients(&self) -> Clients<'_> {
         Clients {
-            label: "broker",
-            tag: "broker-login",
-            dir: &self.dir,
-            url: &self.url,
-            connect: &self.connect,
-            name: NAME,
-            user: ALICE,
-            message: "hello from broker mode",
             denied_tool: Some(DENIED_TOOL),
             record_outbound: true,
+            ..self.stack.clients(
+                &self.dir,
+                "broker",
+                "broker-login",
+                "hello from broker mode",
+            )
         }
     }
 
@@ -131,26 +85,31 @@ impl Broker {
                 .iter()
                 .any(|c| WORKAROUND_WARNINGS.contains(&c.as_str())),
             "broker mode needs no workaround, yet {ide:?} is warned {codes:?}: {:#}",
-            self.connect["warnings"]
+            self.stack.connect["warnings"]
         );
-        assert_eq!(self.connect["url"], self.url.as_str(), "{:#}", self.connect);
+        assert_eq!(
+            self.stack.connect["url"],
+            self.stack.url.as_str(),
+            "{:#}",
+            self.stack.connect
+        );
         assert!(
-            self.connect["oauth_client_id"].is_null(),
+            self.stack.connect["oauth_client_id"].is_null(),
             "broker mode pre-registers no client: {:#}",
-            self.connect
+            self.stack.connect
         );
         if let Some(ide) = ide {
             assert_eq!(
-                self.connect["rendered"][ide]["login_method"], "dcr",
+                self.stack.connect["rendered"][ide]["login_method"], "dcr",
                 "{ide}: {:#}",
-                self.connect["rendered"][ide]
+                self.stack.connect["rendered"][ide]
             );
         }
     }
 
     /// Every registered OAuth client, as operators see them.
     fn oauth_clients(&self) -> Vec<Value> {
-        let r = self.cp.admin("GET", "/api/oauth-clients", None);
+        let r = self.stack.cp.admin("GET", "/api/oauth-clients", None);
         assert_eq!(r.status, 200, "{}", r.describe());
         r.json()["clients"].as_array().expect("clients").clone()
     }
@@ -162,8 +121,12 @@ impl Broker {
     fn check_login(&self, who: &str, login: Option<Login>, client_name: &str) {
         let login = login.unwrap_or_else(|| panic!("{who}: logged in, but no token was stored"));
         let claims = &login.claims;
-        assert_eq!(claims["iss"], self.public_url.as_str(), "{who}: {claims}");
-        assert_eq!(claims["aud"], self.url.as_str(), "{who}: {claims}");
+        assert_eq!(
+            claims["iss"],
+            self.stack.public_url.as_str(),
+            "{who}: {claims}"
+        );
+        assert_eq!(claims["aud"], self.stack.url.as_str(), "{who}: {claims}");
         assert_eq!(claims["sub"], ALICE.0, "{who}: {claims}");
         assert_eq!(claims["groups"], json!(["engineering"]), "{who}: {claims}");
 
@@ -217,18 +180,19 @@ fn ts_sdk_client_registers_logs_in_and_calls_a_tool_through_envoy() {
 
     // Discovery through Envoy: the challenge, the metadata, the JWKS, all without credentials.
     let meta = b
+        .stack
         .gateway
         .send(Request::get("/.well-known/oauth-authorization-server"));
     assert_eq!(meta.status, 200, "{}", meta.describe());
     let meta = meta.json();
-    assert_eq!(meta["issuer"], b.public_url.as_str());
+    assert_eq!(meta["issuer"], b.stack.public_url.as_str());
     assert_eq!(
         meta["token_endpoint"],
-        format!("{}/oauth/token", b.public_url)
+        format!("{}/oauth/token", b.stack.public_url)
     );
     // What makes Claude Code and Codex register by DCR rather than fetch a CIMD document.
     assert_eq!(meta["client_id_metadata_document_supported"], false);
-    let jwks = b.gateway.send(Request::get("/oauth/jwks"));
+    let jwks = b.stack.gateway.send(Request::get("/oauth/jwks"));
     assert_eq!(jwks.status, 200, "{}", jwks.describe());
 
     let clients = b.clients();

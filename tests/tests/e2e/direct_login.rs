@@ -26,36 +26,23 @@
 //! by the filter for its audience; a person in no group logs in and gets a 403 that names the
 //! group that would allow the call, with no step-up scope (Okta).
 
-use std::time::Duration;
-
-use portcullis_e2e::control_plane::ControlPlane;
-use portcullis_e2e::gateway::Gateway;
 use portcullis_e2e::oidc::{
-    OidcIdp, ALICE, BOB, COGNITO_CLIENT_ID, ENTRA_APP_ID, ENTRA_ENGINEERING, OKTA_AUDIENCE,
-    OKTA_CLIENT_ID,
+    OidcIdp, BOB, COGNITO_CLIENT_ID, ENTRA_APP_ID, ENTRA_ENGINEERING, OKTA_AUDIENCE, OKTA_CLIENT_ID,
 };
-use portcullis_e2e::util::{free_port, wait_until};
-use portcullis_e2e::{McpServer, Request, TestDir};
-use serde_json::{json, Value};
+use portcullis_e2e::util::free_port;
+use portcullis_e2e::{Request, TestDir};
+use serde_json::json;
 
-use crate::assistants::{Clients, Expect};
+use crate::assistants::{serve_everything, Clients, Expect, Stack, NAME};
 
-/// The server's name in the registry and in every assistant's config.
-const NAME: &str = "everything";
 const MESSAGE: &str = "hello from direct mode";
 /// Keycloak's Audience mapper value (the safe set-up `docs/idp-profiles.md` describes).
 const KEYCLOAK_AUDIENCE: &str = "mcp-gateway";
 
-/// One profile's stack: the IdP, the control plane, the MCP server, Envoy.
+/// One profile's stack: the IdP, then the control plane, the MCP server and Envoy.
 struct Direct {
     profile: &'static str,
-    url: String,
-    connect: Value,
-    gateway: Gateway,
-    #[allow(dead_code)]
-    cp: ControlPlane,
-    #[allow(dead_code)]
-    server: McpServer,
+    stack: Stack,
     #[allow(dead_code)]
     idp: OidcIdp,
     /// Holds the files until the processes above are gone (fields drop in order).
@@ -76,62 +63,29 @@ impl Direct {
         args.extend_from_slice(idp_args);
         let idp = OidcIdp::start_as(dir.path(), &args);
         let issuer = idp.issuer();
-        // Envoy's URL goes into the metadata and the connect configs before Envoy starts.
-        let envoy_port = free_port();
-        let public_url = format!("http://127.0.0.1:{envoy_port}");
         let mut vars = vec![
-            ("PORTCULLIS_PUBLIC_URL", public_url.as_str()),
             ("PORTCULLIS_IDP_ISSUER", issuer.as_str()),
             ("PORTCULLIS_IDP_PROFILE", profile),
             ("PORTCULLIS_API_AUDIENCE", "portcullis-api"),
         ];
         vars.extend_from_slice(env);
-        let cp = ControlPlane::start(dir.path(), &vars);
-        let server = McpServer::start(&dir);
-        let registered = cp.register(&json!({
-            "name": NAME,
-            "path": "/everything",
-            "proxy_pass_url": format!("http://127.0.0.1:{}/", server.port()),
-            "append_mcp_path": true,
-        }));
-        let url = registered["mcp_url"].as_str().expect("mcp_url").to_string();
-        for (method, path, body) in [
-            (
-                "PUT",
-                "/api/scopes/everything-all".to_string(),
-                json!({"grants": [{"server": NAME, "methods": ["*"], "tools": ["*"]}]}),
-            ),
-            (
-                "PUT",
-                format!("/api/group-mappings/{group}"),
-                json!({"scopes": ["everything-all"]}),
-            ),
-        ] {
-            let r = cp.admin(method, &path, Some(&body));
-            assert!(r.status < 300, "{method} {path}: {}", r.describe());
-        }
-        let gateway = Gateway::start_on(dir.path(), &cp, envoy_port);
-        // The policy (with the IdP's keys) has arrived once an anonymous call gets the challenge.
-        let challenged = wait_until(Duration::from_secs(20), || {
-            let r = gateway.send(Request::get("/everything/mcp"));
-            (r.status == 401).then_some(())
-        });
-        assert!(
-            challenged.is_some(),
-            "Envoy never challenged: {}\n{}",
-            gateway.send(Request::get("/everything/mcp")).describe(),
-            gateway.log_tail(30)
+        let stack = serve_everything(
+            &dir,
+            &vars,
+            &[
+                (
+                    "/api/scopes/everything-all".to_string(),
+                    json!({"grants": [{"server": NAME, "methods": ["*"], "tools": ["*"]}]}),
+                ),
+                (
+                    format!("/api/group-mappings/{group}"),
+                    json!({"scopes": ["everything-all"]}),
+                ),
+            ],
         );
-        let r = cp.admin("GET", &format!("/api/servers/{NAME}/connect-config"), None);
-        assert_eq!(r.status, 200, "connect-config: {}", r.describe());
-        let connect = r.json();
         Direct {
             profile,
-            url,
-            connect,
-            gateway,
-            cp,
-            server,
+            stack,
             idp,
             dir,
         }
@@ -139,18 +93,8 @@ impl Direct {
 
     /// Alice's clients, run from this profile's connect config.
     fn clients(&self) -> Clients<'_> {
-        Clients {
-            label: self.profile,
-            tag: "direct-login",
-            dir: &self.dir,
-            url: &self.url,
-            connect: &self.connect,
-            name: NAME,
-            user: ALICE,
-            message: MESSAGE,
-            denied_tool: None,
-            record_outbound: false,
-        }
+        self.stack
+            .clients(&self.dir, self.profile, "direct-login", MESSAGE)
     }
 
     /// `user`, in no group, logs in with the TS SDK client and is refused by the filter from
@@ -241,7 +185,7 @@ fn cognito_tokens_without_aud_are_accepted_by_client_id() {
         "engineering",
     );
     // Cognito has no offline_access: the advertised scopes leave it out.
-    let prm = d.gateway.send(Request::get(
+    let prm = d.stack.gateway.send(Request::get(
         "/.well-known/oauth-protected-resource/everything/mcp",
     ));
     assert_eq!(prm.status, 200, "{}", prm.describe());
