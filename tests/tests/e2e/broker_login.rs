@@ -10,7 +10,10 @@
 //! `tests/node/browser.mjs` as their browser, and call `echo` through Envoy; `get-env`, which
 //! alice's group lacks, is refused with 403. Bob, in no group, logs in and gets 403.
 
+use std::time::Duration;
+
 use portcullis_e2e::oidc::{ALICE, BOB};
+use portcullis_e2e::util::wait_until;
 use portcullis_e2e::{Request, TestDir};
 use serde_json::{json, Value};
 
@@ -80,6 +83,7 @@ impl Broker {
     /// warning that a workaround is needed.
     fn check_connect_config(&self, ide: Option<&str>) {
         let codes = self.clients().codes(ide);
+        eprintln!("[broker-login] connect config for {ide:?}: warnings {codes:?}");
         assert!(
             !codes
                 .iter()
@@ -112,6 +116,22 @@ impl Broker {
         let r = self.stack.cp.admin("GET", "/api/oauth-clients", None);
         assert_eq!(r.status, 200, "{}", r.describe());
         r.json()["clients"].as_array().expect("clients").clone()
+    }
+
+    /// The `client_id` of every `/oauth/authorize` request that went through Envoy.
+    fn authorize_client_ids(&self) -> Vec<String> {
+        self.stack
+            .gateway
+            .access_log()
+            .iter()
+            .filter_map(|r| r["path"].as_str()?.strip_prefix("/oauth/authorize?"))
+            .filter_map(|query| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("client_id="))
+                    .map(str::to_string)
+            })
+            .collect()
     }
 
     /// What `who`'s login must have done: registered by DCR as `client_name` (not CIMD:
@@ -148,6 +168,19 @@ impl Broker {
                 .starts_with("https://"),
             "{who}: a CIMD client id: {client}"
         );
+
+        // What the broker was asked to authorize: registered clients only, never a CIMD URL.
+        let sent = wait_until(Duration::from_secs(5), || {
+            let ids = self.authorize_client_ids();
+            (!ids.is_empty()).then_some(ids)
+        })
+        .unwrap_or_else(|| panic!("{who}: no /oauth/authorize in Envoy's access log"));
+        for id in &sent {
+            assert!(
+                clients.iter().any(|c| c["client_id"] == id.as_str()),
+                "{who}: the broker was asked to authorize {id}, which is not a registered client"
+            );
+        }
 
         // The sandbox lets nothing out; what the CLI tried is recorded by its proxy.
         let tried: Vec<&String> = login
