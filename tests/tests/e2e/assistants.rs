@@ -102,10 +102,12 @@ pub fn serve_everything(dir: &TestDir, env: &[(&str, &str)], puts: &[(String, Va
         assert!(r.status < 300, "PUT {path}: {}", r.describe());
     }
     let gateway = Gateway::start_on(dir.path(), &cp, envoy_port);
-    // The policy (with the issuer's keys) has arrived once an anonymous call gets the challenge.
-    let challenged = wait_until(Duration::from_secs(20), || {
+    // The policy has arrived once an anonymous call gets the challenge, and is usable once it
+    // carries the issuer, which it leaves out until the issuer's keys are stored (a failed first
+    // fetch is retried seconds later).
+    let challenged = wait_until(Duration::from_secs(30), || {
         let r = gateway.send(Request::get("/everything/mcp"));
-        (r.status == 401).then_some(())
+        (r.status == 401 && envoy_has_an_issuer(&gateway)).then_some(())
     });
     assert!(
         challenged.is_some(),
@@ -123,6 +125,23 @@ pub fn serve_everything(dir: &TestDir, env: &[(&str, &str)], puts: &[(String, Va
         cp,
         server,
     }
+}
+
+/// The filter has accepted a policy with at least one issuer (its log says how many).
+fn envoy_has_an_issuer(gateway: &Gateway) -> bool {
+    gateway
+        .log_tail(usize::MAX)
+        .lines()
+        .filter(|l| l.contains("accepted from the control plane"))
+        .filter_map(|l| {
+            l.rsplit("; ")
+                .next()?
+                .split(' ')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .any(|issuers| issuers > 0)
 }
 
 /// Warning codes that mean "this assistant cannot log in as configured" (or only weakly).

@@ -9,13 +9,18 @@
 //! back to DCR and never need claude.ai or chatgpt.com), log in through the login page with
 //! `tests/node/browser.mjs` as their browser, and call `echo` through Envoy; `get-env`, which
 //! alice's group lacks, is refused with 403. Bob, in no group, logs in and gets 403.
+//!
+//! Also (ignored until the broker is fixed): simultaneous code exchanges all get tokens; on
+//! SQLite most of them get 500 today, which the client tests above hit now and then.
 
 use std::time::Duration;
 
+use portcullis_e2e::http::form_urlencoded;
 use portcullis_e2e::oidc::{ALICE, BOB};
-use portcullis_e2e::util::wait_until;
+use portcullis_e2e::util::{b64url, wait_until};
 use portcullis_e2e::{Request, TestDir};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use crate::assistants::{
     claim_summary, serve_everything, Clients, Expect, Login, Stack, NAME, WORKAROUND_WARNINGS,
@@ -263,4 +268,110 @@ fn codex_registers_logs_in_and_calls_a_tool_through_envoy() {
     let [added, logged_in] = b.clients().codex(Expect::Works);
     b.check_login("Codex (mcp add)", added, "Codex");
     b.check_login("Codex (mcp login)", logged_in, "Codex");
+}
+
+/// Two people finishing their logins at the same moment (or one login while Envoy ships
+/// audit events) must both get tokens. Seen failing in the client tests above, now and then:
+/// `/oauth/token` answered 500 `server_error` "the authorization server failed on the grant
+/// records", logged as `database is locked` (SQLite codes 5 and 517) while a `POST /v1/audit`
+/// was being written: the grant records' transaction reads, then writes, and SQLite refuses
+/// that upgrade when another connection writes meanwhile.
+#[test]
+#[ignore = "broker bug (control-plane/src/authz/store.rs, with_grants): concurrent /oauth/token requests get 500 `database is locked` on SQLite"]
+fn concurrent_code_exchanges_all_get_tokens() {
+    const LOGINS: usize = 8;
+    let b = Broker::start("concurrent-exchanges");
+    let port = b.stack.cp.port();
+    let redirect = "http://127.0.0.1:9/callback";
+    let r = Request::post("/oauth/register")
+        .json(&json!({
+            "client_name": "concurrent", "redirect_uris": [redirect],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"], "token_endpoint_auth_method": "none",
+        }))
+        .send(port);
+    assert_eq!(r.status, 201, "{}", r.describe());
+    let client_id = r.json()["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_string();
+    // One code per login, through the login page as a browser would submit it.
+    let codes: Vec<(String, String)> = (0..LOGINS)
+        .map(|i| {
+            let verifier = format!("verifier-{i}-{}", "v".repeat(43));
+            let challenge = b64url(&Sha256::digest(verifier.as_bytes()));
+            let query = form_urlencoded(&[
+                ("response_type", "code"),
+                ("client_id", &client_id),
+                ("redirect_uri", redirect),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("state", "s"),
+                ("scope", "openid"),
+                ("resource", &b.stack.url),
+            ]);
+            let page = Request::get(&format!("/oauth/authorize?{query}")).send(port);
+            assert_eq!(page.status, 200, "{}", page.describe());
+            let html = page.text();
+            let request = html
+                .split("name=\"request\" value=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("the login form's request field");
+            let signed_in = Request::post("/oauth/authorize")
+                .form(&[
+                    ("request", request),
+                    ("username", ALICE.0),
+                    ("password", ALICE.1),
+                    ("decision", "approve"),
+                ])
+                .send(port);
+            assert_eq!(signed_in.status, 303, "{}", signed_in.describe());
+            let location = signed_in.header("location").expect("location");
+            let code = location
+                .split(['?', '&'])
+                .find_map(|kv| kv.strip_prefix("code="))
+                .expect("code")
+                .to_string();
+            (code, verifier)
+        })
+        .collect();
+    let start = std::sync::Barrier::new(LOGINS);
+    let statuses: Vec<(u16, String)> = std::thread::scope(|s| {
+        let threads: Vec<_> = codes
+            .iter()
+            .map(|(code, verifier)| {
+                let (start, client_id, url) = (&start, &client_id, &b.stack.url);
+                s.spawn(move || {
+                    start.wait();
+                    let r = Request::post("/oauth/token")
+                        .form(&[
+                            ("grant_type", "authorization_code"),
+                            ("code", code),
+                            ("redirect_uri", redirect),
+                            ("client_id", client_id),
+                            ("code_verifier", verifier),
+                            ("resource", url),
+                        ])
+                        .send(port);
+                    let error = if r.status == 200 {
+                        String::new()
+                    } else {
+                        r.text()
+                    };
+                    (r.status, error)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("exchange"))
+            .collect()
+    });
+    let failed: Vec<&(u16, String)> = statuses.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {LOGINS} simultaneous code exchanges failed: {failed:?}",
+        failed.len()
+    );
 }
