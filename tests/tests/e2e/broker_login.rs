@@ -240,8 +240,8 @@ fn ts_sdk_client_registers_logs_in_and_calls_a_tool_through_envoy() {
     // A person without a mapped group logs in, and is refused with a clear 403.
     let challenge = clients.ts_sdk_refused(BOB);
     assert!(
-        challenge.contains("insufficient_scope"),
-        "bob's refusal: {challenge}"
+        challenge.contains("insufficient_scope") && challenge.contains("engineering"),
+        "bob's refusal should name the group that would allow it: {challenge}"
     );
 }
 
