@@ -145,7 +145,7 @@ fn envoy_has_an_issuer(gateway: &Gateway) -> bool {
 }
 
 /// Warning codes that mean "this assistant cannot log in as configured" (or only weakly).
-pub const WORKAROUND_WARNINGS: [&str; 5] = [
+const WORKAROUND_WARNINGS: [&str; 5] = [
     "idp_refuses_resource",
     "idp_audience_mismatch",
     "weak_audience",

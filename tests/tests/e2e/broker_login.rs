@@ -22,9 +22,7 @@ use portcullis_e2e::{Request, TestDir};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::assistants::{
-    claim_summary, serve_everything, Clients, Expect, Login, Stack, NAME, WORKAROUND_WARNINGS,
-};
+use crate::assistants::{claim_summary, serve_everything, Clients, Expect, Login, Stack, NAME};
 
 /// A tool of the server that alice's group does not grant.
 const DENIED_TOOL: &str = "get-env";
@@ -84,18 +82,11 @@ impl Broker {
         }
     }
 
-    /// The connect config sends `ide` (`None`: the TS SDK client) the broker's way, with no
-    /// warning that a workaround is needed.
+    /// The connect config sends `ide` (`None`: the TS SDK client) the broker's way: the URL,
+    /// no client id, DCR. (Each client's runner asserts it carries no workaround warning.)
     fn check_connect_config(&self, ide: Option<&str>) {
         let codes = self.clients().codes(ide);
         eprintln!("[broker-login] connect config for {ide:?}: warnings {codes:?}");
-        assert!(
-            !codes
-                .iter()
-                .any(|c| WORKAROUND_WARNINGS.contains(&c.as_str())),
-            "broker mode needs no workaround, yet {ide:?} is warned {codes:?}: {:#}",
-            self.stack.connect["warnings"]
-        );
         assert_eq!(
             self.stack.connect["url"],
             self.stack.url.as_str(),
@@ -187,7 +178,8 @@ impl Broker {
             );
         }
 
-        // The sandbox lets nothing out; what the CLI tried is recorded by its proxy.
+        // The sandbox lets nothing out; a CLI that honours HTTPS_PROXY (Claude Code) has what it
+        // tried recorded by the proxy, the others (Codex, mcp-remote) find no DNS here.
         let tried: Vec<&String> = login
             .outbound
             .iter()
