@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -154,6 +155,9 @@ impl CliEnv {
 
     fn command(&self, argv: &[String]) -> Command {
         let mut cmd = Command::new(&argv[0]);
+        // A group of its own, so that stopping it stops what it started too (npx's shell and
+        // node, the codex wrapper's binary), not only the process we spawned.
+        cmd.process_group(0);
         cmd.args(&argv[1..])
             .env_clear()
             .envs(&self.env)
@@ -187,8 +191,7 @@ impl CliEnv {
                 break status.code();
             }
             if Instant::now() >= deadline || stop() {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_group(&mut child);
                 break None;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -274,6 +277,16 @@ impl CliEnv {
             next_id: 1,
         }
     }
+}
+
+/// Kills `child`'s process group (see [`CliEnv::command`]), then reaps `child`.
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// An MCP server spoken to over stdio (newline-delimited JSON-RPC); killed on drop.
@@ -379,8 +392,7 @@ impl StdioMcp {
 impl Drop for StdioMcp {
     fn drop(&mut self) {
         self.stdin.take();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 
