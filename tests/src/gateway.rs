@@ -230,6 +230,17 @@ impl Gateway {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
+    /// Envoy's access log so far: one JSON object per request (`path` with its query), from
+    /// its stdout.
+    pub fn access_log(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("envoy.out"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["path"].is_string())
+            .collect()
+    }
+
     /// Whether the log has a line containing `needle`.
     pub fn logged(&self, needle: &str) -> bool {
         std::fs::read_to_string(self.dir.join("envoy.log"))

@@ -78,6 +78,12 @@ impl Request {
             .header("accept", "application/json, text/event-stream")
     }
 
+    /// An `application/x-www-form-urlencoded` body of `fields` (an HTML form, an OAuth request).
+    pub fn form(mut self, fields: &[(&str, &str)]) -> Request {
+        self.body = form_urlencoded(fields).into_bytes();
+        self.header("content-type", "application/x-www-form-urlencoded")
+    }
+
     /// Raw body bytes. Sent as-is: with a `transfer-encoding` header the caller frames them.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
         self.body = body.into();
@@ -190,6 +196,27 @@ impl Request {
 
 /// Frames `chunks` as an HTTP/1.1 chunked body ending with `trailers`; also returns where each
 /// chunk's frame ends (offsets, for separate writes). Empty chunks are skipped.
+/// Percent-encodes a query or form value (every byte but RFC 3986's unreserved ones).
+pub fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `k=v&…` with the values percent-encoded: a query string or a form body.
+pub fn form_urlencoded(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 pub fn chunked_body<C: AsRef<[u8]>>(
     chunks: &[C],
     trailers: &[(&str, &[u8])],

@@ -5,9 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -57,6 +60,7 @@ pub struct CliEnv {
     pub home: PathBuf,
     pub env: BTreeMap<String, String>,
     log_dir: PathBuf,
+    outbound: Option<Arc<RefusingProxy>>,
 }
 
 impl CliEnv {
@@ -107,7 +111,26 @@ impl CliEnv {
             home,
             env,
             log_dir: dir.to_path_buf(),
+            outbound: None,
         }
+    }
+
+    /// Sends the sandbox's non-loopback traffic to a [`RefusingProxy`] instead of a closed port,
+    /// so [`CliEnv::outbound`] can tell which hosts the CLIs tried to reach (still none served).
+    pub fn recording_outbound(mut self) -> CliEnv {
+        let proxy = RefusingProxy::start();
+        let url = format!("http://127.0.0.1:{}", proxy.port);
+        for k in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+            self.env.insert(k.to_string(), url.clone());
+        }
+        self.outbound = Some(Arc::new(proxy));
+        self
+    }
+
+    /// What the CLIs asked the proxy for (`CONNECT claude.ai:443 HTTP/1.1`, …), in order;
+    /// empty unless [`CliEnv::recording_outbound`].
+    pub fn outbound(&self) -> Vec<String> {
+        self.outbound.as_ref().map(|p| p.seen()).unwrap_or_default()
     }
 
     /// What the browser did for this sandbox's logins (every hop, queries redacted).
@@ -132,6 +155,9 @@ impl CliEnv {
 
     fn command(&self, argv: &[String]) -> Command {
         let mut cmd = Command::new(&argv[0]);
+        // A group of its own, so that stopping it stops what it started too (npx's shell and
+        // node, the codex wrapper's binary), not only the process we spawned.
+        cmd.process_group(0);
         cmd.args(&argv[1..])
             .env_clear()
             .envs(&self.env)
@@ -165,8 +191,7 @@ impl CliEnv {
                 break status.code();
             }
             if Instant::now() >= deadline || stop() {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_group(&mut child);
                 break None;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -252,6 +277,16 @@ impl CliEnv {
             next_id: 1,
         }
     }
+}
+
+/// Kills `child`'s process group (see [`CliEnv::command`]), then reaps `child`.
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// An MCP server spoken to over stdio (newline-delimited JSON-RPC); killed on drop.
@@ -357,8 +392,7 @@ impl StdioMcp {
 impl Drop for StdioMcp {
     fn drop(&mut self) {
         self.stdin.take();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 
@@ -366,4 +400,59 @@ impl Drop for StdioMcp {
 pub fn jwt_claims(token: &str) -> Option<Value> {
     let payload = token.split('.').nth(1)?;
     serde_json::from_slice(&crate::util::b64url_decode(payload)?).ok()
+}
+
+/// An HTTP proxy on 127.0.0.1 that lets nothing through: it answers every request (`CONNECT`
+/// included) with 403 and remembers its request line. Stops on drop.
+#[derive(Debug)]
+pub struct RefusingProxy {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RefusingProxy {
+    pub fn start() -> RefusingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the refusing proxy");
+        let proxy = RefusingProxy {
+            port: listener.local_addr().expect("proxy address").port(),
+            seen: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (seen, stop) = (proxy.seen.clone(), proxy.stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut line = String::new();
+                let _ = BufReader::new(&conn).read_line(&mut line);
+                seen.lock()
+                    .expect("proxy log")
+                    .push(line.trim().to_string());
+                let _ = conn.write_all(
+                    b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        proxy
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("proxy log").clone()
+    }
+}
+
+impl Drop for RefusingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
 }

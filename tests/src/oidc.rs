@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::http::Request;
+use crate::http::{percent, Request};
 use crate::paths;
 
 pub const CLIENT_ID: &str = "portcullis-test";
@@ -122,17 +122,6 @@ impl OidcIdp {
         assert_eq!(r.status, 200, "{path}: {}", r.describe());
         r.json()
     }
-}
-
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 impl Drop for OidcIdp {

@@ -7,6 +7,9 @@
 #[path = "e2e/common.rs"]
 mod common;
 
+#[path = "e2e/assistants.rs"]
+mod assistants;
+
 #[path = "e2e/api_keys.rs"]
 mod api_keys;
 #[path = "e2e/audit_durability.rs"]

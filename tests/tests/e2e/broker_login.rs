@@ -1,150 +1,369 @@
 //! Broker mode with people logging in, end to end: `portcullis serve` in broker mode is the
 //! authorization server (built-in user store), Envoy from the shipped bootstrap with the
 //! filter passes `/oauth/…` to it and checks every MCP request against the tokens it issues,
-//! and a real `mcp-server-everything` answers. The official TypeScript SDK client discovers
-//! the authorization server from the 401, registers itself (DCR), logs in through the login
-//! page with `tests/node/browser.mjs` as its browser, and calls a tool.
+//! and a real `mcp-server-everything` answers.
+//!
+//! Every client is run exactly as the broker-mode connect config emits it (`assistants`): the
+//! TypeScript SDK client, mcp-remote, Claude Code and Codex each discover the broker from the
+//! 401, register by DCR (the broker advertises no CIMD, so the CLIs, which prefer CIMD, fall
+//! back to DCR and never need claude.ai or chatgpt.com), log in through the login page with
+//! `tests/node/browser.mjs` as their browser, and call `echo` through Envoy; `get-env`, which
+//! alice's group lacks, is refused with 403. Bob, in no group, logs in and gets 403.
+//!
+//! Also (ignored until the broker is fixed): simultaneous code exchanges all get tokens; on
+//! SQLite most of them get 500 today, which the client tests above hit now and then.
 
 use std::time::Duration;
 
-use portcullis_e2e::control_plane::ControlPlane;
-use portcullis_e2e::gateway::Gateway;
-use portcullis_e2e::util::{free_port, wait_until};
-use portcullis_e2e::{ClientPlan, McpServer, Request, TestDir};
+use portcullis_e2e::http::form_urlencoded;
+use portcullis_e2e::oidc::{ALICE, BOB};
+use portcullis_e2e::util::{b64url, wait_until};
+use portcullis_e2e::{Request, TestDir};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
-const NAME: &str = "everything";
-const ALICE: (&str, &str) = ("alice", "alice-password-1");
-const BOB: (&str, &str) = ("bob", "bob-password-12");
+use crate::assistants::{claim_summary, serve_everything, Clients, Expect, Login, Stack, NAME};
+
+/// A tool of the server that alice's group does not grant.
+const DENIED_TOOL: &str = "get-env";
+/// Hosts of the CLIs' Client ID Metadata Documents: never needed in broker mode.
+const CIMD_HOSTS: [&str; 2] = ["claude.ai", "chatgpt.com"];
 
 /// The stack: control plane (broker), MCP server, Envoy.
 struct Broker {
-    url: String,
-    public_url: String,
-    gateway: Gateway,
-    cp: ControlPlane,
-    #[allow(dead_code)]
-    server: McpServer,
+    stack: Stack,
+    /// Holds the files until the processes above are gone (fields drop in order).
     dir: TestDir,
 }
 
 impl Broker {
-    fn start() -> Broker {
-        let dir = TestDir::new("broker-login");
-        let envoy_port = free_port();
-        let public_url = format!("http://127.0.0.1:{envoy_port}");
-        let cp = ControlPlane::start(
-            dir.path(),
+    fn start(name: &str) -> Broker {
+        let dir = TestDir::new(&format!("broker-login-{name}"));
+        let stack = serve_everything(
+            &dir,
             &[
-                ("PORTCULLIS_PUBLIC_URL", public_url.as_str()),
                 ("PORTCULLIS_AUTH_MODE", "broker"),
                 ("MCP_ADVERTISED_SCOPES", "openid profile"),
             ],
+            &[
+                (
+                    "/api/scopes/everything-safe".to_string(),
+                    json!({"grants": [{"server": NAME, "methods": ["tools/list", "tools/call"], "tools": ["echo"]}]}),
+                ),
+                (
+                    "/api/group-mappings/engineering".to_string(),
+                    json!({"scopes": ["everything-safe"]}),
+                ),
+                (
+                    format!("/api/users/{}", ALICE.0),
+                    json!({"password": ALICE.1, "groups": ["engineering"]}),
+                ),
+                (
+                    format!("/api/users/{}", BOB.0),
+                    json!({"password": BOB.1, "groups": []}),
+                ),
+            ],
         );
-        let server = McpServer::start(&dir);
-        let registered = cp.register(&json!({
-            "name": NAME,
-            "path": "/everything",
-            "proxy_pass_url": format!("http://127.0.0.1:{}/", server.port()),
-            "append_mcp_path": true,
-        }));
-        let url = registered["mcp_url"].as_str().expect("mcp_url").to_string();
-        for (path, body) in [
-            (
-                "/api/scopes/everything-safe".to_string(),
-                json!({"grants": [{"server": NAME, "methods": ["tools/list", "tools/call"], "tools": ["echo"]}]}),
-            ),
-            (
-                "/api/group-mappings/engineering".to_string(),
-                json!({"scopes": ["everything-safe"]}),
-            ),
-            (
-                format!("/api/users/{}", ALICE.0),
-                json!({"password": ALICE.1, "groups": ["engineering"]}),
-            ),
-            (
-                format!("/api/users/{}", BOB.0),
-                json!({"password": BOB.1, "groups": []}),
-            ),
-        ] {
-            let r = cp.admin("PUT", &path, Some(&body));
-            assert!(r.status < 300, "PUT {path}: {}", r.describe());
-        }
-        let gateway = Gateway::start_on(dir.path(), &cp, envoy_port);
-        let challenged = wait_until(Duration::from_secs(20), || {
-            (gateway.send(Request::get("/everything/mcp")).status == 401).then_some(())
-        });
-        assert!(
-            challenged.is_some(),
-            "Envoy never challenged:\n{}",
-            gateway.log_tail(30)
-        );
-        Broker {
-            url,
-            public_url,
-            gateway,
-            cp,
-            server,
-            dir,
+        Broker { stack, dir }
+    }
+
+    /// Alice's clients, run from the broker-mode connect config; each is also refused the
+    /// tool her group lacks, and what the CLIs try to reach is recorded.
+    fn clients(&self) -> Clients<'_> {
+        Clients {
+            denied_tool: Some(DENIED_TOOL),
+            record_outbound: true,
+            ..self.stack.clients(
+                &self.dir,
+                "broker",
+                "broker-login",
+                "hello from broker mode",
+            )
         }
     }
-}
 
-fn oauth(user: (&str, &str)) -> Value {
-    json!({"user": user.0, "password": user.1})
+    /// The connect config sends `ide` (`None`: the TS SDK client) the broker's way: the URL,
+    /// no client id, DCR. (Each client's runner asserts it carries no workaround warning.)
+    fn check_connect_config(&self, ide: Option<&str>) {
+        let codes = self.clients().codes(ide);
+        eprintln!("[broker-login] connect config for {ide:?}: warnings {codes:?}");
+        assert_eq!(
+            self.stack.connect["url"],
+            self.stack.url.as_str(),
+            "{:#}",
+            self.stack.connect
+        );
+        assert!(
+            self.stack.connect["oauth_client_id"].is_null(),
+            "broker mode pre-registers no client: {:#}",
+            self.stack.connect
+        );
+        if let Some(ide) = ide {
+            assert_eq!(
+                self.stack.connect["rendered"][ide]["login_method"], "dcr",
+                "{ide}: {:#}",
+                self.stack.connect["rendered"][ide]
+            );
+        }
+    }
+
+    /// Every registered OAuth client, as operators see them.
+    fn oauth_clients(&self) -> Vec<Value> {
+        let r = self.stack.cp.admin("GET", "/api/oauth-clients", None);
+        assert_eq!(r.status, 200, "{}", r.describe());
+        r.json()["clients"].as_array().expect("clients").clone()
+    }
+
+    /// The `client_id` of every `/oauth/authorize` request that went through Envoy.
+    fn authorize_client_ids(&self) -> Vec<String> {
+        self.stack
+            .gateway
+            .access_log()
+            .iter()
+            .filter_map(|r| r["path"].as_str()?.strip_prefix("/oauth/authorize?"))
+            .filter_map(|query| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("client_id="))
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+
+    /// What `who`'s login must have done: registered by DCR as `client_name` (not CIMD:
+    /// nothing asked of claude.ai or chatgpt.com; every client of this stack is such a one),
+    /// and obtained a token for that client with the broker as issuer, the MCP URL as audience
+    /// and alice's group.
+    fn check_login(&self, who: &str, login: Option<Login>, client_name: &str) {
+        let login = login.unwrap_or_else(|| panic!("{who}: logged in, but no token was stored"));
+        let claims = &login.claims;
+        assert_eq!(
+            claims["iss"],
+            self.stack.public_url.as_str(),
+            "{who}: {claims}"
+        );
+        assert_eq!(claims["aud"], self.stack.url.as_str(), "{who}: {claims}");
+        assert_eq!(claims["sub"], ALICE.0, "{who}: {claims}");
+        assert_eq!(claims["groups"], json!(["engineering"]), "{who}: {claims}");
+
+        let clients = self.oauth_clients();
+        for c in &clients {
+            assert_eq!(c["registration_type"], "dcr", "{who}: {c}");
+            assert_eq!(c["client_name"], client_name, "{who}: {c}");
+        }
+        let client = clients
+            .iter()
+            .find(|c| c["client_id"] == claims["client_id"])
+            .unwrap_or_else(|| {
+                panic!("{who}: its token's client is not registered: {claims} {clients:#?}")
+            });
+        assert!(
+            !client["client_id"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("https://"),
+            "{who}: a CIMD client id: {client}"
+        );
+
+        // What the broker was asked to authorize: registered clients only, never a CIMD URL.
+        let sent = wait_until(Duration::from_secs(5), || {
+            let ids = self.authorize_client_ids();
+            (!ids.is_empty()).then_some(ids)
+        })
+        .unwrap_or_else(|| panic!("{who}: no /oauth/authorize in Envoy's access log"));
+        for id in &sent {
+            assert!(
+                clients.iter().any(|c| c["client_id"] == id.as_str()),
+                "{who}: the broker was asked to authorize {id}, which is not a registered client"
+            );
+        }
+
+        // The sandbox lets nothing out; a CLI that honours HTTPS_PROXY (Claude Code) has what it
+        // tried recorded by the proxy, the others (Codex, mcp-remote) find no DNS here.
+        let tried: Vec<&String> = login
+            .outbound
+            .iter()
+            .filter(|l| CIMD_HOSTS.iter().any(|h| l.contains(h)))
+            .collect();
+        assert!(
+            tried.is_empty(),
+            "{who} tried to reach a CIMD host: {tried:?}"
+        );
+        let signs: Vec<&str> = CIMD_HOSTS
+            .iter()
+            .copied()
+            .filter(|h| login.observed.contains(h))
+            .collect();
+        eprintln!(
+            "[broker-login] {who}: DCR client {:?} ({client_name}), claims {}, outbound attempts {:?}, CIMD hosts in its output {signs:?}",
+            client["client_id"],
+            claim_summary(claims),
+            login.outbound
+        );
+    }
 }
 
 #[test]
 fn ts_sdk_client_registers_logs_in_and_calls_a_tool_through_envoy() {
-    let b = Broker::start();
+    let b = Broker::start("ts-sdk");
+    b.check_connect_config(None);
 
     // Discovery through Envoy: the challenge, the metadata, the JWKS, all without credentials.
     let meta = b
+        .stack
         .gateway
         .send(Request::get("/.well-known/oauth-authorization-server"));
     assert_eq!(meta.status, 200, "{}", meta.describe());
     let meta = meta.json();
-    assert_eq!(meta["issuer"], b.public_url.as_str());
+    assert_eq!(meta["issuer"], b.stack.public_url.as_str());
     assert_eq!(
         meta["token_endpoint"],
-        format!("{}/oauth/token", b.public_url)
+        format!("{}/oauth/token", b.stack.public_url)
     );
-    let jwks = b.gateway.send(Request::get("/oauth/jwks"));
+    // What makes Claude Code and Codex register by DCR rather than fetch a CIMD document.
+    assert_eq!(meta["client_id_metadata_document_supported"], false);
+    let jwks = b.stack.gateway.send(Request::get("/oauth/jwks"));
     assert_eq!(jwks.status, 200, "{}", jwks.describe());
 
-    let run = ClientPlan::new()
-        .oauth(oauth(ALICE))
-        .connect()
-        .call_tool("echo", json!({"message": "hello from broker mode"}))
-        .call_tool("get-env", json!({}))
-        .run(&b.dir, &b.url);
-    let echoed = run.ok(1);
-    assert_eq!(
-        echoed["content"][0]["text"],
-        "Echo: hello from broker mode",
-        "{}",
-        run.describe()
-    );
-    // Alice's group grants echo only.
-    assert_eq!(run.err(2)["httpStatus"], 403, "{}", run.describe());
-    let claims = &run.summary["oauth"]["accessTokenClaims"];
-    assert_eq!(claims["iss"], b.public_url.as_str(), "{claims}");
-    assert_eq!(claims["aud"], b.url.as_str(), "{claims}");
-    assert_eq!(claims["sub"], ALICE.0);
-    assert_eq!(claims["groups"], json!(["engineering"]));
-
-    // The client registered itself and shows up for operators.
-    let clients = b.cp.admin("GET", "/api/oauth-clients", None).json();
-    let listed = clients["clients"].as_array().expect("clients");
-    assert_eq!(listed.len(), 1, "{clients}");
-    assert_eq!(listed[0]["registration_type"], "dcr");
+    let clients = b.clients();
+    let login = clients.ts_sdk(Expect::Works);
+    b.check_login("TS SDK", login, "portcullis-e2e");
 
     // A person without a mapped group logs in, and is refused with a clear 403.
-    let run = ClientPlan::new()
-        .oauth(oauth(BOB))
-        .connect()
-        .call_tool("echo", json!({"message": "x"}))
-        .run(&b.dir, &b.url);
-    let refused = run.err(0);
-    assert_eq!(refused["httpStatus"], 403, "{}", run.describe());
+    let challenge = clients.ts_sdk_refused(BOB);
+    assert!(
+        challenge.contains("insufficient_scope") && challenge.contains("engineering"),
+        "bob's refusal should name the group that would allow it: {challenge}"
+    );
+}
+
+#[test]
+fn mcp_remote_registers_logs_in_and_calls_a_tool_through_envoy() {
+    let b = Broker::start("mcp-remote");
+    b.check_connect_config(Some("claude-desktop"));
+    let login = b.clients().mcp_remote(Expect::Works);
+    b.check_login("mcp-remote", login, "MCP CLI Proxy");
+}
+
+#[test]
+fn claude_code_registers_logs_in_and_calls_a_tool_through_envoy() {
+    let b = Broker::start("claude-code");
+    b.check_connect_config(Some("claude-code"));
+    let login = b.clients().claude_code(Expect::Works);
+    b.check_login("Claude Code", login, &format!("Claude Code ({NAME})"));
+}
+
+#[test]
+fn codex_registers_logs_in_and_calls_a_tool_through_envoy() {
+    let b = Broker::start("codex");
+    b.check_connect_config(Some("codex"));
+    let [added, logged_in] = b.clients().codex(Expect::Works);
+    b.check_login("Codex (mcp add)", added, "Codex");
+    b.check_login("Codex (mcp login)", logged_in, "Codex");
+}
+
+/// Two people finishing their logins at the same moment (or one login while Envoy ships
+/// audit events) must both get tokens. Seen failing in the client tests above, now and then:
+/// `/oauth/token` answered 500 `server_error` "the authorization server failed on the grant
+/// records", logged as `database is locked` (SQLite codes 5 and 517) while a `POST /v1/audit`
+/// was being written: the grant records' transaction reads, then writes, and SQLite refuses
+/// that upgrade when another connection writes meanwhile.
+#[test]
+#[ignore = "broker bug (control-plane/src/authz/store.rs, with_grants): concurrent /oauth/token requests get 500 `database is locked` on SQLite"]
+fn concurrent_code_exchanges_all_get_tokens() {
+    const LOGINS: usize = 8;
+    let b = Broker::start("concurrent-exchanges");
+    let port = b.stack.cp.port();
+    let redirect = "http://127.0.0.1:9/callback";
+    let r = Request::post("/oauth/register")
+        .json(&json!({
+            "client_name": "concurrent", "redirect_uris": [redirect],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"], "token_endpoint_auth_method": "none",
+        }))
+        .send(port);
+    assert_eq!(r.status, 201, "{}", r.describe());
+    let client_id = r.json()["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_string();
+    // One code per login, through the login page as a browser would submit it.
+    let codes: Vec<(String, String)> = (0..LOGINS)
+        .map(|i| {
+            let verifier = format!("verifier-{i}-{}", "v".repeat(43));
+            let challenge = b64url(&Sha256::digest(verifier.as_bytes()));
+            let query = form_urlencoded(&[
+                ("response_type", "code"),
+                ("client_id", &client_id),
+                ("redirect_uri", redirect),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("state", "s"),
+                ("scope", "openid"),
+                ("resource", &b.stack.url),
+            ]);
+            let page = Request::get(&format!("/oauth/authorize?{query}")).send(port);
+            assert_eq!(page.status, 200, "{}", page.describe());
+            let html = page.text();
+            let request = html
+                .split("name=\"request\" value=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("the login form's request field");
+            let signed_in = Request::post("/oauth/authorize")
+                .form(&[
+                    ("request", request),
+                    ("username", ALICE.0),
+                    ("password", ALICE.1),
+                    ("decision", "approve"),
+                ])
+                .send(port);
+            assert_eq!(signed_in.status, 303, "{}", signed_in.describe());
+            let location = signed_in.header("location").expect("location");
+            let code = location
+                .split(['?', '&'])
+                .find_map(|kv| kv.strip_prefix("code="))
+                .expect("code")
+                .to_string();
+            (code, verifier)
+        })
+        .collect();
+    let start = std::sync::Barrier::new(LOGINS);
+    let statuses: Vec<(u16, String)> = std::thread::scope(|s| {
+        let threads: Vec<_> = codes
+            .iter()
+            .map(|(code, verifier)| {
+                let (start, client_id, url) = (&start, &client_id, &b.stack.url);
+                s.spawn(move || {
+                    start.wait();
+                    let r = Request::post("/oauth/token")
+                        .form(&[
+                            ("grant_type", "authorization_code"),
+                            ("code", code),
+                            ("redirect_uri", redirect),
+                            ("client_id", client_id),
+                            ("code_verifier", verifier),
+                            ("resource", url),
+                        ])
+                        .send(port);
+                    let error = if r.status == 200 {
+                        String::new()
+                    } else {
+                        r.text()
+                    };
+                    (r.status, error)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("exchange"))
+            .collect()
+    });
+    let failed: Vec<&(u16, String)> = statuses.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {LOGINS} simultaneous code exchanges failed: {failed:?}",
+        failed.len()
+    );
 }
