@@ -262,71 +262,143 @@ fn codex_registers_logs_in_and_calls_a_tool_through_envoy() {
     b.check_login("Codex (mcp login)", logged_in, "Codex");
 }
 
-/// Two people finishing their logins at the same moment (or one login while Envoy ships
-/// audit events) must both get tokens. Seen failing in the client tests above, now and then:
-/// `/oauth/token` answered 500 `server_error` "the authorization server failed on the grant
-/// records", logged as `database is locked` (SQLite codes 5 and 517) while a `POST /v1/audit`
-/// was being written: the grant records' transaction reads, then writes, and SQLite refuses
-/// that upgrade when another connection writes meanwhile.
-#[test]
-#[ignore = "broker bug (control-plane/src/authz/store.rs, with_grants): concurrent /oauth/token requests get 500 `database is locked` on SQLite"]
-fn concurrent_code_exchanges_all_get_tokens() {
-    const LOGINS: usize = 8;
-    let b = Broker::start("concurrent-exchanges");
-    let port = b.stack.cp.port();
-    let redirect = "http://127.0.0.1:9/callback";
+/// Where the form-driven logins below say they go back to (nothing listens: the code is read
+/// from the redirect).
+const LOGIN_REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+/// A public client registered by DCR directly at the control plane.
+fn register_public_client(port: u16) -> String {
     let r = Request::post("/oauth/register")
         .json(&json!({
-            "client_name": "concurrent", "redirect_uris": [redirect],
+            "client_name": "form-driven", "redirect_uris": [LOGIN_REDIRECT],
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"], "token_endpoint_auth_method": "none",
         }))
         .send(port);
     assert_eq!(r.status, 201, "{}", r.describe());
-    let client_id = r.json()["client_id"]
+    r.json()["client_id"]
         .as_str()
         .expect("client_id")
+        .to_string()
+}
+
+/// Alice's login through the login page as a browser submits it (its binding cookie
+/// included): a code and its PKCE verifier.
+fn log_in_at_the_form(b: &Broker, port: u16, client_id: &str, i: usize) -> (String, String) {
+    let verifier = format!("verifier-{i}-{}", "v".repeat(43));
+    let challenge = b64url(&Sha256::digest(verifier.as_bytes()));
+    let query = form_urlencoded(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", LOGIN_REDIRECT),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("state", "s"),
+        ("scope", "openid"),
+        ("resource", &b.stack.url),
+    ]);
+    let page = Request::get(&format!("/oauth/authorize?{query}")).send(port);
+    assert_eq!(page.status, 200, "{}", page.describe());
+    let html = page.text();
+    let request = html
+        .split("name=\"request\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the login form's request field");
+    let cookie = page
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("the page's binding cookie")
         .to_string();
-    // One code per login, through the login page as a browser would submit it.
+    let signed_in = Request::post("/oauth/authorize")
+        .header("cookie", &cookie)
+        .form(&[
+            ("request", request),
+            ("username", ALICE.0),
+            ("password", ALICE.1),
+            ("decision", "approve"),
+        ])
+        .send(port);
+    assert_eq!(signed_in.status, 303, "{}", signed_in.describe());
+    let location = signed_in.header("location").expect("location");
+    let code = location
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("code="))
+        .expect("code")
+        .to_string();
+    (code, verifier)
+}
+
+/// Revoking a grant (RFC 7009 on its refresh token) reaches Envoy with the next snapshot: the
+/// access token it had, still unexpired, is refused from then on.
+#[test]
+fn a_revoked_grant_stops_working_in_envoy_at_once() {
+    let b = Broker::start("revocation");
+    let port = b.stack.cp.port();
+    let client_id = register_public_client(port);
+    let (code, verifier) = log_in_at_the_form(&b, port, &client_id, 0);
+    let tokens = Request::post("/oauth/token")
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", LOGIN_REDIRECT),
+            ("client_id", &client_id),
+            ("code_verifier", &verifier),
+            ("resource", &b.stack.url),
+        ])
+        .send(port);
+    assert_eq!(tokens.status, 200, "{}", tokens.describe());
+    let tokens = tokens.json();
+    let access = tokens["access_token"].as_str().expect("access token");
+    let path = url_path(&b.stack.url);
+    let list = || {
+        Request::post(&path)
+            .bearer(access)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send(b.stack.gateway.port())
+    };
+    let before = list();
+    assert_ne!(before.status, 401, "{}", before.describe());
+
+    let revoked = Request::post("/oauth/revoke")
+        .form(&[
+            (
+                "token",
+                tokens["refresh_token"].as_str().expect("refresh token"),
+            ),
+            ("client_id", &client_id),
+        ])
+        .send(port);
+    assert_eq!(revoked.status, 200, "{}", revoked.describe());
+    let refused = wait_until(Duration::from_secs(5), || {
+        let r = list();
+        (r.status == 401).then_some(r)
+    })
+    .expect("Envoy refuses the revoked grant's access token within seconds");
+    let challenge = refused.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+}
+
+fn url_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    after_scheme
+        .find('/')
+        .map_or_else(|| "/".to_string(), |i| after_scheme[i..].to_string())
+}
+
+/// Two people finishing their logins at the same moment (or one login while Envoy ships
+/// audit events) must both get tokens. This failed now and then (`/oauth/token` answered 500,
+/// SQLite's "database is locked" while a `POST /v1/audit` was written: a transaction that read
+/// and then wrote) until grant records took the write lock first (`Db::begin_write`).
+#[test]
+fn concurrent_code_exchanges_all_get_tokens() {
+    const LOGINS: usize = 8;
+    let b = Broker::start("concurrent-exchanges");
+    let port = b.stack.cp.port();
+    let (client_id, redirect) = (register_public_client(port), LOGIN_REDIRECT);
     let codes: Vec<(String, String)> = (0..LOGINS)
-        .map(|i| {
-            let verifier = format!("verifier-{i}-{}", "v".repeat(43));
-            let challenge = b64url(&Sha256::digest(verifier.as_bytes()));
-            let query = form_urlencoded(&[
-                ("response_type", "code"),
-                ("client_id", &client_id),
-                ("redirect_uri", redirect),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-                ("state", "s"),
-                ("scope", "openid"),
-                ("resource", &b.stack.url),
-            ]);
-            let page = Request::get(&format!("/oauth/authorize?{query}")).send(port);
-            assert_eq!(page.status, 200, "{}", page.describe());
-            let html = page.text();
-            let request = html
-                .split("name=\"request\" value=\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .expect("the login form's request field");
-            let signed_in = Request::post("/oauth/authorize")
-                .form(&[
-                    ("request", request),
-                    ("username", ALICE.0),
-                    ("password", ALICE.1),
-                    ("decision", "approve"),
-                ])
-                .send(port);
-            assert_eq!(signed_in.status, 303, "{}", signed_in.describe());
-            let location = signed_in.header("location").expect("location");
-            let code = location
-                .split(['?', '&'])
-                .find_map(|kv| kv.strip_prefix("code="))
-                .expect("code")
-                .to_string();
-            (code, verifier)
-        })
+        .map(|i| log_in_at_the_form(&b, port, &client_id, i))
         .collect();
     let start = std::sync::Barrier::new(LOGINS);
     let statuses: Vec<(u16, String)> = std::thread::scope(|s| {
@@ -334,6 +406,7 @@ fn concurrent_code_exchanges_all_get_tokens() {
             .iter()
             .map(|(code, verifier)| {
                 let (start, client_id, url) = (&start, &client_id, &b.stack.url);
+                let redirect = &redirect;
                 s.spawn(move || {
                     start.wait();
                     let r = Request::post("/oauth/token")
