@@ -160,11 +160,14 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Removes a client and every approval people gave it (an id that comes back, a CIMD
+    /// URL, is asked again).
     pub async fn delete_oauth_client(&self, client_id: &str) -> Result<bool, sqlx::Error> {
         let done = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
             .bind(client_id)
             .execute(self.pool())
             .await?;
+        self.forget_client_consents(client_id).await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -46,6 +46,7 @@ pub mod resource;
 pub mod revoked;
 pub mod sealed;
 pub mod server;
+pub mod session;
 pub mod signing;
 pub mod store;
 pub mod token;

@@ -54,6 +54,8 @@ pub struct LoginPage<'a> {
     /// People log in at this IdP (its host): the page asks for consent only, then sends them
     /// there.
     pub upstream: Option<&'a str>,
+    /// The browser is signed in as this person (a session): only the approval is asked.
+    pub signed_in_as: Option<&'a str>,
 }
 
 pub fn login(p: &LoginPage<'_>) -> String {
@@ -76,12 +78,16 @@ pub fn login(p: &LoginPage<'_>) -> String {
     } else {
         ""
     };
-    let (fields, approve) = match p.upstream {
-        Some(idp) => (
+    let (fields, approve) = match (p.signed_in_as, p.upstream) {
+        (Some(user), _) => (
+            format!("<p>You are signed in as <strong>{}</strong>.</p>", escape(user)),
+            "Allow".to_string(),
+        ),
+        (None, Some(idp)) => (
             String::new(),
             format!("Allow and sign in at {}", escape(idp)),
         ),
-        None => (
+        (None, None) => (
             format!(
                 "<label for=\"username\">Username</label>\
                  <input id=\"username\" name=\"username\" autocomplete=\"username\" value=\"{}\" required>\
@@ -146,6 +152,7 @@ mod tests {
             error: Some("<b>"),
             username: "\"><x",
             upstream: None,
+            signed_in_as: None,
         });
         for raw in [
             "<script>",
@@ -177,6 +184,7 @@ mod tests {
             error: None,
             username: "",
             upstream: None,
+            signed_in_as: None,
         });
         let approve = html.find("value=\"approve\"").unwrap();
         let deny = html.find("value=\"deny\"").unwrap();

@@ -609,7 +609,7 @@ impl AuthorizationServer {
         {
             tracing::warn!(error = %e, "recording the client's last use");
         }
-        self.token_response(&issued, now_ms).await
+        self.token_response(&issued).await
     }
 
     /// Revocations reach outside: the access tokens of a revoked grant are listed in the next
@@ -652,7 +652,7 @@ impl AuthorizationServer {
         &self.revocations
     }
 
-    async fn token_response(&self, issued: &Issued, now_ms: u64) -> Result<Value, OAuthError> {
+    async fn token_response(&self, issued: &Issued) -> Result<Value, OAuthError> {
         let user = self
             .db
             .get_user(&issued.grant.subject)
@@ -669,7 +669,10 @@ impl AuthorizationServer {
                 subject: &issued.grant.subject,
                 audience: &issued.grant.audience,
                 jti: &issued.access.id,
-                iat: now_ms / 1000,
+                // From the grant, not the clock: a refresh retried in the grace window gets
+                // the same token, claims and all.
+                iat: (issued.access.expires_at.0 / 1000)
+                    .saturating_sub(self.settings.access_token_ttl.as_secs()),
                 exp: issued.access.expires_at.0 / 1000,
                 scope: issued.grant.scopes.join(" "),
                 groups: user.groups,

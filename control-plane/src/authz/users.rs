@@ -129,11 +129,13 @@ impl Db {
         }
     }
 
+    /// Removes a person and the approvals they gave (their sessions then open to nobody).
     pub async fn delete_user(&self, username: &str) -> Result<bool, sqlx::Error> {
         let done = sqlx::query("DELETE FROM users WHERE username = $1")
             .bind(username)
             .execute(self.pool())
             .await?;
+        self.forget_user_consents(username).await?;
         Ok(done.rows_affected() > 0)
     }
 }

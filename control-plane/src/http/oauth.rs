@@ -89,7 +89,7 @@ fn peer(request: &Request) -> Option<SocketAddr> {
 
 fn page(outcome: AuthorizeOutcome) -> Response {
     match outcome {
-        AuthorizeOutcome::Redirect(to) => {
+        AuthorizeOutcome::Redirect(to) | AuthorizeOutcome::SignedIn { to, .. } => {
             let mut response = StatusCode::SEE_OTHER.into_response();
             if let Ok(value) = HeaderValue::from_str(&to) {
                 response.headers_mut().insert(header::LOCATION, value);
@@ -250,29 +250,47 @@ pub async fn register(State(state): State<AppState>, request: Request) -> Respon
     }
 }
 
-/// The browser-binding cookie's name: `__Host-` (Secure, this host only) behind https; a
-/// plain name on an http issuer (loopback installs and tests), where browsers refuse Secure
-/// cookies.
-fn cookie_name(s: &AuthorizationServer) -> String {
+/// The login page's browser binding (ten minutes) and the session after a sign-in.
+const BINDING: &str = "portcullis-login";
+const SESSION: &str = "portcullis-session";
+
+/// A cookie's name: `__Host-` (Secure, this host only) behind https; plain on an http
+/// issuer (loopback installs and tests), where browsers refuse Secure cookies.
+fn cookie_name(s: &AuthorizationServer, base: &str) -> String {
     if s.issuer().starts_with("https://") {
-        "__Host-portcullis-login".into()
+        format!("__Host-{base}")
     } else {
-        "portcullis-login".into()
+        base.to_string()
     }
 }
 
-fn binding_cookie(s: &AuthorizationServer, value: &str) -> String {
+/// `Set-Cookie` for one of ours: `HttpOnly`, `SameSite=Lax` (sent on the person's own form
+/// post and on the IdP's redirect back, never on a cross-site post), `Secure` behind https.
+fn set_cookie(s: &AuthorizationServer, base: &str, value: &str, max_age: i64) -> String {
     let secure = if s.issuer().starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    // Lax: sent on the person's own form post and on the IdP's redirect back, never on a
-    // cross-site post. Ten minutes, as the form.
     format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}",
-        cookie_name(s)
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        cookie_name(s, base)
     )
+}
+
+/// [`page`], and the session cookie after a sign-in.
+fn page_for(s: &AuthorizationServer, outcome: AuthorizeOutcome) -> Response {
+    match outcome {
+        AuthorizeOutcome::SignedIn { to, session } => {
+            let mut response = page(AuthorizeOutcome::Redirect(to));
+            let set = set_cookie(s, SESSION, &session, crate::authz::session::SESSION_SECONDS);
+            if let Ok(v) = HeaderValue::from_str(&set) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+            response
+        }
+        other => page(other),
+    }
 }
 
 /// A cookie's value from the request's `Cookie` headers.
@@ -299,12 +317,16 @@ pub async fn authorize(State(state): State<AppState>, request: Request) -> Respo
         Ok(params) => {
             // The browser-binding value: a fresh one per page (see `authz::server::authorize`).
             let browser = crate::authz::server::random_token();
-            let outcome = s.authorize(&params, now(), browser.expose()).await;
+            let session = cookie(request.headers(), &cookie_name(&s, SESSION));
+            let outcome = s
+                .authorize(&params, now(), browser.expose(), session.as_deref())
+                .await;
             let shows_form = matches!(outcome, AuthorizeOutcome::Page { status: 200, .. });
             let mut response = page(outcome);
             if shows_form {
-                if let Ok(v) = HeaderValue::from_str(&binding_cookie(&s, browser.expose())) {
-                    response.headers_mut().insert(header::SET_COOKIE, v);
+                let set = set_cookie(&s, BINDING, browser.expose(), 600);
+                if let Ok(v) = HeaderValue::from_str(&set) {
+                    response.headers_mut().append(header::SET_COOKIE, v);
                 }
             }
             response
@@ -340,10 +362,21 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         username: take(&pairs, "username"),
         password: take(&pairs, "password"),
         decision: take(&pairs, "decision"),
-        browser: cookie(&parts.headers, &cookie_name(&s)),
+        browser: cookie(&parts.headers, &cookie_name(&s, BINDING)),
     };
+    let session = cookie(&parts.headers, &cookie_name(&s, SESSION));
     let upstream = upstream_context(&state, &s).await;
-    page(s.login(&form, &ip, now_ms_u64(), upstream.as_ref()).await)
+    page_for(
+        &s,
+        s.login(
+            &form,
+            &ip,
+            now_ms_u64(),
+            upstream.as_ref(),
+            session.as_deref(),
+        )
+        .await,
+    )
 }
 
 /// The IdP's metadata (cached) and keys (those of the current snapshot) when people log in
@@ -375,8 +408,9 @@ pub async fn callback(State(state): State<AppState>, request: Request) -> Respon
             .map(|(k, v)| (k.into_owned(), v.into_owned())),
     );
     let upstream = upstream_context(&state, &s).await;
-    let browser = cookie(request.headers(), &cookie_name(&s));
-    page(
+    let browser = cookie(request.headers(), &cookie_name(&s, BINDING));
+    page_for(
+        &s,
         s.callback(&params, upstream.as_ref(), browser.as_deref(), now_ms_u64())
             .await,
     )

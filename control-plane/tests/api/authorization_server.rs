@@ -1232,3 +1232,134 @@ async fn concurrent_token_requests_are_all_answered_and_races_won_once() {
         }
     }
 }
+
+/// The `Set-Cookie` named `name=` among an answer's, as a `Cookie` header value.
+fn cookie_named(a: &Answer, name: &str) -> Option<String> {
+    a.headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+async fn get_with(t: &TestApp, uri: &str, cookie: &str) -> Answer {
+    t.send(
+        Request::get(uri)
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_signed_in_browser_is_not_asked_again_for_a_client_it_allowed() {
+    let t = broker(&Backend::Sqlite, |_| {}).await;
+    let first = register_client(&t, json!({})).await;
+    let first_id = first["client_id"].as_str().unwrap();
+    let page = get(&t, &authorize_uri(first_id, REDIRECT, &[])).await;
+    let signed_in = login_form(
+        &t,
+        &page,
+        &[
+            ("request", &hidden_request(&page.text)),
+            ("username", "alice"),
+            ("password", "alice-password"),
+            ("decision", "approve"),
+        ],
+    )
+    .await;
+    assert_eq!(signed_in.status.as_u16(), 303, "{}", signed_in.text);
+    let set = signed_in
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-portcullis-session="))
+        .unwrap_or_else(|| panic!("a session after the sign-in: {:?}", signed_in.headers))
+        .to_string();
+    // Behind https (this test's issuer): `__Host-` and Secure.
+    for attr in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/",
+        "Max-Age=43200",
+        "Secure",
+    ] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.contains("alice"), "sealed: {set}");
+    let session = cookie_named(&signed_in, "__Host-portcullis-session").unwrap();
+
+    // The same client again: the code at once, no page.
+    let again = get_with(&t, &authorize_uri(first_id, REDIRECT, &[]), &session).await;
+    let back = location(&again);
+    let code = query(&back, "code").expect("a code without a page");
+    assert_eq!(query(&back, "iss").as_deref(), Some(PUBLIC_URL));
+    let tokens = redeem(&t, first_id, &code, REDIRECT).await.ok(200);
+    assert_eq!(
+        jwt_part(tokens["access_token"].as_str().unwrap(), 1)["sub"],
+        "alice"
+    );
+    // prompt=login asks again.
+    let asked = get_with(
+        &t,
+        &authorize_uri(first_id, REDIRECT, &[("prompt", "login")]),
+        &session,
+    )
+    .await;
+    assert_eq!(asked.status.as_u16(), 200);
+    assert!(asked.text.contains("type=\"password\""));
+
+    // Another client: the approval is asked, the password is not.
+    let second = register_client(&t, json!({"client_name": "Other CLI"})).await;
+    let second_id = second["client_id"].as_str().unwrap();
+    let page = get_with(&t, &authorize_uri(second_id, REDIRECT, &[]), &session).await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.text);
+    assert!(
+        page.text.contains("signed in as <strong>alice</strong>"),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("type=\"password\""));
+    let binding = cookie_named(&page, "__Host-portcullis-login").unwrap();
+    let approved = t
+        .send(
+            Request::post("/oauth/authorize")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, format!("{binding}; {session}"))
+                .body(Body::from(form_encode(&[
+                    ("request", &hidden_request(&page.text)),
+                    ("decision", "approve"),
+                ])))
+                .unwrap(),
+        )
+        .await;
+    assert!(query(&location(&approved), "code").is_some());
+    // Without the session, that same form needs the password.
+    let page = get(&t, &authorize_uri(second_id, REDIRECT, &[])).await;
+    let no_session = login_form(
+        &t,
+        &page,
+        &[
+            ("request", &hidden_request(&page.text)),
+            ("decision", "approve"),
+        ],
+    )
+    .await;
+    assert_eq!(no_session.status.as_u16(), 401, "{}", no_session.text);
+
+    // A forged or foreign session is no session; a deleted person's session opens nothing.
+    for forged in [
+        "__Host-portcullis-session=AAAA",
+        "__Host-portcullis-session=garbage",
+    ] {
+        let a = get_with(&t, &authorize_uri(first_id, REDIRECT, &[]), forged).await;
+        assert_eq!(a.status.as_u16(), 200, "{forged}");
+    }
+    t.admin("DELETE", "/api/users/alice", None).await;
+    let gone = get_with(&t, &authorize_uri(first_id, REDIRECT, &[]), &session).await;
+    assert_eq!(gone.status.as_u16(), 200, "a login page again");
+}

@@ -39,6 +39,8 @@ pub struct AuthorizeParams {
     pub state: Option<String>,
     pub scope: Option<String>,
     pub resource: Vec<String>,
+    /// OIDC `prompt`: `login` or `consent` show the page even in a signed-in browser.
+    pub prompt: Option<String>,
 }
 
 impl AuthorizeParams {
@@ -54,6 +56,7 @@ impl AuthorizeParams {
                 "code_challenge_method" => &mut p.code_challenge_method,
                 "state" => &mut p.state,
                 "scope" => &mut p.scope,
+                "prompt" => &mut p.prompt,
                 "resource" => {
                     p.resource.push(value);
                     continue;
@@ -87,6 +90,8 @@ pub enum AuthorizeOutcome {
     Page { status: u16, html: String },
     /// 303 to this URL (the client's redirect URI with the result).
     Redirect(String),
+    /// 303 to this URL after a sign-in, setting this session cookie value.
+    SignedIn { to: String, session: String },
 }
 
 /// The checked request, carried by the login form (and, during a login at the upstream IdP,
@@ -186,11 +191,13 @@ impl AuthorizationServer {
 
     /// `GET /oauth/authorize`.
     /// `browser`: the browser-binding value the edge sets as a cookie with the page.
+    /// `session`: the session cookie, when the browser has one.
     pub async fn authorize(
         &self,
         params: &AuthorizeParams,
         now: i64,
         browser: &str,
+        session: Option<&str>,
     ) -> AuthorizeOutcome {
         let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
             return page(
@@ -281,24 +288,68 @@ impl AuthorizationServer {
             expires: now + FORM_SECONDS,
             browser: TokenHash::of(browser).to_hex(),
         };
-        self.login_page(
-            &pending,
-            &client_name(&client),
-            loopback_only(&client),
-            200,
-            None,
-            "",
-        )
+        let asks_again = params
+            .prompt
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .any(|p| p == "login" || p == "consent");
+        let signed_in = match asks_again {
+            true => None,
+            false => self.session_user(session, now).await,
+        };
+        if let Some(user) = &signed_in {
+            // Signed in here before and this client allowed: the code, no page.
+            if self
+                .db
+                .has_consent(user, &client.client_id)
+                .await
+                .unwrap_or(false)
+            {
+                let now_ms = u64::try_from(now).unwrap_or(0).saturating_mul(1000);
+                return self.issue_code(&pending, user, now_ms).await;
+            }
+        }
+        self.login_page(&pending, &client, 200, None, "", signed_in.as_deref())
+    }
+
+    /// The person a live session cookie names, if they still exist and are not disabled.
+    pub(super) async fn session_user(&self, cookie: Option<&str>, now: i64) -> Option<String> {
+        let user = crate::authz::session::open_session(&self.secret, cookie?, now)?;
+        match self.db.get_user(&user).await {
+            Ok(Some((u, _))) if !u.disabled => Some(user),
+            _ => None,
+        }
+    }
+
+    /// A code after a sign-in: the approval is remembered and the browser gets a session.
+    pub(super) async fn signed_in(
+        &self,
+        pending: &Pending,
+        user: &str,
+        now_ms: u64,
+    ) -> AuthorizeOutcome {
+        let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+        if let Err(e) = self.db.record_consent(user, &pending.client_id, now).await {
+            tracing::warn!(error = %e, "remembering an approval (the person will be asked again)");
+        }
+        match self.issue_code(pending, user, now_ms).await {
+            AuthorizeOutcome::Redirect(to) => AuthorizeOutcome::SignedIn {
+                to,
+                session: crate::authz::session::seal_session(&self.secret, user, now),
+            },
+            other => other,
+        }
     }
 
     fn login_page(
         &self,
         pending: &Pending,
-        client_name: &str,
-        loopback_only: bool,
+        client: &crate::authz::clients::Client,
         status: u16,
         error: Option<&str>,
         username: &str,
+        signed_in_as: Option<&str>,
     ) -> AuthorizeOutcome {
         let host = url::Url::parse(&pending.redirect_to)
             .ok()
@@ -313,16 +364,17 @@ impl AuthorizationServer {
         AuthorizeOutcome::Page {
             status,
             html: pages::login(&LoginPage {
-                client_name,
+                client_name: &client_name(client),
                 client_id: &pending.client_id,
                 redirect_host: &host,
-                loopback_only,
+                loopback_only: loopback_only(client),
                 server: &pending.audience,
                 scopes: &pending.scopes,
                 request: &self.sign_form(pending),
                 error,
                 username,
                 upstream: upstream.as_deref(),
+                signed_in_as,
             }),
         }
     }
@@ -335,6 +387,7 @@ impl AuthorizationServer {
         ip: &str,
         now_ms: u64,
         upstream: Option<&super::UpstreamContext>,
+        session: Option<&str>,
     ) -> AuthorizeOutcome {
         let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
         let Some(pending) = form.request.as_deref().and_then(|r| self.open_form(r, now)) else {
@@ -375,22 +428,20 @@ impl AuthorizationServer {
                 &OAuthError::new(ErrorCode::AccessDenied, "the person denied the request"),
             );
         }
+        // Signed in already (the page asked for no password): the approval is all it takes.
+        if form.password.as_deref().unwrap_or_default().is_empty() {
+            if let Some(user) = self.session_user(session, now).await {
+                return self.signed_in(&pending, &user, now_ms).await;
+            }
+        }
         if self.upstream.is_some() {
             // Consent given: only now does anything go to the IdP (a fresh `state`).
             return self.start_upstream_login(&pending, upstream, now).await;
         }
         let username = form.username.as_deref().unwrap_or_default().trim();
         let password = form.password.as_deref().unwrap_or_default();
-        let name = client_name(&client);
         let retry = |status, error: &str| {
-            self.login_page(
-                &pending,
-                &name,
-                loopback_only(&client),
-                status,
-                Some(error),
-                username,
-            )
+            self.login_page(&pending, &client, status, Some(error), username, None)
         };
         let user_key = format!("user:{username}");
         let ip_key = format!("ip:{ip}");
@@ -434,7 +485,7 @@ impl AuthorizationServer {
             return retry(403, "This account is disabled.");
         }
         tracing::info!(client_id = %client.client_id, user = %user.username, "signed in");
-        self.issue_code(&pending, &user.username, now_ms).await
+        self.signed_in(&pending, &user.username, now_ms).await
     }
 
     /// The person is known: a single-use code back to the client, with `state` and `iss`.
