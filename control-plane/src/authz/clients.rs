@@ -7,6 +7,9 @@ use sqlx::Row as _;
 
 use crate::storage::{json_list, Db};
 
+/// Grant types a client may register (DCR, a metadata document) and use.
+pub const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RegistrationType {
@@ -76,6 +79,16 @@ pub struct Client {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// A metadata-document client: redirect URIs a newer copy of its document added, unused
+    /// until an operator approves them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_redirect_uris: Vec<String>,
+    /// A metadata-document client: its stored copy is used until then without a fetch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_fresh_until: Option<i64>,
+    /// A metadata-document client whose document an operator stored: never fetched.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
 }
 
 impl Client {
@@ -85,7 +98,8 @@ impl Client {
 }
 
 const COLUMNS: &str = "client_id, registration_type, client_name, redirect_uris_json, \
-    token_auth_method, secret_sha256, status, metadata_json, created_at, expires_at, last_used_at";
+    token_auth_method, secret_sha256, status, metadata_json, created_at, expires_at, last_used_at, \
+    pending_redirect_uris_json, document_fresh_until, pinned";
 
 fn client_from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
     let method: String = row.try_get("token_auth_method")?;
@@ -103,13 +117,17 @@ fn client_from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         last_used_at: row.try_get("last_used_at")?,
+        pending_redirect_uris: json_list(row, "pending_redirect_uris_json")?,
+        document_fresh_until: row.try_get("document_fresh_until")?,
+        pinned: row.try_get::<i64, _>("pinned")? != 0,
     })
 }
 
 impl Db {
     pub async fn insert_oauth_client(&self, c: &Client) -> Result<(), sqlx::Error> {
         sqlx::query(&format!(
-            "INSERT INTO oauth_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO oauth_clients ({COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(&c.client_id)
         .bind(c.registration_type.as_str())
@@ -122,8 +140,34 @@ impl Db {
         .bind(c.created_at)
         .bind(c.expires_at)
         .bind(c.last_used_at)
+        .bind(serde_json::to_string(&c.pending_redirect_uris).unwrap_or_else(|_| "[]".into()))
+        .bind(c.document_fresh_until)
+        .bind(i64::from(c.pinned))
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    /// A metadata-document client as its latest copy says: inserted, or its document's fields
+    /// replaced (status, creation, expiry and last use stay).
+    pub async fn upsert_document_client(&self, c: &Client) -> Result<(), sqlx::Error> {
+        let updated = sqlx::query(
+            "UPDATE oauth_clients SET client_name = $1, redirect_uris_json = $2, metadata_json = $3, \
+             pending_redirect_uris_json = $4, document_fresh_until = $5, pinned = $6 \
+             WHERE client_id = $7 AND registration_type = 'cimd'",
+        )
+        .bind(&c.client_name)
+        .bind(serde_json::to_string(&c.redirect_uris).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(&c.metadata).unwrap_or_else(|_| "{}".into()))
+        .bind(serde_json::to_string(&c.pending_redirect_uris).unwrap_or_else(|_| "[]".into()))
+        .bind(c.document_fresh_until)
+        .bind(i64::from(c.pinned))
+        .bind(&c.client_id)
+        .execute(self.pool())
+        .await?;
+        if updated.rows_affected() == 0 {
+            self.insert_oauth_client(c).await?;
+        }
         Ok(())
     }
 
@@ -144,6 +188,32 @@ impl Db {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(client_from_row).collect()
+    }
+
+    /// A metadata-document client's pending redirect URIs join its approved ones; `None` when
+    /// there is no such client.
+    pub async fn approve_pending_redirects(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Client>, sqlx::Error> {
+        let Some(mut client) = self.get_oauth_client(client_id).await? else {
+            return Ok(None);
+        };
+        let pending = std::mem::take(&mut client.pending_redirect_uris);
+        for uri in pending {
+            if !client.redirect_uris.contains(&uri) {
+                client.redirect_uris.push(uri);
+            }
+        }
+        sqlx::query(
+            "UPDATE oauth_clients SET redirect_uris_json = $1, pending_redirect_uris_json = '[]' \
+             WHERE client_id = $2",
+        )
+        .bind(serde_json::to_string(&client.redirect_uris).unwrap_or_else(|_| "[]".into()))
+        .bind(client_id)
+        .execute(self.pool())
+        .await?;
+        Ok(Some(client))
     }
 
     /// `false` when there is no such client.

@@ -35,6 +35,7 @@
 //! 8414 metadata, `/revoke` (RFC 7009), DCR and CIMD client metadata, consent, the upstream
 //! IdP federation and the built-in user store.
 
+pub mod cimd;
 pub mod clients;
 pub mod error;
 pub mod grant;

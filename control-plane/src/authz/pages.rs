@@ -56,6 +56,8 @@ pub struct LoginPage<'a> {
     pub upstream: Option<&'a str>,
     /// The browser is signed in as this person (a session): only the approval is asked.
     pub signed_in_as: Option<&'a str>,
+    /// A client known by its metadata document: the host of its `client_id` URL.
+    pub published_by: Option<&'a str>,
 }
 
 pub fn login(p: &LoginPage<'_>) -> String {
@@ -72,12 +74,23 @@ pub fn login(p: &LoginPage<'_>) -> String {
         .error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
-    let loopback = if p.loopback_only {
-        "<p>It runs on your own computer: after you approve, your browser hands the login to \
-         it on this machine.</p>"
-    } else {
-        ""
+    let loopback = match (p.loopback_only, p.published_by) {
+        // Anyone can name a loopback redirect in a document: the host vouches for nothing here.
+        (true, Some(host)) => format!(
+            "<p class=\"error\" role=\"alert\">Its sign-in returns to your own computer, so any \
+             program on it can present itself as this application from {}. Allow only if you \
+             started this sign-in yourself, just now.</p>",
+            escape(host)
+        ),
+        (true, None) => "<p>It runs on your own computer: after you approve, your browser hands \
+             the login to it on this machine.</p>"
+            .to_string(),
+        (false, _) => String::new(),
     };
+    let publisher = p
+        .published_by
+        .map(|host| format!(", published by <strong>{}</strong>", escape(host)))
+        .unwrap_or_default();
     let (fields, approve) = match (p.signed_in_as, p.upstream) {
         (Some(user), _) => (
             format!("<p>You are signed in as <strong>{}</strong>.</p>", escape(user)),
@@ -102,7 +115,7 @@ pub fn login(p: &LoginPage<'_>) -> String {
         "Sign in to Portcullis",
         &format!(
             "<h1>Sign in to Portcullis</h1>{error}\
-             <p><strong>{name}</strong> (<code>{id}</code>) asks to use the MCP server \
+             <p><strong>{name}</strong> (<code>{id}</code>{publisher}) asks to use the MCP server \
              <code>{server}</code> as you.</p>\
              <p>After sign-in you are sent back to <strong>{host}</strong>.</p>{loopback}\
              <p>Scopes: {scopes}</p>\
@@ -153,6 +166,7 @@ mod tests {
             username: "\"><x",
             upstream: None,
             signed_in_as: None,
+            published_by: None,
         });
         for raw in [
             "<script>",
@@ -185,6 +199,7 @@ mod tests {
             username: "",
             upstream: None,
             signed_in_as: None,
+            published_by: None,
         });
         let approve = html.find("value=\"approve\"").unwrap();
         let deny = html.find("value=\"deny\"").unwrap();

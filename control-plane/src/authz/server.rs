@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq as _;
 
-use super::clients::{Client, RegistrationType, TokenAuthMethod};
+use super::clients::{Client, RegistrationType, TokenAuthMethod, GRANT_TYPES};
 use super::error::{ErrorCode, OAuthError};
 use super::grant::{
     AccessGrant, ClientStanding, CodeRedemption, Effect, FamilyId, GrantPolicy, Issued, NewFamily,
@@ -41,14 +41,13 @@ use crate::config::{BrokerConfig, Config};
 use crate::storage::{Db, DbKind};
 
 mod authorize;
+mod documents;
 mod federation;
 mod preregistered;
 pub use authorize::{AuthorizeOutcome, AuthorizeParams, LoginForm};
 pub use federation::{CallbackParams, UpstreamContext};
 pub use preregistered::NewClient;
 
-/// Grant types a client may register by DCR and use.
-const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 /// Only for confidential pre-registered clients (machines acting as themselves).
 const CLIENT_CREDENTIALS: &str = "client_credentials";
 
@@ -67,6 +66,8 @@ pub struct AuthorizationServer {
     /// Where people log in: the upstream IdP, or (`None`) the built-in user store.
     upstream: Option<Upstream>,
     revocations: tokio::sync::Notify,
+    /// Client ID Metadata Documents.
+    documents: documents::DocumentReader,
 }
 
 impl std::fmt::Debug for AuthorizationServer {
@@ -220,7 +221,9 @@ impl AuthorizationServer {
             )
             .await?,
         );
+        let documents = documents::DocumentReader::new(&settings.cimd)?;
         Ok(Arc::new(AuthorizationServer {
+            documents,
             db,
             issuer: config.public_url().trim_end_matches('/').to_string(),
             rotation: secret.rotation_key(),
@@ -275,7 +278,7 @@ impl AuthorizationServer {
             "revocation_endpoint_auth_methods_supported":
                 ["none", "client_secret_basic", "client_secret_post"],
             "authorization_response_iss_parameter_supported": true,
-            "client_id_metadata_document_supported": false,
+            "client_id_metadata_document_supported": self.documents.enabled(),
             "scopes_supported": self.advertised_scopes,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [super::signing::ALGORITHM],
@@ -409,6 +412,9 @@ impl AuthorizationServer {
             created_at: now,
             expires_at: self.dcr_lifetime().map(|l| now.saturating_add(l)),
             last_used_at: None,
+            pending_redirect_uris: Vec::new(),
+            document_fresh_until: None,
+            pinned: false,
         };
         self.db
             .insert_oauth_client(&client)
@@ -599,7 +605,7 @@ impl AuthorizationServer {
                 return Err(refusal.error);
             }
         };
-        let lifetime = (client.registration_type == RegistrationType::Dcr)
+        let lifetime = (client.registration_type != RegistrationType::Prereg && !client.pinned)
             .then(|| self.dcr_lifetime())
             .flatten();
         if let Err(e) = self

@@ -1,7 +1,9 @@
 //! Broker-mode settings (`PORTCULLIS_SECRET_KEY`, `PORTCULLIS_ACCESS_TOKEN_SECONDS`,
 //! `PORTCULLIS_DCR_PER_MINUTE`, `PORTCULLIS_LOGIN_FAILURES_PER_MINUTE`,
-//! `PORTCULLIS_BROKER_CLIENT_ID` / `_SECRET`), read by `authz`.
+//! `PORTCULLIS_BROKER_CLIENT_ID` / `_SECRET`, `PORTCULLIS_CIMD*`), read by `authz`.
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -31,6 +33,34 @@ pub struct BrokerConfig {
     /// confidential client at the upstream IdP (`PORTCULLIS_IDP_ISSUER`). Set: people log in
     /// there; unset: at the built-in user store.
     pub upstream_client: Option<(String, Secret)>,
+    /// Client ID Metadata Documents (`authz::cimd`).
+    pub cimd: CimdConfig,
+}
+
+/// How the broker reads Client ID Metadata Documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CimdConfig {
+    /// `PORTCULLIS_CIMD` (`on`, the default, or `off`): on, the metadata advertises
+    /// `client_id_metadata_document_supported` and documents are fetched; off, clients register
+    /// by DCR (what an air-gapped site without pinned documents wants: Claude Code and Codex
+    /// then never need claude.ai or chatgpt.com). Documents an operator pinned work either way.
+    pub enabled: bool,
+    /// `PORTCULLIS_CIMD_ALLOWED_ADDRESSES`: special-use addresses (loopback, private, ...)
+    /// documents may still be fetched from, comma-separated; for internal hosts and tests.
+    pub allowed_addresses: Vec<IpAddr>,
+    /// `PORTCULLIS_CIMD_CA_FILE`: PEM certificates trusted for document fetches besides the
+    /// system's (an internal CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for CimdConfig {
+    fn default() -> Self {
+        CimdConfig {
+            enabled: true,
+            allowed_addresses: Vec::new(),
+            ca_file: None,
+        }
+    }
 }
 
 /// Says whether the key and the client secret are set, never what they are.
@@ -47,6 +77,7 @@ impl std::fmt::Debug for BrokerConfig {
                 "upstream_client_id",
                 &self.upstream_client.as_ref().map(|(id, _)| id),
             )
+            .field("cimd", &self.cimd)
             .finish()
     }
 }
@@ -60,6 +91,7 @@ impl Default for BrokerConfig {
             dcr_client_days: 0,
             login_failures_per_minute: 10,
             upstream_client: None,
+            cimd: CimdConfig::default(),
         }
     }
 }
@@ -101,6 +133,29 @@ impl BrokerConfig {
                 bail!("PORTCULLIS_LOGIN_FAILURES_PER_MINUTE: 0 would refuse every login");
             }
         }
+        if let Some(on) = get("PORTCULLIS_CIMD") {
+            c.cimd.enabled = match on.trim() {
+                "on" => true,
+                "off" => false,
+                other => bail!("PORTCULLIS_CIMD: {other:?} is not on or off"),
+            };
+        }
+        if let Some(list) = get("PORTCULLIS_CIMD_ALLOWED_ADDRESSES") {
+            c.cimd.allowed_addresses = list
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.parse::<IpAddr>().with_context(|| {
+                        format!("PORTCULLIS_CIMD_ALLOWED_ADDRESSES: {a:?} is not an IP address")
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+        }
+        c.cimd.ca_file = get("PORTCULLIS_CIMD_CA_FILE")
+            .map(|f| f.trim().to_string())
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
         c.upstream_client = match (
             get("PORTCULLIS_BROKER_CLIENT_ID"),
             get("PORTCULLIS_BROKER_CLIENT_SECRET"),
@@ -158,7 +213,25 @@ mod tests {
             ("portcullis-broker", "s3cret")
         );
         assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(c.cimd.enabled, "CIMD is on by default");
+        let c = read(&[
+            ("PORTCULLIS_CIMD", "off"),
+            ("PORTCULLIS_CIMD_ALLOWED_ADDRESSES", "127.0.0.1, ::1,"),
+            ("PORTCULLIS_CIMD_CA_FILE", "/etc/ca.pem"),
+        ])
+        .unwrap();
+        assert!(!c.cimd.enabled);
+        assert_eq!(
+            c.cimd.allowed_addresses,
+            [
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.cimd.ca_file, Some(PathBuf::from("/etc/ca.pem")));
         for bad in [
+            ("PORTCULLIS_CIMD", "yes"),
+            ("PORTCULLIS_CIMD_ALLOWED_ADDRESSES", "10.0.0.0/8"),
             ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "59"),
             ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "3601"),
             ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "ten"),

@@ -148,6 +148,16 @@ fn api_routes() -> Routes {
             &["put"],
             routing::put(users::set_client_status),
         )
+        .route(
+            "/api/oauth-clients/cimd",
+            &["post"],
+            routing::post(users::pin_document),
+        )
+        .route(
+            "/api/oauth-clients/{client_id}/approve-redirects",
+            &["put"],
+            routing::put(users::approve_redirects),
+        )
         .get("/api/group-mappings", access::list_mappings)
         .route(
             "/api/group-mappings/{group}",

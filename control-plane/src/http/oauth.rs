@@ -318,8 +318,9 @@ pub async fn authorize(State(state): State<AppState>, request: Request) -> Respo
             // The browser-binding value: a fresh one per page (see `authz::server::authorize`).
             let browser = crate::authz::server::random_token();
             let session = cookie(request.headers(), &cookie_name(&s, SESSION));
+            let ip = client_ip(request.headers(), peer(&request));
             let outcome = s
-                .authorize(&params, now(), browser.expose(), session.as_deref())
+                .authorize(&params, now(), browser.expose(), session.as_deref(), &ip)
                 .await;
             let shows_form = matches!(outcome, AuthorizeOutcome::Page { status: 200, .. });
             let mut response = page(outcome);

@@ -689,7 +689,7 @@ async fn idp_capabilities_choose_the_login_method(b: Backend) {
     drop(t);
 
     // Broker mode: no IdP capabilities are looked up (the control plane is the authorization
-    // server, and it knows what it offers: DCR, any loopback port).
+    // server, and it knows what it offers: metadata documents, DCR, any loopback port).
     let idp = fixture_idp(true).await;
     let url = idp.url.clone();
     let t = connect_app(&b, move |c| {
@@ -711,7 +711,8 @@ async fn idp_capabilities_choose_the_login_method(b: Backend) {
         v["idp"]["registration_endpoint"],
         format!("{PUBLIC_URL}/oauth/register")
     );
-    assert_eq!(v["login_method"], "dcr", "{v}");
+    assert_eq!(v["login_method"], "cimd", "{v}");
+    assert_eq!(v["idp"]["cimd_supported"], true, "{v}");
     let codes: Vec<&str> = v["warnings"]
         .as_array()
         .unwrap()

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
 use super::{loopback_only, random_token, server_error, AuthorizationServer};
+use crate::authz::cimd;
+use crate::authz::clients::RegistrationType;
 use crate::authz::error::{ErrorCode, OAuthError};
 use crate::authz::grant::{CodeRequest, Grant, Timestamp};
 use crate::authz::pages::{self, LoginPage};
@@ -198,6 +200,7 @@ impl AuthorizationServer {
         now: i64,
         browser: &str,
         session: Option<&str>,
+        ip: &str,
     ) -> AuthorizeOutcome {
         let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
             return page(
@@ -206,8 +209,16 @@ impl AuthorizationServer {
                 "client_id is missing.",
             );
         };
+        let found = if cimd::is_document_url(client_id) {
+            match self.document_client(client_id, ip, now).await {
+                Ok(found) => Ok(found),
+                Err(page) => return page,
+            }
+        } else {
+            self.db.get_oauth_client(client_id).await
+        };
         let client =
-            match self.db.get_oauth_client(client_id).await {
+            match found {
                 Ok(Some(c)) if c.is_active(now) => c,
                 Ok(Some(c)) if c.status == "disabled" => {
                     return page(
@@ -361,9 +372,16 @@ impl AuthorizationServer {
                 .and_then(|i| i.host_str().map(str::to_string))
                 .unwrap_or_else(|| u.idp.issuer.clone())
         });
+        // A metadata-document client is who its URL's host says: that is what the person
+        // trusts, not the name the document gives itself.
+        let published_by = (client.registration_type == RegistrationType::Cimd)
+            .then(|| url::Url::parse(&client.client_id).ok())
+            .flatten()
+            .and_then(|u| u.host_str().map(str::to_string));
         AuthorizeOutcome::Page {
             status,
             html: pages::login(&LoginPage {
+                published_by: published_by.as_deref(),
                 client_name: &client_name(client),
                 client_id: &pending.client_id,
                 redirect_host: &host,

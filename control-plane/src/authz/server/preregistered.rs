@@ -109,6 +109,9 @@ impl AuthorizationServer {
             created_at: now,
             expires_at: None,
             last_used_at: None,
+            pending_redirect_uris: Vec::new(),
+            document_fresh_until: None,
+            pinned: false,
         };
         self.db
             .insert_oauth_client(&client)

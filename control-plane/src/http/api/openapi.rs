@@ -58,6 +58,22 @@ fn broker_paths() -> Value {
                 "parameters": [path_param("client_id", "Client id", "pc_example")],
                 "delete": op("Delete a client; its refresh tokens and unused codes are revoked", true, json!({"204": {"description": "Deleted"}, "404": err("No such client")})),
             },
+            "/api/oauth-clients/cimd": {
+                "post": with_body(op("Store a client's metadata document (broker mode): a client whose client_id is that https URL, checked as a fetched document, never fetched", true, json!({
+                    "200": ok("Replaced the stored copy", r("OAuthClient")), "201": ok("Stored", r("OAuthClient")),
+                    "400": err("Malformed JSON"), "404": err("Not broker mode"), "422": err("Invalid document")})),
+                    json!({"type": "object", "required": ["client_id", "redirect_uris"], "properties": {
+                        "client_id": {"type": "string", "format": "uri", "pattern": "^https://"},
+                        "client_name": text(1, 200, NO_CONTROL),
+                        "redirect_uris": {"type": "array", "minItems": 1, "maxItems": 20, "items": {"type": "string"}},
+                        "token_endpoint_auth_method": {"type": "string", "enum": ["none"]},
+                        "grant_types": {"type": "array", "items": {"type": "string", "enum": ["authorization_code", "refresh_token"]}}}})),
+            },
+            "/api/oauth-clients/{client_id}/approve-redirects": {
+                "parameters": [path_param("client_id", "Client id (a metadata document's URL, percent-encoded)", "pc_example")],
+                "put": op("Approve the redirect URIs a newer copy of a client's metadata document added", true, json!({
+                    "200": ok("The client with its redirect URIs", r("OAuthClient")), "404": err("No such client, or not broker mode")})),
+            },
             "/api/oauth-clients/{client_id}/status": {
                 "parameters": [path_param("client_id", "Client id", "pc_example")],
                 "put": with_body(op("Enable or disable a client (disabling revokes its grants)", true, json!({
@@ -429,7 +445,10 @@ fn table() -> Value {
                     "client_id": {"type": "string"}, "registration_type": {"type": "string", "enum": ["dcr", "prereg", "cimd"]},
                     "client_name": {"type": ["string", "null"]}, "redirect_uris": {"type": "array", "items": {"type": "string"}},
                     "token_endpoint_auth_method": {"type": "string"}, "status": {"type": "string", "enum": ["active", "disabled"]},
-                    "created_at": {"type": "integer"}, "expires_at": {"type": ["integer", "null"]}, "last_used_at": {"type": ["integer", "null"]}}},
+                    "created_at": {"type": "integer"}, "expires_at": {"type": ["integer", "null"]}, "last_used_at": {"type": ["integer", "null"]},
+                    "pending_redirect_uris": {"type": "array", "items": {"type": "string"}, "description": "metadata-document clients: redirect URIs a newer copy added, unused until approved"},
+                    "document_fresh_until": {"type": "integer", "description": "metadata-document clients: the stored copy is used until then"},
+                    "pinned": {"type": "boolean", "description": "metadata-document clients: an administrator stored the document"}}},
                 "ApiKey": {"type": "object", "required": ["name", "subject", "groups", "scopes", "created_at"], "properties": {
                     "name": {"type": "string"}, "subject": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
                     "scopes": {"type": "array", "items": {"type": "string"}}, "expires_at": {"type": ["integer", "null"]}, "created_at": {"type": "integer"},

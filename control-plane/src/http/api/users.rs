@@ -162,6 +162,64 @@ pub async fn create_client(
     }
 }
 
+/// `POST /api/oauth-clients/cimd`: an operator stores a client's metadata document (the body
+/// is the document, `client_id` its https URL): checked as a fetched one, never fetched. 201
+/// when new, 200 when it replaced the stored copy.
+pub async fn pin_document(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(document): ApiJson<serde_json::Map<String, serde_json::Value>>,
+) -> AppResult<Response> {
+    caller.require_admin()?;
+    let server = broker(&state)?;
+    match server.pin_document(document, crate::storage::now()).await {
+        Ok((client, created)) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, Json(client)).into_response())
+        }
+        Err(e) if e.error == crate::authz::error::ErrorCode::ServerError => {
+            Err(AppError::Internal(anyhow::anyhow!("{e}")))
+        }
+        Err(e) => Err(AppError::invalid(
+            "document",
+            e.error_description.to_string(),
+        )),
+    }
+}
+
+/// `PUT /api/oauth-clients/{client_id}/approve-redirects`: the redirect URIs a newer copy of a
+/// client's metadata document added are used from now on.
+pub async fn approve_redirects(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(client_id): ApiPath<String>,
+) -> AppResult<Json<crate::authz::clients::Client>> {
+    caller.require_admin()?;
+    broker(&state)?;
+    match state.db.approve_pending_redirects(&client_id).await? {
+        Some(client) => {
+            tracing::info!(client_id = %client.client_id, redirect_uris = ?client.redirect_uris, "pending redirect URIs approved");
+            Ok(Json(client))
+        }
+        None => Err(AppError::NotFound(format!(
+            "no client {}",
+            echo(&client_id)
+        ))),
+    }
+}
+
+fn broker(state: &AppState) -> AppResult<&crate::authz::server::AuthorizationServer> {
+    state.authorization_server.as_deref().ok_or_else(|| {
+        AppError::NotFound(
+            "no authorization server here: clients are registered in broker mode (PORTCULLIS_AUTH_MODE=broker)".into(),
+        )
+    })
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientStatus {
