@@ -21,22 +21,25 @@ both_backends!(
     operators_preregister_clients_and_machines_use_client_credentials
 );
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const REDIRECT: &str = "http://127.0.0.1/callback";
-const RESOURCE: &str = "https://gw.example.com/github/mcp";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1/callback";
+pub(crate) const RESOURCE: &str = "https://gw.example.com/github/mcp";
 
-fn challenge(verifier: &str) -> String {
+pub(crate) fn challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-fn form_encode(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
 }
 
 /// A broker-mode app with one server and one user (alice, group engineering).
-async fn broker(b: &Backend, tweak: impl FnOnce(&mut portcullis::config::Config)) -> TestApp {
+pub(crate) async fn broker(
+    b: &Backend,
+    tweak: impl FnOnce(&mut portcullis::config::Config),
+) -> TestApp {
     let t = app_with(b, |c| {
         c.auth_mode = portcullis::config::AuthMode::Broker;
         tweak(c);
@@ -55,7 +58,12 @@ async fn broker(b: &Backend, tweak: impl FnOnce(&mut portcullis::config::Config)
     t
 }
 
-async fn form(t: &TestApp, path: &str, pairs: &[(&str, &str)], basic: Option<&str>) -> Answer {
+pub(crate) async fn form(
+    t: &TestApp,
+    path: &str,
+    pairs: &[(&str, &str)],
+    basic: Option<&str>,
+) -> Answer {
     let mut b = Request::builder()
         .method("POST")
         .uri(path)
@@ -68,7 +76,7 @@ async fn form(t: &TestApp, path: &str, pairs: &[(&str, &str)], basic: Option<&st
 }
 
 /// The login form posted from the browser that got `page` (with its binding cookie).
-async fn login_form(t: &TestApp, page: &Answer, pairs: &[(&str, &str)]) -> Answer {
+pub(crate) async fn login_form(t: &TestApp, page: &Answer, pairs: &[(&str, &str)]) -> Answer {
     let cookie = page
         .headers
         .get(header::SET_COOKIE)
@@ -85,11 +93,11 @@ async fn login_form(t: &TestApp, page: &Answer, pairs: &[(&str, &str)]) -> Answe
         .await
 }
 
-async fn get(t: &TestApp, uri: &str) -> Answer {
+pub(crate) async fn get(t: &TestApp, uri: &str) -> Answer {
     t.send(Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
-async fn register_client(t: &TestApp, extra: Value) -> Value {
+pub(crate) async fn register_client(t: &TestApp, extra: Value) -> Value {
     let mut body = json!({
         "redirect_uris": [REDIRECT],
         "token_endpoint_auth_method": "none",
@@ -104,7 +112,7 @@ async fn register_client(t: &TestApp, extra: Value) -> Value {
         .ok(201)
 }
 
-fn authorize_uri(client_id: &str, redirect: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_uri(client_id: &str, redirect: &str, extra: &[(&str, &str)]) -> String {
     let challenge = challenge(VERIFIER);
     let mut pairs = vec![
         ("response_type", "code"),
@@ -126,7 +134,7 @@ fn authorize_uri(client_id: &str, redirect: &str, extra: &[(&str, &str)]) -> Str
 }
 
 /// The signed request in the login page's hidden field.
-fn hidden_request(html: &str) -> String {
+pub(crate) fn hidden_request(html: &str) -> String {
     let at = html
         .find("name=\"request\" value=\"")
         .expect("the login form")
@@ -134,19 +142,19 @@ fn hidden_request(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_string()
 }
 
-fn location(a: &Answer) -> url::Url {
+pub(crate) fn location(a: &Answer) -> url::Url {
     assert_eq!(a.status.as_u16(), 303, "{}", a.text);
     url::Url::parse(a.headers[header::LOCATION].to_str().unwrap()).unwrap()
 }
 
-fn query(url: &url::Url, name: &str) -> Option<String> {
+pub(crate) fn query(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.into_owned())
 }
 
 /// The page, then the form with alice's password: the code.
-async fn log_in(t: &TestApp, client_id: &str, redirect: &str) -> String {
+pub(crate) async fn log_in(t: &TestApp, client_id: &str, redirect: &str) -> String {
     let page = get(t, &authorize_uri(client_id, redirect, &[])).await;
     assert_eq!(page.status.as_u16(), 200, "{}", page.text);
     let back = location(
@@ -167,7 +175,7 @@ async fn log_in(t: &TestApp, client_id: &str, redirect: &str) -> String {
     query(&back, "code").expect("a code")
 }
 
-async fn redeem(t: &TestApp, client_id: &str, code: &str, redirect: &str) -> Answer {
+pub(crate) async fn redeem(t: &TestApp, client_id: &str, code: &str, redirect: &str) -> Answer {
     form(
         t,
         "/oauth/token",
@@ -184,7 +192,7 @@ async fn redeem(t: &TestApp, client_id: &str, code: &str, redirect: &str) -> Ans
     .await
 }
 
-async fn refresh(t: &TestApp, client_id: &str, token: &str) -> Answer {
+pub(crate) async fn refresh(t: &TestApp, client_id: &str, token: &str) -> Answer {
     form(
         t,
         "/oauth/token",
@@ -198,7 +206,7 @@ async fn refresh(t: &TestApp, client_id: &str, token: &str) -> Answer {
     .await
 }
 
-fn oauth_error(a: &Answer, status: u16, code: &str) -> String {
+pub(crate) fn oauth_error(a: &Answer, status: u16, code: &str) -> String {
     assert_eq!(a.status.as_u16(), status, "{}", a.text);
     let v = a.json();
     assert_eq!(v["error"], code, "{v}");
@@ -206,19 +214,19 @@ fn oauth_error(a: &Answer, status: u16, code: &str) -> String {
     v["error_description"].as_str().unwrap().to_string()
 }
 
-fn jwt_part(token: &str, i: usize) -> Value {
+pub(crate) fn jwt_part(token: &str, i: usize) -> Value {
     let part = token.split('.').nth(i).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
-async fn policy_of(t: &TestApp) -> policy::Policy {
+pub(crate) async fn policy_of(t: &TestApp) -> policy::Policy {
     let snapshot = portcullis::sync::compile_snapshot(t.state.publisher.sources(), 1)
         .await
         .unwrap();
     policy::Policy::from_json(&serde_json::to_vec(&snapshot).unwrap()).unwrap()
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -1234,7 +1242,7 @@ async fn concurrent_token_requests_are_all_answered_and_races_won_once() {
 }
 
 /// The `Set-Cookie` named `name=` among an answer's, as a `Cookie` header value.
-fn cookie_named(a: &Answer, name: &str) -> Option<String> {
+pub(crate) fn cookie_named(a: &Answer, name: &str) -> Option<String> {
     a.headers
         .get_all(header::SET_COOKIE)
         .iter()

@@ -9,6 +9,7 @@ mod common;
 mod access;
 mod authorization_server;
 mod bad_input;
+mod client_documents;
 mod connect_config;
 mod contract;
 mod keys;
