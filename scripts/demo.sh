@@ -91,10 +91,13 @@ say "starting the MCP server on 127.0.0.1:$mcp_port (log: $work/mcp.log)"
 (PORT=$mcp_port exec "$PORTCULLIS_NODE_DIR/node_modules/.bin/mcp-server-everything" streamableHttp >"$work/mcp.log" 2>&1) &
 pids+=($!)
 say "starting the control plane on 127.0.0.1:$cp_port (log: $work/portcullis.log)"
+# PORTCULLIS_CIMD=off: Claude Code and Codex would log in with their metadata documents on
+# claude.ai and chatgpt.com, which a machine without internet cannot fetch; with it off they
+# register by DCR, which needs nothing outside (docs/broker.md, "Client ID Metadata Documents").
 (
   export PORTCULLIS_DATA_DIR="$work/data" PORTCULLIS_PUBLIC_URL=http://127.0.0.1:$envoy_port \
     PORTCULLIS_ADMIN_TOKEN="$(cat "$work/admin.token")" PORTCULLIS_SYNC_TOKEN="$(cat "$work/sync.token")" \
-    PORTCULLIS_XDS_LISTEN=127.0.0.1:$xds_port PORTCULLIS_AUTH_MODE=broker \
+    PORTCULLIS_XDS_LISTEN=127.0.0.1:$xds_port PORTCULLIS_AUTH_MODE=broker PORTCULLIS_CIMD=off \
     MCP_ADVERTISED_SCOPES="openid profile"
   exec "$portcullis" serve --listen "127.0.0.1:$cp_port" >"$work/portcullis.log" 2>&1
 ) &
