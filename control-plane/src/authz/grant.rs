@@ -80,6 +80,8 @@ impl Default for GrantPolicy {
 pub enum ClientStanding {
     Active,
     Disabled,
+    /// Registered by DCR where an administrator approves registrations, not approved yet.
+    Pending,
     /// Deleted, expired, or never registered: the client should register again.
     Unknown,
 }
@@ -89,6 +91,9 @@ impl ClientStanding {
         match self {
             ClientStanding::Active => Ok(()),
             ClientStanding::Disabled => Err(OAuthError::invalid_client("client is disabled")),
+            ClientStanding::Pending => Err(OAuthError::invalid_client(
+                "client is waiting for an administrator's approval",
+            )),
             ClientStanding::Unknown => {
                 Err(OAuthError::invalid_client("unknown client: register again"))
             }

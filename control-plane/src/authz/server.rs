@@ -407,7 +407,12 @@ impl AuthorizationServer {
             redirect_uris,
             token_endpoint_auth_method: method,
             secret_sha256: secret.as_deref().map(sha256_hex),
-            status: "active".into(),
+            // Where an administrator approves registrations, the client waits for it.
+            status: if self.settings.dcr_approval {
+                "pending".into()
+            } else {
+                "active".into()
+            },
             metadata,
             created_at: now,
             expires_at: self.dcr_lifetime().map(|l| now.saturating_add(l)),
@@ -420,7 +425,7 @@ impl AuthorizationServer {
             .insert_oauth_client(&client)
             .await
             .map_err(|e| RegisterError::Invalid(server_error("storing the client", &e)))?;
-        tracing::info!(client_id = %client.client_id, name = ?client.client_name, "client registered (DCR)");
+        tracing::info!(client_id = %client.client_id, name = ?client.client_name, status = %client.status, "client registered (DCR)");
         let mut out = client.metadata.clone();
         out.insert("client_id".into(), json!(client.client_id));
         out.insert("client_id_issued_at".into(), json!(now));
@@ -496,6 +501,8 @@ impl AuthorizationServer {
             ClientStanding::Active
         } else if client.status == "disabled" {
             ClientStanding::Disabled
+        } else if client.status == "pending" {
+            ClientStanding::Pending
         } else {
             ClientStanding::Unknown
         };

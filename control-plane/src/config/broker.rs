@@ -26,6 +26,10 @@ pub struct BrokerConfig {
     /// `PORTCULLIS_DCR_CLIENT_DAYS` (default 0: never): a client registered by DCR and not used
     /// for this many days expires (`invalid_client`: it registers again) and is removed.
     pub dcr_client_days: u32,
+    /// `PORTCULLIS_DCR_APPROVAL` (`off`, the default, or `on`): on, a client registered by DCR
+    /// is `pending` until an administrator sets it `active`; until then `/authorize` shows a
+    /// page that says so and `/token` answers `invalid_client`.
+    pub dcr_approval: bool,
     /// `PORTCULLIS_LOGIN_FAILURES_PER_MINUTE` (default 10): failed built-in logins per client
     /// IP and per username per minute before further attempts get 429.
     pub login_failures_per_minute: u32,
@@ -72,6 +76,7 @@ impl std::fmt::Debug for BrokerConfig {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("dcr_per_minute", &self.dcr_per_minute)
             .field("dcr_client_days", &self.dcr_client_days)
+            .field("dcr_approval", &self.dcr_approval)
             .field("login_failures_per_minute", &self.login_failures_per_minute)
             .field(
                 "upstream_client_id",
@@ -89,6 +94,7 @@ impl Default for BrokerConfig {
             access_token_ttl: Duration::from_secs(600),
             dcr_per_minute: 60,
             dcr_client_days: 0,
+            dcr_approval: false,
             login_failures_per_minute: 10,
             upstream_client: None,
             cimd: CimdConfig::default(),
@@ -132,6 +138,13 @@ impl BrokerConfig {
             if c.login_failures_per_minute == 0 {
                 bail!("PORTCULLIS_LOGIN_FAILURES_PER_MINUTE: 0 would refuse every login");
             }
+        }
+        if let Some(on) = get("PORTCULLIS_DCR_APPROVAL") {
+            c.dcr_approval = match on.trim() {
+                "on" => true,
+                "off" => false,
+                other => bail!("PORTCULLIS_DCR_APPROVAL: {other:?} is not on or off"),
+            };
         }
         if let Some(on) = get("PORTCULLIS_CIMD") {
             c.cimd.enabled = match on.trim() {
@@ -231,6 +244,7 @@ mod tests {
         assert_eq!(c.cimd.ca_file, Some(PathBuf::from("/etc/ca.pem")));
         for bad in [
             ("PORTCULLIS_CIMD", "yes"),
+            ("PORTCULLIS_DCR_APPROVAL", "1"),
             ("PORTCULLIS_CIMD_ALLOWED_ADDRESSES", "10.0.0.0/8"),
             ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "59"),
             ("PORTCULLIS_ACCESS_TOKEN_SECONDS", "3601"),

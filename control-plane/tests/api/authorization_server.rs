@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use crate::common::*;
 
 both_backends!(
+    registrations_wait_for_approval_where_an_administrator_approves_them,
     a_person_logs_in_and_the_filter_accepts_the_token,
     codes_and_refresh_tokens_are_single_use,
     bad_authorization_requests_never_reach_a_bad_redirect,
@@ -1370,4 +1371,39 @@ async fn a_signed_in_browser_is_not_asked_again_for_a_client_it_allowed() {
     t.admin("DELETE", "/api/users/alice", None).await;
     let gone = get_with(&t, &authorize_uri(first_id, REDIRECT, &[]), &session).await;
     assert_eq!(gone.status.as_u16(), 200, "a login page again");
+}
+
+async fn registrations_wait_for_approval_where_an_administrator_approves_them(b: Backend) {
+    let t = broker(&b, |c| c.broker.dcr_approval = true).await;
+    let client = register_client(&t, json!({})).await;
+    let id = client["client_id"].as_str().unwrap();
+    let listed = t.admin("GET", "/api/oauth-clients", None).await.ok(200);
+    assert_eq!(listed["clients"][0]["status"], "pending", "{listed}");
+
+    let page = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
+    assert_eq!(page.status.as_u16(), 403, "{}", page.text);
+    assert!(page.text.contains("waiting for approval"), "{}", page.text);
+    assert!(
+        page.text.contains(id),
+        "names the client for the administrator"
+    );
+    assert!(page.headers.get(header::LOCATION).is_none());
+    assert!(page.headers.get(header::SET_COOKIE).is_none());
+    let refused = redeem(&t, id, "some-code", REDIRECT).await;
+    assert!(
+        oauth_error(&refused, 401, "invalid_client").contains("approval"),
+        "{}",
+        refused.text
+    );
+
+    t.admin(
+        "PUT",
+        &format!("/api/oauth-clients/{id}/status"),
+        Some(json!({"status": "active"})),
+    )
+    .await
+    .ok(204);
+    let code = log_in(&t, id, REDIRECT).await;
+    let tokens = redeem(&t, id, &code, REDIRECT).await;
+    assert_eq!(tokens.status.as_u16(), 200, "{}", tokens.text);
 }

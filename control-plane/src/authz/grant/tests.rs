@@ -272,6 +272,10 @@ fn resource_at_token_may_repeat_the_audience() {
 fn disabled_or_unknown_clients_are_invalid_client_and_touch_nothing() {
     for (standing, text) in [
         (ClientStanding::Disabled, "client is disabled"),
+        (
+            ClientStanding::Pending,
+            "client is waiting for an administrator's approval",
+        ),
         (ClientStanding::Unknown, "unknown client: register again"),
     ] {
         let mut g = Grants::default();

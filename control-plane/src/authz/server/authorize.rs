@@ -227,6 +227,19 @@ impl AuthorizationServer {
                         "An administrator disabled this application.",
                     )
                 }
+                Ok(Some(c)) if c.status == "pending" => {
+                    return page(
+                        403,
+                        "Application waiting for approval",
+                        &format!(
+                            "An administrator approves new applications here, and has not \
+                             approved this one yet. Ask them to approve client {} \
+                             (PUT /api/oauth-clients/{{client_id}}/status with \
+                             {{\"status\": \"active\"}}), then start the login again.",
+                            c.client_id
+                        ),
+                    )
+                }
                 Ok(_) => return page(
                     400,
                     "Unknown application",

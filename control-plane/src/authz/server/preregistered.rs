@@ -139,7 +139,7 @@ impl AuthorizationServer {
     ) -> Result<Value, OAuthError> {
         match standing {
             ClientStanding::Active => {}
-            ClientStanding::Disabled => {
+            ClientStanding::Disabled | ClientStanding::Pending => {
                 return Err(OAuthError::invalid_client("client is disabled"))
             }
             ClientStanding::Unknown => {

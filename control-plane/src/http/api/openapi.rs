@@ -76,7 +76,7 @@ fn broker_paths() -> Value {
             },
             "/api/oauth-clients/{client_id}/status": {
                 "parameters": [path_param("client_id", "Client id", "pc_example")],
-                "put": with_body(op("Enable or disable a client (disabling revokes its grants)", true, json!({
+                "put": with_body(op("Enable, approve (a pending DCR client) or disable a client (disabling revokes its grants)", true, json!({
                     "204": {"description": "Changed"}, "400": err("Malformed JSON or unknown field"),
                     "404": err("No such client"), "422": err("Invalid status")})),
                     json!({"type": "object", "required": ["status"], "additionalProperties": false, "properties": {
@@ -444,7 +444,7 @@ fn table() -> Value {
                 "OAuthClient": {"type": "object", "required": ["client_id", "registration_type", "redirect_uris", "token_endpoint_auth_method", "status", "created_at"], "properties": {
                     "client_id": {"type": "string"}, "registration_type": {"type": "string", "enum": ["dcr", "prereg", "cimd"]},
                     "client_name": {"type": ["string", "null"]}, "redirect_uris": {"type": "array", "items": {"type": "string"}},
-                    "token_endpoint_auth_method": {"type": "string"}, "status": {"type": "string", "enum": ["active", "disabled"]},
+                    "token_endpoint_auth_method": {"type": "string"}, "status": {"type": "string", "enum": ["active", "disabled", "pending"], "description": "pending: registered by DCR with PORTCULLIS_DCR_APPROVAL=on, not approved yet (set it active to approve)"},
                     "created_at": {"type": "integer"}, "expires_at": {"type": ["integer", "null"]}, "last_used_at": {"type": ["integer", "null"]},
                     "pending_redirect_uris": {"type": "array", "items": {"type": "string"}, "description": "metadata-document clients: redirect URIs a newer copy added, unused until approved"},
                     "document_fresh_until": {"type": "integer", "description": "metadata-document clients: the stored copy is used until then"},
