@@ -252,6 +252,28 @@ impl Policy {
         }
     }
 
+    /// What an authorization server asks before it issues a token for the server whose
+    /// resource URL is `resource` to a person in `groups`: `Some(Ok)` when their groups grant
+    /// something there, `Some(Err(groups))` with the groups that would (sorted; empty when no
+    /// group does), `None` when no server has that resource URL.
+    pub fn server_access_for_groups<S: AsRef<str>>(
+        &self,
+        resource: &str,
+        groups: &[S],
+    ) -> Option<Result<(), Vec<String>>> {
+        let server = self.servers.iter().position(|s| s.resource == resource)?;
+        let scopes = self.scopes_for_groups(groups);
+        if self.server_grants[server]
+            .iter()
+            .any(|g| scopes.contains(g.scope))
+        {
+            return Some(Ok(()));
+        }
+        Some(Err(self
+            .deny(DenyReason::NoServerAccess, server, None, None)
+            .allowing_groups))
+    }
+
     /// Server-level access: every request (GET, DELETE, POST) needs at least one grant here.
     pub fn authorize_server(&self, identity: &Identity, server: ServerId) -> Result<(), Deny> {
         if self.holds_any_grant(identity, server) {

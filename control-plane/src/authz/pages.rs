@@ -58,6 +58,8 @@ pub struct LoginPage<'a> {
     pub signed_in_as: Option<&'a str>,
     /// A client known by its metadata document: the host of its `client_id` URL.
     pub published_by: Option<&'a str>,
+    /// The signed-in person's groups do not open the server; these groups would (maybe none).
+    pub lacking_groups: Option<&'a [String]>,
 }
 
 pub fn login(p: &LoginPage<'_>) -> String {
@@ -92,10 +94,36 @@ pub fn login(p: &LoginPage<'_>) -> String {
         .map(|host| format!(", published by <strong>{}</strong>", escape(host)))
         .unwrap_or_default();
     let (fields, approve) = match (p.signed_in_as, p.upstream) {
-        (Some(user), _) => (
-            format!("<p>You are signed in as <strong>{}</strong>.</p>", escape(user)),
-            "Allow".to_string(),
-        ),
+        (Some(user), _) => match p.lacking_groups {
+            Some(groups) => (
+                format!(
+                    "<p>You are signed in as <strong>{}</strong>.</p>\
+                     <p class=\"warn\" role=\"alert\">None of your groups gives access to \
+                     <code>{}</code>: every call to it will be refused (403) until an \
+                     administrator adds you to {}.</p>\
+                     <input type=\"hidden\" name=\"acknowledged\" value=\"yes\">",
+                    escape(user),
+                    escape(p.server),
+                    if groups.is_empty() {
+                        "a group that it is mapped to (no group is yet)".to_string()
+                    } else {
+                        format!(
+                            "one of these groups: {}",
+                            groups
+                                .iter()
+                                .map(|g| format!("<strong>{}</strong>", escape(g)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                ),
+                "Continue anyway".to_string(),
+            ),
+            None => (
+                format!("<p>You are signed in as <strong>{}</strong>.</p>", escape(user)),
+                "Allow".to_string(),
+            ),
+        },
         (None, Some(idp)) => (
             String::new(),
             format!("Allow and sign in at {}", escape(idp)),
@@ -167,6 +195,7 @@ mod tests {
             upstream: None,
             signed_in_as: None,
             published_by: None,
+            lacking_groups: None,
         });
         for raw in [
             "<script>",
@@ -200,6 +229,7 @@ mod tests {
             upstream: None,
             signed_in_as: None,
             published_by: None,
+            lacking_groups: None,
         });
         let approve = html.find("value=\"approve\"").unwrap();
         let deny = html.find("value=\"deny\"").unwrap();

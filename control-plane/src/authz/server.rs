@@ -68,6 +68,9 @@ pub struct AuthorizationServer {
     revocations: tokio::sync::Notify,
     /// Client ID Metadata Documents.
     documents: documents::DocumentReader,
+    /// The policy of the latest snapshot: which groups open which server, so a person who
+    /// lacks them is told at sign-in (`None` until the first snapshot).
+    policy: std::sync::RwLock<Option<Arc<policy::Policy>>>,
 }
 
 impl std::fmt::Debug for AuthorizationServer {
@@ -224,6 +227,7 @@ impl AuthorizationServer {
         let documents = documents::DocumentReader::new(&settings.cimd)?;
         Ok(Arc::new(AuthorizationServer {
             documents,
+            policy: std::sync::RwLock::new(None),
             db,
             issuer: config.public_url().trim_end_matches('/').to_string(),
             rotation: secret.rotation_key(),
@@ -241,6 +245,20 @@ impl AuthorizationServer {
 
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// A new snapshot was published: its policy says who may use which server.
+    pub fn use_policy(&self, policy: Arc<policy::Policy>) {
+        if let Ok(mut current) = self.policy.write() {
+            *current = Some(policy);
+        }
+    }
+
+    /// The groups that would open `audience` (its MCP URL) to a person in `groups`, when theirs
+    /// do not (possibly none); `None` when they do, or when it cannot be told yet.
+    fn lacking_groups(&self, audience: &str, groups: &[String]) -> Option<Vec<String>> {
+        let policy = self.policy.read().ok()?.clone()?;
+        policy.server_access_for_groups(audience, groups)?.err()
     }
 
     /// Whether people log in at an upstream IdP (the edge then fetches its metadata and keys

@@ -96,6 +96,9 @@ fn page(outcome: AuthorizeOutcome) -> Response {
             }
             no_store(response)
         }
+        AuthorizeOutcome::SignedInPage { html, .. } => {
+            page(AuthorizeOutcome::Page { status: 200, html })
+        }
         AuthorizeOutcome::Page { status, html } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             let mut response = (status, html).into_response();
@@ -282,15 +285,23 @@ fn set_cookie(s: &AuthorizationServer, base: &str, value: &str, max_age: i64) ->
 fn page_for(s: &AuthorizationServer, outcome: AuthorizeOutcome) -> Response {
     match outcome {
         AuthorizeOutcome::SignedIn { to, session } => {
-            let mut response = page(AuthorizeOutcome::Redirect(to));
-            let set = set_cookie(s, SESSION, &session, crate::authz::session::SESSION_SECONDS);
-            if let Ok(v) = HeaderValue::from_str(&set) {
-                response.headers_mut().append(header::SET_COOKIE, v);
-            }
-            response
+            with_session(s, page(AuthorizeOutcome::Redirect(to)), &session)
         }
+        AuthorizeOutcome::SignedInPage { html, session } => with_session(
+            s,
+            page(AuthorizeOutcome::Page { status: 200, html }),
+            &session,
+        ),
         other => page(other),
     }
+}
+
+fn with_session(s: &AuthorizationServer, mut response: Response, session: &str) -> Response {
+    let set = set_cookie(s, SESSION, session, crate::authz::session::SESSION_SECONDS);
+    if let Ok(v) = HeaderValue::from_str(&set) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
 }
 
 /// A cookie's value from the request's `Cookie` headers.
@@ -363,6 +374,7 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         username: take(&pairs, "username"),
         password: take(&pairs, "password"),
         decision: take(&pairs, "decision"),
+        acknowledged: take(&pairs, "acknowledged"),
         browser: cookie(&parts.headers, &cookie_name(&s, BINDING)),
     };
     let session = cookie(&parts.headers, &cookie_name(&s, SESSION));

@@ -82,11 +82,15 @@ impl AppState {
         };
         let publisher = {
             let (auth, metrics) = (auth.clone(), metrics.clone());
+            let broker = authorization_server.clone();
             Publisher::new(
                 sources,
                 Box::new(move |published| {
                     metrics.set_policy_version(published.version);
                     auth.set_idp_jwks(published.idp_jwks.clone());
+                    if let Some(broker) = &broker {
+                        broker.use_policy(published.policy.clone());
+                    }
                 }),
             )
         };

@@ -1407,3 +1407,109 @@ async fn registrations_wait_for_approval_where_an_administrator_approves_them(b:
     let tokens = redeem(&t, id, &code, REDIRECT).await;
     assert_eq!(tokens.status.as_u16(), 200, "{}", tokens.text);
 }
+
+/// A person whose groups do not open the server signs in, is told on the consent page which
+/// group they lack, and goes on if they choose: the login works (the 403s say the same).
+#[tokio::test]
+async fn a_person_without_the_group_is_told_which_one_at_sign_in() {
+    let t = broker(&Backend::Sqlite, |_| {}).await;
+    t.admin(
+        "PUT",
+        "/api/scopes/github-all",
+        Some(json!({"grants": [{"server": "GitHub", "methods": ["*"]}]})),
+    )
+    .await
+    .ok(201);
+    t.admin(
+        "PUT",
+        "/api/group-mappings/engineering",
+        Some(json!({"scopes": ["github-all"]})),
+    )
+    .await
+    .ok(201);
+    t.admin(
+        "PUT",
+        "/api/users/bob",
+        Some(json!({"password": "bob-password", "groups": ["sales"]})),
+    )
+    .await
+    .ok(201);
+    // The broker learns who may use what from the published snapshot.
+    t.state.publisher.spawn();
+    for _ in 0..100 {
+        if t.state.publisher.current().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(t.state.publisher.current().is_some(), "a snapshot");
+
+    let client = register_client(&t, json!({})).await;
+    let id = client["client_id"].as_str().unwrap();
+    // Alice has the group: straight back with a code.
+    log_in(&t, id, REDIRECT).await;
+
+    let page = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
+    let binding = cookie_named(&page, "__Host-portcullis-login").unwrap();
+    let told = login_form(
+        &t,
+        &page,
+        &[
+            ("request", &hidden_request(&page.text)),
+            ("username", "bob"),
+            ("password", "bob-password"),
+            ("decision", "approve"),
+        ],
+    )
+    .await;
+    assert_eq!(told.status.as_u16(), 200, "{}", told.text);
+    assert!(told.headers.get(header::LOCATION).is_none());
+    assert!(
+        told.text.contains(
+            "None of your groups gives access to <code>https://gw.example.com/github/mcp</code>"
+        ) && told
+            .text
+            .contains("one of these groups: <strong>engineering</strong>")
+            && told.text.contains("signed in as <strong>bob</strong>")
+            && told.text.contains("Continue anyway")
+            && !told.text.contains("type=\"password\""),
+        "{}",
+        told.text
+    );
+    let session = cookie_named(&told, "__Host-portcullis-session").expect("signed in");
+    let went_on = t
+        .send(
+            Request::post("/oauth/authorize")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, format!("{binding}; {session}"))
+                .body(Body::from(form_encode(&[
+                    ("request", &hidden_request(&told.text)),
+                    ("acknowledged", "yes"),
+                    ("decision", "approve"),
+                ])))
+                .unwrap(),
+        )
+        .await;
+    let code = query(&location(&went_on), "code").expect("the login works");
+    let tokens = redeem(&t, id, &code, REDIRECT).await.ok(200);
+    let claims = jwt_part(tokens["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["sub"], "bob");
+    assert_eq!(claims["groups"], json!(["sales"]));
+    // And the filter's answer says the same.
+    let policy = policy_of(&t).await;
+    let identity = policy
+        .verify_jwt(tokens["access_token"].as_str().unwrap(), now())
+        .unwrap();
+    let server = policy
+        .servers
+        .iter()
+        .position(|s| s.name == "GitHub")
+        .unwrap();
+    let deny = policy.authorize_server(&identity, server).unwrap_err();
+    assert_eq!(deny.allowing_groups, vec!["engineering".to_string()]);
+
+    // Signed in and the client allowed: still told, not sent through silently.
+    let again = get_with(&t, &authorize_uri(id, REDIRECT, &[]), &session).await;
+    assert_eq!(again.status.as_u16(), 200, "{}", again.text);
+    assert!(again.text.contains("None of your groups"), "{}", again.text);
+}

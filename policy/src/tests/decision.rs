@@ -120,6 +120,31 @@ fn default_deny_explains_why() {
 }
 
 #[test]
+fn an_authorization_server_learns_which_groups_open_a_server() {
+    let p = compile(&snapshot());
+    assert_eq!(
+        p.server_access_for_groups(RESOURCE_A, &["eng"]),
+        Some(Ok(()))
+    );
+    assert_eq!(
+        p.server_access_for_groups(RESOURCE_A, &["marketing", "admins"]),
+        Some(Ok(()))
+    );
+    assert_eq!(
+        p.server_access_for_groups(RESOURCE_B, &["eng"]),
+        Some(Err(vec!["admins".to_string(), "readers".to_string()]))
+    );
+    assert_eq!(
+        p.server_access_for_groups::<&str>(RESOURCE_A, &[]),
+        Some(Err(vec!["admins".to_string(), "eng".to_string()]))
+    );
+    assert_eq!(
+        p.server_access_for_groups(&format!("{RESOURCE_A}/"), &["eng"]),
+        None
+    );
+}
+
+#[test]
 fn wildcard_and_prefix_grants() {
     let p = compile(&snapshot());
     let admin = identity_with_groups(&p, json!(["admins"]));

@@ -80,9 +80,24 @@ pub struct LoginForm {
     pub username: Option<String>,
     pub password: Option<String>,
     pub decision: Option<String>,
+    /// `yes` when the page told the person their groups do not open the server.
+    pub acknowledged: Option<String>,
     /// The browser-binding cookie's value (not a form field).
     #[serde(skip)]
     pub browser: Option<String>,
+}
+
+/// What a login page shows besides the request.
+#[derive(Default)]
+struct Shown<'a> {
+    /// Why the last attempt failed.
+    error: Option<&'a str>,
+    /// The username typed last time.
+    username: &'a str,
+    /// The browser's session names this person: no password asked.
+    signed_in_as: Option<&'a str>,
+    /// Their groups do not open the server; these would.
+    lacking_groups: Option<&'a [String]>,
 }
 
 /// What the edge sends back.
@@ -94,6 +109,9 @@ pub enum AuthorizeOutcome {
     Redirect(String),
     /// 303 to this URL after a sign-in, setting this session cookie value.
     SignedIn { to: String, session: String },
+    /// A page after a sign-in (the person lacks the groups for the server and is told so
+    /// before going on), setting this session cookie value.
+    SignedInPage { html: String, session: String },
 }
 
 /// The checked request, carried by the login form (and, during a login at the upstream IdP,
@@ -322,19 +340,28 @@ impl AuthorizationServer {
             true => None,
             false => self.session_user(session, now).await,
         };
+        let mut lacking = None;
         if let Some(user) = &signed_in {
-            // Signed in here before and this client allowed: the code, no page.
-            if self
-                .db
-                .has_consent(user, &client.client_id)
-                .await
-                .unwrap_or(false)
+            lacking = self.user_lacks(&pending, user).await;
+            // Signed in here before and this client allowed: the code, no page (unless the
+            // person must first hear that their groups do not open the server).
+            if lacking.is_none()
+                && self
+                    .db
+                    .has_consent(user, &client.client_id)
+                    .await
+                    .unwrap_or(false)
             {
                 let now_ms = u64::try_from(now).unwrap_or(0).saturating_mul(1000);
                 return self.issue_code(&pending, user, now_ms).await;
             }
         }
-        self.login_page(&pending, &client, 200, None, "", signed_in.as_deref())
+        let shown = Shown {
+            signed_in_as: signed_in.as_deref(),
+            lacking_groups: lacking.as_deref(),
+            ..Shown::default()
+        };
+        self.login_page(&pending, &client, 200, &shown)
     }
 
     /// The person a live session cookie names, if they still exist and are not disabled.
@@ -346,14 +373,46 @@ impl AuthorizationServer {
         }
     }
 
+    /// The groups that would open the request's server when `user`'s do not.
+    async fn user_lacks(&self, pending: &Pending, user: &str) -> Option<Vec<String>> {
+        let groups = match self.db.get_user(user).await {
+            Ok(Some((u, _))) => u.groups,
+            _ => return None,
+        };
+        self.lacking_groups(&pending.audience, &groups)
+    }
+
     /// A code after a sign-in: the approval is remembered and the browser gets a session.
+    /// A person whose groups do not open the server is told so first, on the consent page
+    /// (`acknowledged` once they read it and went on): the login works, the calls would not.
     pub(super) async fn signed_in(
         &self,
         pending: &Pending,
         user: &str,
         now_ms: u64,
+        acknowledged: bool,
     ) -> AuthorizeOutcome {
         let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+        if !acknowledged {
+            if let Some(lacking) = self.user_lacks(pending, user).await {
+                tracing::info!(client_id = %pending.client_id, user, audience = %pending.audience, "signed in without a group that opens the server: told so");
+                let session = crate::authz::session::seal_session(&self.secret, user, now);
+                let Ok(Some(client)) = self.db.get_oauth_client(&pending.client_id).await else {
+                    return self.issue_code(pending, user, now_ms).await;
+                };
+                let shown = Shown {
+                    signed_in_as: Some(user),
+                    lacking_groups: Some(&lacking),
+                    ..Shown::default()
+                };
+                return match self.login_page(pending, &client, 200, &shown) {
+                    AuthorizeOutcome::Page { html, .. } => {
+                        AuthorizeOutcome::SignedInPage { html, session }
+                    }
+                    other => other,
+                };
+            }
+        }
         if let Err(e) = self.db.record_consent(user, &pending.client_id, now).await {
             tracing::warn!(error = %e, "remembering an approval (the person will be asked again)");
         }
@@ -371,9 +430,7 @@ impl AuthorizationServer {
         pending: &Pending,
         client: &crate::authz::clients::Client,
         status: u16,
-        error: Option<&str>,
-        username: &str,
-        signed_in_as: Option<&str>,
+        shown: &Shown<'_>,
     ) -> AuthorizeOutcome {
         let host = url::Url::parse(&pending.redirect_to)
             .ok()
@@ -402,10 +459,11 @@ impl AuthorizationServer {
                 server: &pending.audience,
                 scopes: &pending.scopes,
                 request: &self.sign_form(pending),
-                error,
-                username,
+                error: shown.error,
+                username: shown.username,
                 upstream: upstream.as_deref(),
-                signed_in_as,
+                signed_in_as: shown.signed_in_as,
+                lacking_groups: shown.lacking_groups,
             }),
         }
     }
@@ -459,10 +517,11 @@ impl AuthorizationServer {
                 &OAuthError::new(ErrorCode::AccessDenied, "the person denied the request"),
             );
         }
+        let acknowledged = form.acknowledged.as_deref() == Some("yes");
         // Signed in already (the page asked for no password): the approval is all it takes.
         if form.password.as_deref().unwrap_or_default().is_empty() {
             if let Some(user) = self.session_user(session, now).await {
-                return self.signed_in(&pending, &user, now_ms).await;
+                return self.signed_in(&pending, &user, now_ms, acknowledged).await;
             }
         }
         if self.upstream.is_some() {
@@ -472,7 +531,12 @@ impl AuthorizationServer {
         let username = form.username.as_deref().unwrap_or_default().trim();
         let password = form.password.as_deref().unwrap_or_default();
         let retry = |status, error: &str| {
-            self.login_page(&pending, &client, status, Some(error), username, None)
+            let shown = Shown {
+                error: Some(error),
+                username,
+                ..Shown::default()
+            };
+            self.login_page(&pending, &client, status, &shown)
         };
         let user_key = format!("user:{username}");
         let ip_key = format!("ip:{ip}");
@@ -516,7 +580,8 @@ impl AuthorizationServer {
             return retry(403, "This account is disabled.");
         }
         tracing::info!(client_id = %client.client_id, user = %user.username, "signed in");
-        self.signed_in(&pending, &user.username, now_ms).await
+        self.signed_in(&pending, &user.username, now_ms, false)
+            .await
     }
 
     /// The person is known: a single-use code back to the client, with `state` and `iss`.

@@ -253,6 +253,6 @@ impl AuthorizationServer {
             return to_client(server_error("recording the user", &e));
         }
         tracing::info!(client_id = %pending.client_id, user = %subject, groups = ?user.groups, "signed in at the IdP");
-        self.signed_in(pending, &subject, now_ms).await
+        self.signed_in(pending, &subject, now_ms, false).await
     }
 }
