@@ -1408,11 +1408,8 @@ async fn registrations_wait_for_approval_where_an_administrator_approves_them(b:
     assert_eq!(tokens.status.as_u16(), 200, "{}", tokens.text);
 }
 
-/// A person whose groups do not open the server signs in, is told on the consent page which
-/// group they lack, and goes on if they choose: the login works (the 403s say the same).
-#[tokio::test]
-async fn a_person_without_the_group_is_told_which_one_at_sign_in() {
-    let t = broker(&Backend::Sqlite, |_| {}).await;
+/// Group `engineering` (alice's) may do anything on the GitHub server.
+async fn open_github_to_engineering(t: &TestApp) {
     t.admin(
         "PUT",
         "/api/scopes/github-all",
@@ -1427,6 +1424,27 @@ async fn a_person_without_the_group_is_told_which_one_at_sign_in() {
     )
     .await
     .ok(201);
+}
+
+/// Runs the snapshot publisher (as `portcullis serve` does) until it has published: the
+/// broker learns who may use what from it.
+async fn publish(t: &TestApp) {
+    t.state.publisher.spawn();
+    for _ in 0..100 {
+        if t.state.publisher.current().is_some() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no snapshot published");
+}
+
+/// A person whose groups do not open the server signs in, is told on the consent page which
+/// group they lack, and goes on if they choose: the login works (the 403s say the same).
+#[tokio::test]
+async fn a_person_without_the_group_is_told_which_one_at_sign_in() {
+    let t = broker(&Backend::Sqlite, |_| {}).await;
+    open_github_to_engineering(&t).await;
     t.admin(
         "PUT",
         "/api/users/bob",
@@ -1434,15 +1452,7 @@ async fn a_person_without_the_group_is_told_which_one_at_sign_in() {
     )
     .await
     .ok(201);
-    // The broker learns who may use what from the published snapshot.
-    t.state.publisher.spawn();
-    for _ in 0..100 {
-        if t.state.publisher.current().is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(t.state.publisher.current().is_some(), "a snapshot");
+    publish(&t).await;
 
     let client = register_client(&t, json!({})).await;
     let id = client["client_id"].as_str().unwrap();
@@ -1512,4 +1522,55 @@ async fn a_person_without_the_group_is_told_which_one_at_sign_in() {
     let again = get_with(&t, &authorize_uri(id, REDIRECT, &[]), &session).await;
     assert_eq!(again.status.as_u16(), 200, "{}", again.text);
     assert!(again.text.contains("None of your groups"), "{}", again.text);
+}
+
+/// RFC 7009 for one access token: its client revokes it and the next snapshot refuses it;
+/// another client may not; anything that is not a live token of ours changes nothing.
+#[tokio::test]
+async fn a_client_revokes_one_access_token() {
+    let t = broker(&Backend::Sqlite, |_| {}).await;
+    open_github_to_engineering(&t).await;
+    publish(&t).await;
+    let client = register_client(&t, json!({})).await;
+    let id = client["client_id"].as_str().unwrap();
+    let other = register_client(&t, json!({})).await;
+    let other_id = other["client_id"].as_str().unwrap();
+    let code = log_in(&t, id, REDIRECT).await;
+    let tokens = redeem(&t, id, &code, REDIRECT).await.ok(200);
+    let access = tokens["access_token"].as_str().unwrap();
+    let revoke = |client: &str, token: &str| {
+        let (client, token) = (client.to_string(), token.to_string());
+        let t = t.share();
+        async move {
+            form(
+                &t,
+                "/oauth/revoke",
+                &[("token", &token), ("client_id", &client)],
+                None,
+            )
+            .await
+        }
+    };
+
+    let refused = revoke(other_id, access).await;
+    oauth_error(&refused, 400, "unauthorized_client");
+    policy_of(&t)
+        .await
+        .verify_jwt(access, now())
+        .expect("still valid");
+    for junk in ["a.b.c", "eyJhbGciOiJFUzI1NiJ9.e30.AAAA"] {
+        assert_eq!(revoke(id, junk).await.status.as_u16(), 200);
+    }
+
+    let done = revoke(id, access).await;
+    assert_eq!(done.status.as_u16(), 200, "{}", done.text);
+    assert_eq!(
+        policy_of(&t).await.verify_jwt(access, now()).unwrap_err(),
+        policy::TokenError::Revoked
+    );
+    // Once more: already revoked, answered the same.
+    assert_eq!(revoke(id, access).await.status.as_u16(), 200);
+    // Only that token: the refresh token still works.
+    let refreshed = refresh(&t, id, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status.as_u16(), 200, "{}", refreshed.text);
 }
