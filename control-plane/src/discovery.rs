@@ -38,7 +38,7 @@ pub fn protected_resource(
         "resource": server.mcp_url(config.public_url()),
         "resource_name": server.name,
         "authorization_servers": authorization_servers,
-        "scopes_supported": config.advertised_scopes,
+        "scopes_supported": config.resource_scopes(),
         "bearer_methods_supported": ["header"],
     }))
 }

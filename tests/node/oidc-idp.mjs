@@ -50,6 +50,9 @@
 //                        previous keys stay published.        → {"current": kid, "published": [kids]}
 //   POST /admin/retire   every key but the current one leaves the JWKS.   → same shape
 //   GET  /admin/state    → same shape
+//   POST /admin/groups?user=U&groups=a,b   U's groups from now on (empty: none); refreshed ID
+//                        tokens carry them.                                → {"user", "groups"}
+//   POST /admin/remove?user=U   U no longer exists: refreshing their tokens is invalid_grant.
 // Rotation builds a fresh Provider with the new key set (oidc-provider loads its keystore once);
 // logins in flight keep their state (the adapter's storage is shared between Providers).
 
@@ -156,7 +159,7 @@ function buildProvider(issuer) {
         client_id: 'portcullis-broker',
         client_secret: 'portcullis-broker-secret',
         token_endpoint_auth_method: 'client_secret_basic',
-        grant_types: ['authorization_code'],
+        grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         redirect_uris: [opts['broker-redirect']],
       }]
@@ -195,6 +198,13 @@ function buildProvider(issuer) {
           }
         : undefined,
     interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // The broker gets a refresh token at every login (real IdPs give one with offline_access,
+    // and Cognito always); others as oidc-provider's default has it.
+    issueRefreshToken: async (_ctx, client, code) =>
+      client.grantTypeAllowed('refresh_token') &&
+      (client.clientId === 'portcullis-broker' ||
+        code.scopes.has('offline_access') ||
+        (client.applicationType === 'web' && client.clientAuthMethod === 'none')),
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
@@ -406,6 +416,18 @@ const server = http.createServer(async (req, res) => {
       }
       if (req.method === 'GET' && path === '/admin/state') {
         return sendJson(res, 200, state());
+      }
+      const user = url.searchParams.get('user') ?? '';
+      if (req.method === 'POST' && path === '/admin/groups' && USERS[user]) {
+        const groups = (url.searchParams.get('groups') ?? '').split(',').filter(Boolean);
+        USERS[user].groups = groups;
+        process.stderr.write(`groups of ${user}: ${JSON.stringify(groups)}\n`);
+        return sendJson(res, 200, { user, groups });
+      }
+      if (req.method === 'POST' && path === '/admin/remove' && USERS[user]) {
+        delete USERS[user];
+        process.stderr.write(`removed ${user}\n`);
+        return sendJson(res, 200, { user });
       }
       return sendJson(res, 404, { error: 'not_found' });
     }

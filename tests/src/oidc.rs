@@ -117,6 +117,19 @@ impl OidcIdp {
         self.admin("/admin/retire")
     }
 
+    /// `user`'s groups at the IdP from now on (refreshed ID tokens carry them).
+    pub fn set_groups(&self, user: &str, groups: &[&str]) {
+        self.admin(&format!(
+            "/admin/groups?user={user}&groups={}",
+            groups.join(",")
+        ));
+    }
+
+    /// `user` no longer exists at the IdP: refreshing their tokens there fails.
+    pub fn remove_user(&self, user: &str) {
+        self.admin(&format!("/admin/remove?user={user}"));
+    }
+
     fn admin(&self, path: &str) -> Value {
         let r = Request::post(path).send(self.port);
         assert_eq!(r.status, 200, "{path}: {}", r.describe());

@@ -527,13 +527,15 @@ impl AuthorizationServer {
         Ok((client, standing))
     }
 
-    /// `/token`.
+    /// `/token`. `upstream`: the IdP's metadata and keys, when people log in there (a
+    /// refresh re-reads their groups there).
     pub async fn token(
         &self,
         params: &TokenParams,
         auth: &ClientAuth,
         resource: &[String],
         now_ms: u64,
+        upstream: Option<&UpstreamContext>,
     ) -> Result<Value, OAuthError> {
         let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
         let resource: Vec<&str> = resource.iter().map(String::as_str).collect();
@@ -630,6 +632,28 @@ impl AuthorizationServer {
                 return Err(refusal.error);
             }
         };
+        if grant_type == "refresh_token" && !issued.repeated {
+            if let Err(e) = self
+                .reread_upstream_groups(&issued.grant.subject, upstream, now_ms)
+                .await
+            {
+                // The pair just made is never handed out: its family goes.
+                if let Some(new) = &issued.refresh {
+                    let hash = new.hash();
+                    let client_id = client.client_id.clone();
+                    if let Ok(effects) = self
+                        .db
+                        .with_grants(self.grants, Start::Refresh(hash), |g| {
+                            g.revoke_refresh_token(&hash, &client_id, Timestamp(now_ms))
+                        })
+                        .await
+                    {
+                        self.carry_out(&effects).await;
+                    }
+                }
+                return Err(e);
+            }
+        }
         let lifetime = (client.registration_type != RegistrationType::Prereg && !client.pinned)
             .then(|| self.dcr_lifetime())
             .flatten();

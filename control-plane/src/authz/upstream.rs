@@ -55,6 +55,27 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
+/// What the IdP's token endpoint answered.
+#[derive(Clone)]
+pub struct UpstreamTokens {
+    pub id_token: String,
+    /// The IdP's refresh token, when it gave one: the broker refreshes there to re-read the
+    /// person's groups.
+    pub refresh_token: Option<String>,
+}
+
+/// Never shows the tokens.
+impl std::fmt::Debug for UpstreamTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTokens")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<set>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// Who logged in, as the IdP says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FederatedPerson {
@@ -87,10 +108,15 @@ impl Upstream {
         })
     }
 
-    /// The scopes asked of the IdP: an ID token with the profile and groups; never
-    /// `offline_access` (the broker does not refresh at the IdP yet, and Cognito has none).
+    /// The scopes asked of the IdP: an ID token with the profile and groups, and
+    /// `offline_access` where the profile has it (a refresh token, so a refresh here re-reads
+    /// the person's groups there; Cognito has no such scope and gives one anyway).
     fn scopes(&self) -> String {
-        "openid profile email".to_string()
+        if self.idp.profile.traits().offline_access {
+            "openid profile email offline_access".to_string()
+        } else {
+            "openid profile email".to_string()
+        }
     }
 
     /// Where the person goes to log in.
@@ -118,13 +144,46 @@ impl Upstream {
         Ok(url.into())
     }
 
-    /// Exchanges the IdP's code for its tokens; returns the ID token.
+    /// Exchanges the IdP's code for its tokens.
     pub async fn exchange(
         &self,
         metadata: &Value,
         code: &str,
         verifier: &str,
-    ) -> Result<String, UpstreamError> {
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        self.token_request(
+            metadata,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", self.callback.as_str()),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
+    }
+
+    /// Refreshes at the IdP (a new ID token with the person's groups as they are now).
+    pub async fn refresh(
+        &self,
+        metadata: &Value,
+        refresh_token: &str,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        self.token_request(
+            metadata,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    async fn token_request(
+        &self,
+        metadata: &Value,
+        params: &[(&str, &str)],
+    ) -> Result<UpstreamTokens, UpstreamError> {
         let endpoint = metadata["token_endpoint"]
             .as_str()
             .ok_or(UpstreamError::Metadata("token_endpoint"))?;
@@ -136,12 +195,7 @@ impl Upstream {
                 form(&self.client_id),
                 Some(form(self.client_secret.expose())),
             )
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", self.callback.as_str()),
-                ("code_verifier", verifier),
-            ])
+            .form(params)
             .send()
             .await
             .map_err(|e| UpstreamError::Unreachable(crate::outbound::error_chain(&e)))?;
@@ -156,19 +210,23 @@ impl Upstream {
                 description: body["error_description"].as_str().map(str::to_string),
             });
         }
-        body["id_token"]
+        let id_token = body["id_token"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| UpstreamError::BadAnswer("no id_token (is openid allowed?)".into()))
+            .ok_or_else(|| UpstreamError::BadAnswer("no id_token (is openid allowed?)".into()))?;
+        Ok(UpstreamTokens {
+            id_token,
+            refresh_token: body["refresh_token"].as_str().map(str::to_string),
+        })
     }
 
     /// Verifies the ID token with the IdP's keys (as the filter verifies tokens), then its
-    /// `nonce`.
+    /// `nonce`: the login's, or (`None`, a refreshed ID token, OIDC Core 12.2) none to check.
     pub fn verify_id_token(
         &self,
         jwks: Option<Jwks>,
         id_token: &str,
-        nonce: &str,
+        nonce: Option<&str>,
         now: u64,
     ) -> Result<FederatedPerson, UpstreamError> {
         let jwks = jwks.ok_or(UpstreamError::NoKeys)?;
@@ -200,7 +258,7 @@ impl Upstream {
             .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
             .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
             .ok_or_else(|| UpstreamError::IdToken("unreadable payload".into()))?;
-        if payload["nonce"].as_str() != Some(nonce) {
+        if nonce.is_some_and(|n| payload["nonce"].as_str() != Some(n)) {
             return Err(UpstreamError::IdToken(
                 "nonce differs from the login's (a replayed ID token)".into(),
             ));
@@ -277,7 +335,7 @@ mod tests {
         let u = upstream("okta");
         let pair = key();
         let person = u
-            .verify_id_token(jwks(&pair), &id_token(&pair, |_| {}), "n-1", NOW)
+            .verify_id_token(jwks(&pair), &id_token(&pair, |_| {}), Some("n-1"), NOW)
             .unwrap();
         assert_eq!(person.subject, "00u1");
         assert_eq!(person.username, "alice");
@@ -323,14 +381,14 @@ mod tests {
             ("not a JWT", "a.b.c".to_string(), "n-1"),
         ];
         for (what, token, nonce) in cases {
-            let err = u.verify_id_token(jwks(&pair), &token, nonce, NOW);
+            let err = u.verify_id_token(jwks(&pair), &token, Some(nonce), NOW);
             assert!(
                 matches!(err, Err(UpstreamError::IdToken(_))),
                 "{what}: {err:?}"
             );
         }
         assert!(matches!(
-            u.verify_id_token(None, &id_token(&pair, |_| {}), "n-1", NOW),
+            u.verify_id_token(None, &id_token(&pair, |_| {}), Some("n-1"), NOW),
             Err(UpstreamError::NoKeys)
         ));
     }
@@ -345,7 +403,16 @@ mod tests {
             c.as_object_mut().unwrap().remove("groups");
             c["cognito:groups"] = json!(["engineering"]);
         });
-        let person = u.verify_id_token(jwks(&pair), &token, "n-1", NOW).unwrap();
+        let person = u
+            .verify_id_token(jwks(&pair), &token, Some("n-1"), NOW)
+            .unwrap();
+        // A refreshed ID token carries no nonce (OIDC Core 12.2): none is asked for.
+        let refreshed = id_token(&pair, |c| {
+            c.as_object_mut().unwrap().remove("nonce");
+        });
+        assert!(u
+            .verify_id_token(jwks(&pair), &refreshed, None, NOW)
+            .is_ok());
         assert_eq!(person.groups, ["engineering"]);
     }
 
@@ -369,7 +436,12 @@ mod tests {
         );
         assert_eq!((q["state"].as_str(), q["nonce"].as_str()), ("st", "n"));
         assert!(q["scope"].split(' ').any(|s| s == "openid"));
-        assert!(!q["scope"].contains("offline_access"));
+        // A refresh token from Entra (offline_access), none asked of Cognito (no such scope).
+        assert!(q["scope"].split(' ').any(|s| s == "offline_access"));
+        let cognito = upstream("cognito")
+            .authorize_url(&metadata, "st", &"v".repeat(43), "n")
+            .unwrap();
+        assert!(!cognito.contains("offline_access"), "{cognito}");
         assert!(!q.contains_key("resource"));
         assert!(matches!(
             u.authorize_url(&json!({}), "st", "v", "n"),

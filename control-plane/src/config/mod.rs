@@ -320,6 +320,20 @@ fn parse_hex32(text: &str) -> Option<[u8; 32]> {
 }
 
 impl Config {
+    /// `scopes_supported` of the protected-resource metadata (and the 401 challenge's
+    /// `scope`). In broker mode without `offline_access` (MCP 2026-07-28: a client asks the
+    /// authorization server for it, whose metadata lists it; the broker gives refresh tokens
+    /// by grant type, not by that scope); in direct mode as advertised, since clients of
+    /// 2025-11-25 ask the IdP for what the resource lists and would otherwise get no refresh
+    /// token from Keycloak or Okta.
+    pub fn resource_scopes(&self) -> Vec<String> {
+        let mut scopes = self.advertised_scopes.clone();
+        if self.auth_mode == AuthMode::Broker {
+            scopes.retain(|s| s != "offline_access");
+        }
+        scopes
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> anyhow::Result<Config> {
         Config::from_lookup(|name| std::env::var(name).ok())

@@ -456,7 +456,14 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
             .filter(|(n, _)| n == "resource")
             .map(|(_, v)| v.clone())
             .collect();
-        s.token(&params, &auth, &resource, now_ms_u64()).await
+        // A refresh for people who log in at an IdP re-reads their groups there.
+        let upstream = if params.grant_type.as_deref() == Some("refresh_token") {
+            upstream_context(&state, &s).await
+        } else {
+            None
+        };
+        s.token(&params, &auth, &resource, now_ms_u64(), upstream.as_ref())
+            .await
     }
     .await;
     match result {

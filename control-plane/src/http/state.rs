@@ -72,7 +72,7 @@ impl AppState {
             idp_keys: idp_keys.clone(),
             settings: Arc::new(SnapshotSettings {
                 public_url: config.public_url().to_string(),
-                advertised_scopes: config.advertised_scopes.clone(),
+                advertised_scopes: config.resource_scopes(),
                 idp: config.idp.clone(),
                 step_up_scopes: config.auth_mode == AuthMode::Broker,
                 authorization_server: authorization_server.is_some(),

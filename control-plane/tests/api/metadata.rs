@@ -366,3 +366,41 @@ async fn idp_metadata_errors_and_stale_copy() {
     assert_eq!(v["issuer"], ISSUER);
     assert_eq!(idp.hits.load(Ordering::SeqCst), 3);
 }
+
+/// MCP 2026-07-28: in broker mode the resource's metadata leaves `offline_access` to the
+/// authorization server's (the broker gives refresh tokens by grant type); direct mode keeps it
+/// for 2025-11-25 clients, which ask the IdP for what the resource lists.
+#[tokio::test]
+async fn broker_resource_metadata_leaves_offline_access_to_the_authorization_server() {
+    let t = app_with(&Backend::Sqlite, |c| {
+        c.auth_mode = portcullis::config::AuthMode::Broker;
+    })
+    .await;
+    t.register("GitHub", "/github", &[]).await;
+    let prm = t
+        .call(
+            "GET",
+            "/.well-known/oauth-protected-resource/github/mcp",
+            None,
+            None,
+        )
+        .await
+        .ok(200);
+    assert_eq!(
+        prm["scopes_supported"],
+        json!(["openid", "email", "profile"]),
+        "{prm}"
+    );
+    let asm = t
+        .call("GET", "/.well-known/oauth-authorization-server", None, None)
+        .await
+        .ok(200);
+    assert!(
+        asm["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "offline_access"),
+        "{asm}"
+    );
+}

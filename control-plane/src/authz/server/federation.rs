@@ -212,16 +212,17 @@ impl AuthorizationServer {
                 "the IdP's metadata is unavailable; try again shortly",
             ));
         };
-        let person = match upstream
+        let (person, upstream_refresh) = match upstream
             .exchange(&context.metadata, code, &login.verifier)
             .await
-            .and_then(|id_token| {
-                upstream.verify_id_token(
+            .and_then(|tokens| {
+                let person = upstream.verify_id_token(
                     context.jwks.clone(),
-                    &id_token,
-                    &login.nonce,
+                    &tokens.id_token,
+                    Some(&login.nonce),
                     now_ms / 1000,
-                )
+                )?;
+                Ok((person, tokens.refresh_token))
             }) {
             Ok(p) => p,
             Err(e) => {
@@ -252,7 +253,161 @@ impl AuthorizationServer {
         if let Err(e) = self.db.put_user(&user, Some(NO_PASSWORD)).await {
             return to_client(server_error("recording the user", &e));
         }
+        if let Err(e) = self
+            .keep_upstream_refresh(&subject, upstream_refresh.as_deref(), now)
+            .await
+        {
+            return to_client(server_error("keeping the IdP's refresh token", &e));
+        }
         tracing::info!(client_id = %pending.client_id, user = %subject, groups = ?user.groups, "signed in at the IdP");
         self.signed_in(pending, &subject, now_ms, false).await
     }
+
+    /// Keeps the IdP's refresh token of `user`'s latest login there, sealed; `None` (the IdP
+    /// gave none) forgets an older one.
+    async fn keep_upstream_refresh(
+        &self,
+        user: &str,
+        refresh: Option<&str>,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let Some(refresh) = refresh else {
+            sqlx::query("DELETE FROM oauth_upstream_tokens WHERE username = $1")
+                .bind(user)
+                .execute(self.db.pool())
+                .await?;
+            return Ok(());
+        };
+        let mut nonce = [0u8; 12];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+        let sealed = self
+            .secret
+            .seal(&upstream_label(user), refresh.as_bytes(), nonce);
+        sqlx::query(
+            "INSERT INTO oauth_upstream_tokens (username, refresh_sealed, updated_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (username) DO UPDATE SET \
+             refresh_sealed = excluded.refresh_sealed, updated_at = excluded.updated_at",
+        )
+        .bind(user)
+        .bind(sealed)
+        .bind(now)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn upstream_refresh_token(&self, user: &str) -> Result<Option<String>, sqlx::Error> {
+        let row =
+            sqlx::query("SELECT refresh_sealed FROM oauth_upstream_tokens WHERE username = $1")
+                .bind(user)
+                .fetch_optional(self.db.pool())
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let sealed: String = row.try_get("refresh_sealed")?;
+        Ok(self
+            .secret
+            .open(&upstream_label(user), &sealed)
+            .ok()
+            .and_then(|plain| String::from_utf8(plain).ok()))
+    }
+
+    /// A refresh here for a person who logged in at the IdP: refresh there too and take their
+    /// groups from the new ID token, so a group removed at the IdP stops working within one
+    /// access-token lifetime. The IdP refusing the refresh (`invalid_grant`: their session
+    /// there ended, or they were removed) refuses this one. The IdP unreachable, or answering
+    /// anything else: the groups stay as they were (logged), so an IdP outage does not end
+    /// every session. Without a refresh token of the IdP's, groups are those of the last login.
+    pub(super) async fn reread_upstream_groups(
+        &self,
+        subject: &str,
+        context: Option<&UpstreamContext>,
+        now_ms: u64,
+    ) -> Result<(), OAuthError> {
+        let (Some(upstream), Some(idp_sub)) = (&self.upstream, subject.strip_prefix("idp:")) else {
+            return Ok(());
+        };
+        let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+        let refresh = self
+            .upstream_refresh_token(subject)
+            .await
+            .map_err(|e| server_error("reading the IdP's refresh token", &e))?;
+        let Some(refresh) = refresh else {
+            return Ok(());
+        };
+        let Some(context) = context else {
+            tracing::warn!(
+                user = subject,
+                "the IdP's metadata is unavailable: groups as of the last check"
+            );
+            return Ok(());
+        };
+        let tokens = match upstream.refresh(&context.metadata, &refresh).await {
+            Ok(t) => t,
+            Err(super::super::upstream::UpstreamError::Refused { error, description })
+                if error == "invalid_grant" =>
+            {
+                tracing::info!(
+                    user = subject,
+                    description = description.as_deref().unwrap_or_default(),
+                    "the IdP refused to refresh: the person must log in again"
+                );
+                self.keep_upstream_refresh(subject, None, now)
+                    .await
+                    .map_err(|e| server_error("forgetting the IdP's refresh token", &e))?;
+                return Err(OAuthError::invalid_grant(
+                    "the IdP ended this person's session there: log in again",
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(user = subject, error = %e, "refreshing at the IdP failed: groups as of the last check");
+                return Ok(());
+            }
+        };
+        let person = match upstream.verify_id_token(
+            context.jwks.clone(),
+            &tokens.id_token,
+            None,
+            now_ms / 1000,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(user = subject, error = %e, "the IdP's refreshed ID token was refused: groups as of the last check");
+                return Ok(());
+            }
+        };
+        if person.subject != idp_sub {
+            return Err(OAuthError::invalid_grant(
+                "the IdP's refreshed ID token is for someone else: log in again",
+            ));
+        }
+        let existing = self
+            .db
+            .get_user(subject)
+            .await
+            .map_err(|e| server_error("reading the user", &e))?;
+        let Some((mut user, hash)) = existing else {
+            return Ok(());
+        };
+        if user.groups != person.groups {
+            tracing::info!(user = subject, before = ?user.groups, now = ?person.groups, "groups changed at the IdP");
+        }
+        user.groups = person.groups;
+        user.updated_at = now;
+        self.db
+            .put_user(&user, Some(&hash))
+            .await
+            .map_err(|e| server_error("recording the user", &e))?;
+        // Rotating IdPs give a new refresh token: keep it; others keep the old one valid.
+        if let Some(newer) = tokens.refresh_token.as_deref() {
+            self.keep_upstream_refresh(subject, Some(newer), now)
+                .await
+                .map_err(|e| server_error("keeping the IdP's refresh token", &e))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a sealed IdP refresh token is bound to (it opens for this person's row only).
+fn upstream_label(user: &str) -> String {
+    format!("upstream-refresh:{user}")
 }
