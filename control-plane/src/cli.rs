@@ -29,6 +29,12 @@ pub enum Command {
     /// Check an MCP server's OAuth discovery the way MCP clients do, step by step. Exit code 0:
     /// no error; 1: an error finding; 2: the URL cannot be reached.
     Doctor(portcullis_doctor::DoctorArgs),
+    /// Print a new broker secret key (PORTCULLIS_SECRET_KEY): 32 random bytes, base64url.
+    SecretKey,
+    /// Read a password from standard input (one line) and print its argon2id hash, for
+    /// PORTCULLIS_USERS_FILE. The password is never an argument (it would be in `ps` and the
+    /// shell history).
+    HashPassword,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +123,26 @@ impl Cli {
                     .enable_all()
                     .build()?
                     .block_on(crate::serve::serve(config, args.listen))
+            }
+            Command::SecretKey => {
+                let mut bytes = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+                println!("{}", crate::authz::sealed::SecretKey::new(bytes).to_text());
+                Ok(())
+            }
+            Command::HashPassword => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                let password = line.trim_end_matches(['\r', '\n']);
+                if password.chars().count() < 8 {
+                    bail!("the password must be at least 8 characters");
+                }
+                let hash = crate::authz::users::hash_password(password)
+                    .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+                println!("{hash}");
+                Ok(())
             }
             Command::Doctor(args) => {
                 let code = portcullis_doctor::run(&args);

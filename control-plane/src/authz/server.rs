@@ -157,13 +157,13 @@ fn sha256_hex(text: &str) -> String {
 fn secret_key(config: &Config, kind: DbKind) -> anyhow::Result<SecretKey> {
     if let Some(text) = &config.broker.secret_key {
         return SecretKey::parse(text.expose()).ok_or_else(|| {
-            anyhow::anyhow!("PORTCULLIS_SECRET_KEY: expected 32 bytes as unpadded base64url (43 characters; `portcullis dev secret-key` makes one)")
+            anyhow::anyhow!("PORTCULLIS_SECRET_KEY: expected 32 bytes as unpadded base64url (43 characters; `portcullis secret-key` makes one)")
         });
     }
     if kind == DbKind::Postgres {
         anyhow::bail!(
             "broker mode on PostgreSQL needs PORTCULLIS_SECRET_KEY (every replica must seal and \
-             open the signing keys with the same key; `portcullis dev secret-key` makes one)"
+             open the signing keys with the same key; `portcullis secret-key` makes one)"
         );
     }
     let path = config.data_dir.join("secret.key");
@@ -181,6 +181,35 @@ fn secret_key(config: &Config, kind: DbKind) -> anyhow::Result<SecretKey> {
         }
         Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
     }
+}
+
+/// Writes `PORTCULLIS_USERS_FILE`'s users to the store (each replaced as the file says; users
+/// not in it are left alone).
+async fn load_users_file(db: &Db, path: &std::path::Path, federated: bool) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("PORTCULLIS_USERS_FILE {}: {e}", path.display()))?;
+    let users = super::users::read_users_file(&text, crate::storage::now())
+        .map_err(|e| anyhow::anyhow!("PORTCULLIS_USERS_FILE {}: {e}", path.display()))?;
+    for (user, hash) in &users {
+        let created_at = db
+            .get_user(&user.username)
+            .await?
+            .map_or(user.created_at, |(u, _)| u.created_at);
+        let user = super::users::User {
+            created_at,
+            ..user.clone()
+        };
+        db.put_user(&user, Some(hash)).await?;
+    }
+    if federated {
+        tracing::warn!(
+            users = users.len(),
+            "PORTCULLIS_USERS_FILE is read, but people log in at the IdP (PORTCULLIS_BROKER_CLIENT_ID): its users cannot sign in"
+        );
+    } else {
+        tracing::info!(users = users.len(), path = %path.display(), "built-in users read");
+    }
+    Ok(())
 }
 
 fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
@@ -225,6 +254,9 @@ impl AuthorizationServer {
             .await?,
         );
         let documents = documents::DocumentReader::new(&settings.cimd)?;
+        if let Some(path) = &settings.users_file {
+            load_users_file(&db, path, upstream.is_some()).await?;
+        }
         Ok(Arc::new(AuthorizationServer {
             documents,
             policy: std::sync::RwLock::new(None),

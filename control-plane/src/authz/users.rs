@@ -140,32 +140,81 @@ impl Db {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_verify_against_their_hash_only() {
-        let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(!hash.contains("correct"));
-        assert!(verify_password(Some(&hash), "correct horse"));
-        assert!(!verify_password(Some(&hash), "correct horsE"));
-        assert!(!verify_password(None, "correct horse"), "unknown user");
-        assert!(!verify_password(Some("not a hash"), "x"));
-        assert!(
-            PasswordHash::new(DUMMY_HASH).is_ok(),
-            "the dummy hash parses"
-        );
-    }
-
-    #[test]
-    fn usernames_are_plain() {
-        assert!(valid_username("alice"));
-        assert!(valid_username("a.b-c_d@example.com"));
-        assert!(!valid_username(""));
-        assert!(!valid_username("a b"));
-        assert!(!valid_username("<script>"));
-        assert!(!valid_username(&"a".repeat(65)));
-    }
+/// One person of `PORTCULLIS_USERS_FILE`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    username: String,
+    /// An argon2 PHC string (`portcullis hash-password` makes one); never a password.
+    password_hash: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    disabled: bool,
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    users: Vec<FileUser>,
+}
+
+/// Reads `PORTCULLIS_USERS_FILE` (JSON: `{"users": [{"username", "password_hash", "groups",
+/// "display_name", "disabled"}]}`): each user with their password hash, checked as the admin
+/// API checks them. Any mistake names the entry and stops the start.
+pub fn read_users_file(text: &str, now: i64) -> Result<Vec<(User, String)>, String> {
+    let file: UsersFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut seen = std::collections::HashSet::new();
+    file.users
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let at = format!("users[{i}]");
+            if !valid_username(&u.username) {
+                return Err(format!(
+                    "{at}.username: 1 to 64 letters, digits and . _ - @"
+                ));
+            }
+            if !seen.insert(u.username.clone()) {
+                return Err(format!("{at}.username: {} is listed twice", u.username));
+            }
+            let usable = PasswordHash::new(&u.password_hash).is_ok_and(|h| {
+                h.algorithm.as_str().starts_with("argon2") && h.salt.is_some() && h.hash.is_some()
+            });
+            if !usable {
+                return Err(format!(
+                    "{at}.password_hash: not an argon2 hash (make one with `portcullis hash-password`)"
+                ));
+            }
+            for g in &u.groups {
+                crate::registry::validate::group_name(g)
+                    .map_err(|_| format!("{at}.groups: invalid group {g:?}"))?;
+            }
+            if u
+                .display_name
+                .as_deref()
+                .is_some_and(|n| n.chars().count() > 128 || n.chars().any(char::is_control))
+            {
+                return Err(format!(
+                    "{at}.display_name: at most 128 characters, no control characters"
+                ));
+            }
+            Ok((
+                User {
+                    username: u.username,
+                    groups: u.groups,
+                    display_name: u.display_name,
+                    disabled: u.disabled,
+                    created_at: now,
+                    updated_at: now,
+                },
+                u.password_hash,
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

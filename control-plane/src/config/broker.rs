@@ -39,6 +39,9 @@ pub struct BrokerConfig {
     pub upstream_client: Option<(String, Secret)>,
     /// Client ID Metadata Documents (`authz::cimd`).
     pub cimd: CimdConfig,
+    /// `PORTCULLIS_USERS_FILE`: built-in users (JSON, with argon2 password hashes) written to
+    /// the user store at every start; a mistake in it stops the start.
+    pub users_file: Option<PathBuf>,
 }
 
 /// How the broker reads Client ID Metadata Documents.
@@ -83,6 +86,7 @@ impl std::fmt::Debug for BrokerConfig {
                 &self.upstream_client.as_ref().map(|(id, _)| id),
             )
             .field("cimd", &self.cimd)
+            .field("users_file", &self.users_file)
             .finish()
     }
 }
@@ -98,6 +102,7 @@ impl Default for BrokerConfig {
             login_failures_per_minute: 10,
             upstream_client: None,
             cimd: CimdConfig::default(),
+            users_file: None,
         }
     }
 }
@@ -165,6 +170,10 @@ impl BrokerConfig {
                 })
                 .collect::<anyhow::Result<_>>()?;
         }
+        c.users_file = get("PORTCULLIS_USERS_FILE")
+            .map(|f| f.trim().to_string())
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
         c.cimd.ca_file = get("PORTCULLIS_CIMD_CA_FILE")
             .map(|f| f.trim().to_string())
             .filter(|f| !f.is_empty())

@@ -1574,3 +1574,66 @@ async fn a_client_revokes_one_access_token() {
     let refreshed = refresh(&t, id, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refreshed.status.as_u16(), 200, "{}", refreshed.text);
 }
+
+/// `PORTCULLIS_USERS_FILE`: its users are in the store at start and sign in; a mistake in the
+/// file stops the start with the entry named.
+#[tokio::test]
+async fn users_from_the_users_file_sign_in() {
+    let dir = std::env::temp_dir().join(format!("portcullis-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("users.json");
+    let hash = portcullis::authz::users::hash_password("carol-password").unwrap();
+    std::fs::write(
+        &path,
+        json!({"users": [{"username": "carol", "password_hash": hash, "groups": ["engineering"]}]})
+            .to_string(),
+    )
+    .unwrap();
+    let file = path.clone();
+    let t = broker(&Backend::Sqlite, move |c| c.broker.users_file = Some(file)).await;
+    let users = t.admin("GET", "/api/users", None).await.ok(200);
+    let carol = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "carol")
+        .cloned()
+        .unwrap_or_else(|| panic!("{users}"));
+    assert_eq!(carol["groups"], json!(["engineering"]));
+    assert!(carol.get("password_hash").is_none());
+
+    let client = register_client(&t, json!({})).await;
+    let id = client["client_id"].as_str().unwrap();
+    let page = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
+    let back = location(
+        &login_form(
+            &t,
+            &page,
+            &[
+                ("request", &hidden_request(&page.text)),
+                ("username", "carol"),
+                ("password", "carol-password"),
+                ("decision", "approve"),
+            ],
+        )
+        .await,
+    );
+    assert!(query(&back, "code").is_some(), "{back}");
+
+    std::fs::write(
+        &path,
+        r#"{"users": [{"username": "dave", "password": "plain"}]}"#,
+    )
+    .unwrap();
+    let mut config = t.config.clone();
+    config.broker.users_file = Some(path.clone());
+    let err = portcullis::authz::server::AuthorizationServer::start(&config, t.state.db.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("PORTCULLIS_USERS_FILE") && err.contains("unknown field `password`"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
