@@ -16,6 +16,9 @@ pub struct Identity {
     pub groups: Box<[String]>,
     /// Registry scopes mapped from the groups (and granted directly, for API keys).
     pub scopes: IdSet,
+    /// The OAuth scopes the token was granted (`scope`, or Entra's `scp`): a 403's step-up
+    /// challenge asks for these plus what is missing, so a client does not lose them.
+    pub token_scopes: Box<[String]>,
     /// Servers this credential was issued for (audience check), by server id.
     pub audience_servers: IdSet,
     /// Unix time after which the credential is no longer valid.

@@ -91,11 +91,20 @@ pub const MAX_GROUPS_IN_BODY: usize = 50;
 /// which groups would allow the request. The challenge names the scopes that would allow it
 /// (`scope="…"`, a step-up request) only when the authorization server can issue them
 /// (`settings.step_up_scopes`): a client asked for scopes its authorization server does not
-/// know retries in vain and hides this message.
-pub fn forbidden(policy: &Policy, server: &Server, deny: &Deny) -> Reply {
+/// know retries in vain and hides this message. Those are added to the scopes the token
+/// already had (MCP 2026-07-28): a client that asks for exactly what the challenge names keeps
+/// what it had, and asks once.
+/// `token_scopes`: the refused token's own ([`crate::Identity::token_scopes`]).
+pub fn forbidden(policy: &Policy, server: &Server, deny: &Deny, token_scopes: &[String]) -> Reply {
     let description = deny.description(policy);
-    let scope = if policy.settings.step_up_scopes {
-        deny.allowing_scopes.join(" ")
+    let scope = if policy.settings.step_up_scopes && !deny.allowing_scopes.is_empty() {
+        let mut union: Vec<&str> = token_scopes.iter().map(String::as_str).collect();
+        for s in &deny.allowing_scopes {
+            if !union.contains(&s.as_str()) {
+                union.push(s);
+            }
+        }
+        union.join(" ")
     } else {
         String::new()
     };

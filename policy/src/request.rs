@@ -507,7 +507,7 @@ impl Policy {
         self.check_audience(identity, pending.server)
             .map_err(|e| reply::invalid_token(server, &e))?;
         self.authorize_server(identity, pending.server)
-            .map_err(|deny| reply::forbidden(self, server, &deny))?;
+            .map_err(|deny| reply::forbidden(self, server, &deny, &identity.token_scopes))?;
 
         let declared = match pending.content_length {
             None => None,
@@ -593,7 +593,12 @@ impl Policy {
         }
         if let Err(deny) = self.authorize_messages(identity, server, &messages) {
             return BodyDecision {
-                reply: Some(reply::forbidden(self, &self.servers[server], &deny)),
+                reply: Some(reply::forbidden(
+                    self,
+                    &self.servers[server],
+                    &deny,
+                    &identity.token_scopes,
+                )),
                 method: deny.method,
                 tool: deny.tool,
             };

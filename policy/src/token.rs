@@ -325,6 +325,21 @@ impl Policy {
             _ => subject,
         };
         let scopes = self.scopes_for_groups(&groups);
+        // A space-separated string (RFC 9068 `scope`, Entra `scp`) or a list; a claim of another
+        // shape grants nothing here and is not worth refusing the token over.
+        let token_scopes: Box<[String]> = match claims.get("scope").or_else(|| claims.get("scp")) {
+            Some(Value::String(s)) => s
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Box::default(),
+        };
         let headers = IdentityHeaders::build(
             username,
             &groups,
@@ -337,6 +352,7 @@ impl Policy {
             client_id: client_id.map(str::to_owned),
             groups: groups.into_boxed_slice(),
             scopes,
+            token_scopes,
             audience_servers,
             expires_at: Some(exp.saturating_add(leeway)),
             headers,
@@ -421,6 +437,7 @@ impl Policy {
             client_id: None,
             groups: key.groups.clone(),
             scopes: key.scopes.clone(),
+            token_scopes: Box::default(),
             audience_servers: IdSet::full(self.servers.len()),
             expires_at: key.expires_at,
             headers,

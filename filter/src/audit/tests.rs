@@ -29,6 +29,7 @@ fn identity() -> Identity {
         client_id: Some("cli".into()),
         groups: vec!["devs".to_string(), "ops".to_string()].into_boxed_slice(),
         scopes,
+        token_scopes: Box::default(),
         audience_servers: IdSet::full(1),
         expires_at: Some(2_000_000_000),
         headers: IdentityHeaders {

@@ -12,6 +12,7 @@ fn identity(expires_at: u64) -> Rc<Identity> {
         client_id: None,
         groups: Box::new([]),
         scopes: IdSet::empty(1),
+        token_scopes: Box::default(),
         audience_servers: IdSet::full(1),
         expires_at: Some(expires_at),
         headers: IdentityHeaders {

@@ -60,7 +60,7 @@ fn forbidden_names_the_scope_and_escapes_hostile_tool_names() {
         allowing_scopes: vec!["srv-admin".into()],
         allowing_groups: vec!["admins".into()],
     };
-    let reply = forbidden(&p, &p.servers[0], &deny);
+    let reply = forbidden(&p, &p.servers[0], &deny, &[]);
     assert_eq!(reply.status, 403);
     let challenge = reply.www_authenticate.unwrap();
     assert!(
@@ -114,6 +114,7 @@ fn without_step_up_the_403_names_groups_not_scopes() {
         client_id: None,
         groups: groups.clone().into(),
         scopes: p.scopes_for_groups(&groups),
+        token_scopes: Box::default(),
         audience_servers: crate::IdSet::full(p.servers.len()),
         expires_at: None,
         headers: crate::identity::IdentityHeaders::build(
@@ -125,7 +126,7 @@ fn without_step_up_the_403_names_groups_not_scopes() {
     let deny = p.authorize_message(&identity, 0, &call).unwrap_err();
     assert_eq!(deny.allowing_scopes, ["srv-admin"]);
     assert_eq!(deny.allowing_groups, ["ops", "sre"]);
-    let reply = forbidden(&p, &p.servers[0], &deny);
+    let reply = forbidden(&p, &p.servers[0], &deny, &[]);
     assert_eq!(reply.status, 403);
     let challenge = reply.www_authenticate.unwrap();
     assert!(!challenge.contains("scope=\""), "{challenge}");
@@ -170,6 +171,28 @@ fn no_policy_is_a_503_that_says_why() {
     );
 }
 
+/// MCP 2026-07-28: the step-up challenge asks for what the token had plus what is missing.
+#[test]
+fn a_step_up_challenge_keeps_the_scopes_the_token_had() {
+    let p = policy();
+    let mut deny = Deny {
+        reason: DenyReason::ToolNotAllowed,
+        server: 0,
+        method: Some("tools/call".into()),
+        tool: Some("t".into()),
+        allowing_scopes: vec!["srv-admin".into(), "openid".into()],
+        allowing_groups: vec!["admins".into()],
+    };
+    let had = ["openid".to_string(), "profile".to_string()];
+    let body = json(&forbidden(&p, &p.servers[0], &deny, &had).body);
+    assert_eq!(body["scope"], "openid profile srv-admin", "{body}");
+    // Nothing would allow it: no step-up to ask for.
+    deny.allowing_scopes.clear();
+    let reply = forbidden(&p, &p.servers[0], &deny, &had);
+    assert!(json(&reply.body).get("scope").is_none(), "{}", reply.body);
+    assert!(!reply.www_authenticate.unwrap().contains("scope=\""));
+}
+
 #[test]
 fn a_refusal_names_a_bounded_number_of_groups() {
     let p = policy();
@@ -181,7 +204,7 @@ fn a_refusal_names_a_bounded_number_of_groups() {
         allowing_scopes: vec!["srv-admin".into()],
         allowing_groups: (0..500).map(|i| format!("group-{i:03}")).collect(),
     };
-    let reply = forbidden(&p, &p.servers[0], &deny);
+    let reply = forbidden(&p, &p.servers[0], &deny, &[]);
     let body = json(&reply.body);
     assert_eq!(
         body["allowing_groups"].as_array().unwrap().len(),

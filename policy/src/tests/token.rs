@@ -41,6 +41,19 @@ fn valid_token_gives_identity_groups_and_scopes() {
 }
 
 #[test]
+fn the_token_s_own_scopes_are_kept_for_a_step_up() {
+    let of = |edit: fn(&mut Value)| verify(&with_claims(edit)).expect("valid").token_scopes;
+    assert_eq!(
+        &*of(|c| c["scope"] = json!("openid  profile mcp")),
+        ["openid", "profile", "mcp"]
+    );
+    assert_eq!(&*of(|c| c["scp"] = json!("files.read")), ["files.read"]);
+    assert_eq!(&*of(|c| c["scope"] = json!(["a", 1, "b"])), ["a", "b"]);
+    assert!(of(|c| c["scope"] = json!(7)).is_empty());
+    assert!(of(|_| {}).is_empty());
+}
+
+#[test]
 fn not_three_segments() {
     assert_eq!(reason("abc.def"), TokenError::Malformed);
     assert_eq!(reason("a.b.c.d"), TokenError::Malformed);
