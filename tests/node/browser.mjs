@@ -138,7 +138,7 @@ export async function browse(url, {
     const text = await res.text();
     const form = res.status === 200 ? firstForm(text, request.url, { user, password }) : undefined;
     if (!form) {
-      const plain = text.replace(/<(style|script)\b[\s\S]*?<\/\1>/gi, ' ').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 500);
+      const plain = decode(text.replace(/<(style|script)\b[\s\S]*?<\/\1>/gi, ' ').replace(/<[^>]+>/g, ' ')).replace(/\s+/g, ' ').trim().slice(0, 1000);
       log(`stopped at ${redact(request.url)} (${res.status}): ${plain}`);
       return { ok: false, status: res.status, url: redact(request.url), text: plain };
     }

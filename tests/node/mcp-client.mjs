@@ -15,6 +15,8 @@
 //       {"op": "listResources"}, {"op": "listPrompts"}, {"op": "ping"},
 //       {"op": "request", "method": "tools/list", "params": {}},
 //       {"op": "terminateSession"},                    // HTTP DELETE with the session id
+//       {"op": "expireAccessToken"},                   // OAuth mode: the next request gets a 401
+//                                                      // and the SDK refreshes
 //       {"op": "close"}
 //     ]
 //   }
@@ -23,13 +25,18 @@
 // callback listener and `browser.mjs` as the browser:
 //   "oauth": {
 //     "clientId": "okta-mcp-public",   // a pre-registered public client; absent: DCR
+//     "clientMetadataUrl": "https://…", // the SDK's `clientMetadataUrl`: its Client ID Metadata
+//                                       // Document, used when the server advertises CIMD
 //     "callbackPort": 0,                // 0 or absent: a random free port
 //     "redirectHost": "127.0.0.1",      // or "localhost"
 //     "callbackPath": "/callback",
 //     "user": "alice", "password": "alice-password"
 //   }
-// The summary then carries `oauth`: what the browser saw, the callback's error if any, and the
-// access token's claims (never the token).
+// The summary then carries `oauth`: what the browser saw, the callback's error if any, the
+// access token's claims (never the token; the latest one's), how many times tokens were saved
+// (`tokenSaves`: 1 after a login, 2 after a refresh) and whether the last save rotated the
+// refresh token (`refreshTokenRotated`). Form bodies sent (the token endpoint's) are in the
+// `http` log as `requestForm`, codes, verifiers and tokens redacted.
 //
 // Prints one JSON object per line on stdout:
 //   {"step": 0, "op": "connect", "ok": true, "result": {...}}
@@ -72,6 +79,7 @@ const redact = (name, value) =>
   name.toLowerCase() === 'authorization' || name.toLowerCase() === 'x-api-key'
     ? `${value.split(' ')[0]} <${value.length} chars>`
     : value;
+const SECRET_FIELDS = new Set(['code', 'code_verifier', 'refresh_token', 'client_secret', 'assertion']);
 const loggingFetch = async (input, init) => {
   const entry = {
     method: init?.method ?? 'GET',
@@ -80,6 +88,9 @@ const loggingFetch = async (input, init) => {
       [...new Headers(init?.headers ?? {}).entries()].map(([k, v]) => [k, redact(k, v)])
     ),
     requestBody: typeof init?.body === 'string' ? init.body : undefined,
+    requestForm: init?.body instanceof URLSearchParams
+      ? Object.fromEntries([...init.body].map(([k, v]) => [k, SECRET_FIELDS.has(k) ? '<redacted>' : v]))
+      : undefined,
   };
   http.push(entry);
   try {
@@ -144,6 +155,7 @@ if (plan.oauth) {
   const redirectUrl = `http://${o.redirectHost ?? '127.0.0.1'}:${callbackServer.address().port}${callbackPath}`;
   oauthReport.redirectUrl = redirectUrl;
   let clientInfo = o.clientId ? { client_id: o.clientId } : undefined;
+  oauthReport.tokenSaves = 0;
   let tokens;
   let verifier;
   provider = {
@@ -170,6 +182,8 @@ if (plan.oauth) {
     },
     tokens: () => tokens,
     saveTokens: (t) => {
+      oauthReport.tokenSaves += 1;
+      oauthReport.refreshTokenRotated = tokens?.refresh_token !== undefined && t.refresh_token !== tokens.refresh_token;
       tokens = t;
       try {
         oauthReport.accessTokenClaims = JSON.parse(Buffer.from(t.access_token.split('.')[1], 'base64url').toString());
@@ -199,7 +213,13 @@ if (plan.oauth) {
       verifier = v;
     },
     codeVerifier: () => verifier,
+    // The access token is made unusable (`expireAccessToken`); the refresh token is kept.
+    expireAccessToken: () => {
+      if (!tokens) throw new Error('no tokens to expire');
+      tokens = { ...tokens, access_token: 'expired-by-the-test' };
+    },
   };
+  if (o.clientMetadataUrl) provider.clientMetadataUrl = o.clientMetadataUrl;
 }
 
 const newTransport = () => {
@@ -275,6 +295,11 @@ for (const [i, step] of steps.entries()) {
       case 'terminateSession':
         await transport.terminateSession();
         result = { sessionId: transport.sessionId ?? null };
+        break;
+      case 'expireAccessToken':
+        if (!provider) throw new Error('expireAccessToken needs oauth mode');
+        provider.expireAccessToken();
+        result = {};
         break;
       case 'sleep':
         await new Promise((r) => setTimeout(r, step.ms ?? 100));

@@ -8,11 +8,13 @@
 //! - `ENVOY_BIN` (else read from `.venv/portcullis-env`)
 //! - `PORTCULLIS_FILTER_WASM` (else `target/wasm32-wasip1/release/portcullis_filter.wasm`)
 //! - `PORTCULLIS_NODE_DIR` (else `tests/node`), `NODE_BIN` (else `node` on `PATH`)
+//! - `openssl` on `PATH` (the certificates of [`documents::DocumentHost`])
 //! - `PORTCULLIS_E2E_TMP` (where test directories go), `PORTCULLIS_E2E_KEEP=1` (keep them)
 //! - `PORTCULLIS_E2E_ENVOY_LOG_LEVEL` (Envoy's `-l`, default `info`; `debug` shows every
 //!   filter decision and stream event)
 
 pub mod control_plane;
+pub mod documents;
 pub mod eating_proxy;
 pub mod envoy;
 pub mod gateway;

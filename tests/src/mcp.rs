@@ -159,6 +159,12 @@ impl ClientPlan {
         self.step(json!({"op": "terminateSession"}))
     }
 
+    /// OAuth mode: the stored access token is made unusable (the refresh token kept), so the
+    /// next request gets a 401 and the SDK refreshes.
+    pub fn expire_access_token(self) -> ClientPlan {
+        self.step(json!({"op": "expireAccessToken"}))
+    }
+
     pub fn sleep_ms(self, ms: u64) -> ClientPlan {
         self.step(json!({"op": "sleep", "ms": ms}))
     }

@@ -30,11 +30,15 @@ pub enum Expect {
     WorksWarned(&'static str),
     /// The connect config carries this warning code, and the login fails for it.
     Warned(&'static str),
+    /// The connect config carries no warning, yet the login stops at an error page of the
+    /// authorization server (the browser reports it): the CLI is stopped there, and has stored
+    /// no token. (For the CLIs: a CIMD client whose document the broker cannot read.)
+    Stops,
 }
 
 impl Expect {
     pub fn fails(self) -> bool {
-        matches!(self, Expect::Warned(_))
+        matches!(self, Expect::Warned(_) | Expect::Stops)
     }
 }
 
@@ -176,10 +180,10 @@ pub struct Clients<'a> {
     pub record_outbound: bool,
 }
 
-/// What a login that worked left behind.
+/// What a login that worked (or, with [`Expect::Stops`], stopped) left behind.
 #[derive(Debug, Clone)]
 pub struct Login {
-    /// The access token's claims (never the token).
+    /// The access token's claims (never the token); `Null` when the login stopped.
     pub claims: Value,
     /// Request lines the CLI sent toward the outside (empty unless `record_outbound`).
     pub outbound: Vec<String>,
@@ -210,7 +214,7 @@ impl Clients<'_> {
         let ide_name = ide.unwrap_or("TS SDK");
         let codes = self.codes(ide);
         match expect {
-            Expect::Works => assert!(
+            Expect::Works | Expect::Stops => assert!(
                 !codes
                     .iter()
                     .any(|c| WORKAROUND_WARNINGS.contains(&c.as_str())),
@@ -240,6 +244,11 @@ impl Clients<'_> {
 
     /// The TypeScript SDK client: the connect config's URL, client id and callback port.
     pub fn ts_sdk(&self, expect: Expect) -> Option<Login> {
+        assert_ne!(
+            expect,
+            Expect::Stops,
+            "TS SDK: Expect::Stops is for the CLIs"
+        );
         // Not an assistant of the connect dialog: the general warnings are its.
         self.check_warning(None, expect);
         let mut plan = ClientPlan::new()
@@ -268,6 +277,7 @@ impl Clients<'_> {
                     observed: run.describe(),
                 })
             }
+            Expect::Stops => unreachable!(),
             Expect::Warned(code) => {
                 let err = run.err(0);
                 let observed = format!("{err} {report}\n{}", run.describe());
@@ -336,6 +346,11 @@ impl Clients<'_> {
 
     /// mcp-remote, as Claude Desktop's config runs it (`npx mcp-remote URL …`), over stdio.
     pub fn mcp_remote(&self, expect: Expect) -> Option<Login> {
+        assert_ne!(
+            expect,
+            Expect::Stops,
+            "mcp-remote: Expect::Stops is for the CLIs"
+        );
         self.check_warning(Some("claude-desktop"), expect);
         let doc: Value = serde_json::from_str(
             self.rendered("claude-desktop")["text"]
@@ -382,6 +397,7 @@ impl Clients<'_> {
                 eprintln!("[{}] {} / mcp-remote: works", self.tag, self.label);
                 login
             }
+            Expect::Stops => unreachable!(),
             Expect::Warned(code) => {
                 let observed = match init {
                     Ok(v) if v["error"].is_null() => panic!(
@@ -496,6 +512,31 @@ impl Clients<'_> {
                     claims,
                     outbound: env.outbound(),
                     observed: format!("{}\n{}", login.describe(), env.browser_log()),
+                })
+            }
+            Expect::Stops => {
+                assert!(
+                    token().is_none(),
+                    "{} / {who}: the login should have stopped, yet a token was stored: {}",
+                    self.label,
+                    login.describe()
+                );
+                assert!(
+                    env.login_failed(),
+                    "{} / {who}: the login should have stopped at a page of the authorization \
+                     server; the browser:\n{}\n{}",
+                    self.label,
+                    env.browser_log(),
+                    login.describe()
+                );
+                eprintln!(
+                    "[{}] {} / {who}: stopped at the authorization server's page, as expected",
+                    self.tag, self.label
+                );
+                Some(Login {
+                    claims: Value::Null,
+                    outbound: env.outbound(),
+                    observed: format!("{}\n{}", login.output(), env.browser_log()),
                 })
             }
             Expect::Warned(code) => {

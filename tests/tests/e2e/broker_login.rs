@@ -1,24 +1,44 @@
 //! Broker mode with people logging in, end to end: `portcullis serve` in broker mode is the
 //! authorization server (built-in user store), Envoy from the shipped bootstrap with the
 //! filter passes `/oauth/…` to it and checks every MCP request against the tokens it issues,
-//! and a real `mcp-server-everything` answers.
+//! and a real `mcp-server-everything` answers. Offline: the CLIs run in a sandbox that lets
+//! nothing out (an HTTPS proxy that refuses and records what they tried), and this machine
+//! has no DNS, so neither they nor the broker can reach claude.ai or chatgpt.com (with a
+//! network, the broker would fetch the CLIs' real documents and the "nothing pinned" cells
+//! below would change).
 //!
-//! Every client is run exactly as the broker-mode connect config emits it (`assistants`): the
-//! TypeScript SDK client, mcp-remote, Claude Code and Codex each discover the broker from the
-//! 401, register by DCR (the broker advertises no CIMD, so the CLIs, which prefer CIMD, fall
-//! back to DCR and never need claude.ai or chatgpt.com), log in through the login page with
-//! `tests/node/browser.mjs` as their browser, and call `echo` through Envoy; `get-env`, which
-//! alice's group lacks, is refused with 403. Bob, in no group, logs in and gets 403.
+//! Every client is run exactly as the broker-mode connect config emits it (`assistants`), logs
+//! in through the login page with `tests/node/browser.mjs` as its browser, and calls `echo`
+//! through Envoy; `get-env`, which alice's group lacks, is refused with 403. What each one
+//! does depends on whether the broker advertises Client ID Metadata Documents
+//! (`client_id_metadata_document_supported`; `PORTCULLIS_CIMD`, on by default):
 //!
-//! Also (ignored until the broker is fixed): simultaneous code exchanges all get tokens; on
-//! SQLite most of them get 500 today, which the client tests above hit now and then.
+//! | client | `PORTCULLIS_CIMD=off` | CIMD on, nothing pinned | CIMD on, its document pinned |
+//! |---|---|---|---|
+//! | Claude Code | DCR, works | sends `client_id=https://claude.ai/oauth/claude-code-client-metadata`, redirect `http://localhost:<port>/callback`; the browser gets our 502 page; no DCR fallback (it prints the URL and waits for a callback) | CIMD, works |
+//! | Codex | DCR, works | sends `client_id=https://chatgpt.com/oauth/codex/client.json`, redirect `http://127.0.0.1:<port>/callback`; the same 502 page; no fallback (it waits), for `mcp add` and `mcp login` alike | CIMD, works |
+//! | mcp-remote | | DCR, works: its config passes no `--client-metadata-url` | |
+//! | TS SDK | DCR, works | with a `clientMetadataUrl` on an https host the broker may fetch from: CIMD, works, refreshes | |
+//!
+//! The CLIs with CIMD on: the login stops at our "metadata could not be read" page (it names
+//! `POST /api/oauth-clients/cimd` and `PORTCULLIS_CIMD=off`), nothing is stored, registered or
+//! issued; the operator then pins the CLI's document (its `client_id` URL, a loopback
+//! `/callback` redirect, any port) and the next login works as a `cimd` client, `pinned`.
+//! The TS SDK's document is served by `DocumentHost` on loopback (allowlisted by
+//! `PORTCULLIS_CIMD_ALLOWED_ADDRESSES`, its CA in `PORTCULLIS_CIMD_CA_FILE`); a document whose
+//! `client_id` is not its URL gets our 400 page and nothing else. Bob, in no group, logs in
+//! and gets 403.
+//!
+//! Also: a grant revoked by RFC 7009 is refused by Envoy within a snapshot push, and
+//! simultaneous code exchanges all get tokens.
 
 use std::time::Duration;
 
-use portcullis_e2e::http::form_urlencoded;
+use portcullis_e2e::documents::DocumentHost;
+use portcullis_e2e::http::{form_urlencoded, percent, query_param};
 use portcullis_e2e::oidc::{ALICE, BOB};
-use portcullis_e2e::util::{b64url, wait_until};
-use portcullis_e2e::{Request, TestDir};
+use portcullis_e2e::util::{b64url, now, wait_until};
+use portcullis_e2e::{ClientPlan, Request, TestDir};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -26,25 +46,44 @@ use crate::assistants::{claim_summary, serve_everything, Clients, Expect, Login,
 
 /// A tool of the server that alice's group does not grant.
 const DENIED_TOOL: &str = "get-env";
-/// Hosts of the CLIs' Client ID Metadata Documents: never needed in broker mode.
+/// Hosts of the CLIs' Client ID Metadata Documents, which the sandbox cannot reach.
 const CIMD_HOSTS: [&str; 2] = ["claude.ai", "chatgpt.com"];
+/// The `client_id` Claude Code sends where CIMD is advertised (its metadata document's URL).
+const CLAUDE_CODE_DOCUMENT: &str = "https://claude.ai/oauth/claude-code-client-metadata";
+/// The `client_id` Codex sends where CIMD is advertised.
+const CODEX_DOCUMENT: &str = "https://chatgpt.com/oauth/codex/client.json";
 
 /// The stack: control plane (broker), MCP server, Envoy.
 struct Broker {
     stack: Stack,
+    /// `PORTCULLIS_CIMD` is on (what the metadata and the connect configs then say).
+    cimd: bool,
     /// Holds the files until the processes above are gone (fields drop in order).
     dir: TestDir,
 }
 
 impl Broker {
+    /// With CIMD on (the default).
     fn start(name: &str) -> Broker {
+        Broker::start_with(name, &[])
+    }
+
+    /// With `PORTCULLIS_CIMD=off`, what an air-gapped site sets.
+    fn cimd_off(name: &str) -> Broker {
+        Broker::start_with(name, &[("PORTCULLIS_CIMD", "off")])
+    }
+
+    fn start_with(name: &str, env: &[(&str, &str)]) -> Broker {
         let dir = TestDir::new(&format!("broker-login-{name}"));
+        let mut vars = vec![
+            ("PORTCULLIS_AUTH_MODE", "broker"),
+            ("MCP_ADVERTISED_SCOPES", "openid profile"),
+        ];
+        vars.extend_from_slice(env);
+        let cimd = !env.contains(&("PORTCULLIS_CIMD", "off"));
         let stack = serve_everything(
             &dir,
-            &[
-                ("PORTCULLIS_AUTH_MODE", "broker"),
-                ("MCP_ADVERTISED_SCOPES", "openid profile"),
-            ],
+            &vars,
             &[
                 (
                     "/api/scopes/everything-safe".to_string(),
@@ -64,26 +103,29 @@ impl Broker {
                 ),
             ],
         );
-        Broker { stack, dir }
+        Broker { stack, cimd, dir }
     }
 
     /// Alice's clients, run from the broker-mode connect config; each is also refused the
     /// tool her group lacks, and what the CLIs try to reach is recorded.
     fn clients(&self) -> Clients<'_> {
+        self.clients_in(&self.dir)
+    }
+
+    /// [`Broker::clients`] with their homes and logs in `dir` (a person starting afresh).
+    fn clients_in<'a>(&'a self, dir: &'a TestDir) -> Clients<'a> {
         Clients {
             denied_tool: Some(DENIED_TOOL),
             record_outbound: true,
-            ..self.stack.clients(
-                &self.dir,
-                "broker",
-                "broker-login",
-                "hello from broker mode",
-            )
+            ..self
+                .stack
+                .clients(dir, "broker", "broker-login", "hello from broker mode")
         }
     }
 
     /// The connect config sends `ide` (`None`: the TS SDK client) the broker's way: the URL,
-    /// no client id, DCR. (Each client's runner asserts it carries no workaround warning.)
+    /// no client id; CIMD for the assistants that use it when the broker advertises it, DCR
+    /// otherwise. (Each client's runner asserts it carries no workaround warning.)
     fn check_connect_config(&self, ide: Option<&str>) {
         let codes = self.clients().codes(ide);
         eprintln!("[broker-login] connect config for {ide:?}: warnings {codes:?}");
@@ -99,12 +141,48 @@ impl Broker {
             self.stack.connect
         );
         if let Some(ide) = ide {
+            let uses_cimd = matches!(ide, "claude-code" | "codex");
+            let method = if self.cimd && uses_cimd {
+                "cimd"
+            } else {
+                "dcr"
+            };
             assert_eq!(
-                self.stack.connect["rendered"][ide]["login_method"], "dcr",
+                self.stack.connect["rendered"][ide]["login_method"], method,
                 "{ide}: {:#}",
                 self.stack.connect["rendered"][ide]
             );
         }
+    }
+
+    /// Discovery through Envoy: the metadata (CIMD advertised or not), the JWKS, all without
+    /// credentials.
+    fn check_metadata(&self) {
+        let meta = self
+            .stack
+            .gateway
+            .send(Request::get("/.well-known/oauth-authorization-server"));
+        assert_eq!(meta.status, 200, "{}", meta.describe());
+        let meta = meta.json();
+        assert_eq!(meta["issuer"], self.stack.public_url.as_str());
+        assert_eq!(
+            meta["token_endpoint"],
+            format!("{}/oauth/token", self.stack.public_url)
+        );
+        // What makes Claude Code and Codex send their document's URL rather than register.
+        assert_eq!(
+            meta["client_id_metadata_document_supported"], self.cimd,
+            "{meta:#}"
+        );
+        // Codex uses CIMD only where public clients (`none`) are accepted.
+        assert!(
+            meta["token_endpoint_auth_methods_supported"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m == "none")),
+            "{meta:#}"
+        );
+        let jwks = self.stack.gateway.send(Request::get("/oauth/jwks"));
+        assert_eq!(jwks.status, 200, "{}", jwks.describe());
     }
 
     /// Every registered OAuth client, as operators see them.
@@ -114,28 +192,53 @@ impl Broker {
         r.json()["clients"].as_array().expect("clients").clone()
     }
 
-    /// The `client_id` of every `/oauth/authorize` request that went through Envoy.
-    fn authorize_client_ids(&self) -> Vec<String> {
+    /// Every `/oauth/authorize` request that went through Envoy: its query and status.
+    fn authorize_requests(&self) -> Vec<(String, u64)> {
         self.stack
             .gateway
             .access_log()
             .iter()
-            .filter_map(|r| r["path"].as_str()?.strip_prefix("/oauth/authorize?"))
-            .filter_map(|query| {
-                query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("client_id="))
-                    .map(str::to_string)
+            .filter_map(|r| {
+                let query = r["path"].as_str()?.strip_prefix("/oauth/authorize?")?;
+                Some((query.to_string(), r["status"].as_u64().unwrap_or_default()))
             })
             .collect()
     }
 
-    /// What `who`'s login must have done: registered by DCR as `client_name` (not CIMD:
-    /// nothing asked of claude.ai or chatgpt.com; every client of this stack is such a one),
-    /// and obtained a token for that client with the broker as issuer, the MCP URL as audience
-    /// and alice's group.
-    fn check_login(&self, who: &str, login: Option<Login>, client_name: &str) {
-        let login = login.unwrap_or_else(|| panic!("{who}: logged in, but no token was stored"));
+    /// The `client_id` of every `/oauth/authorize` request that went through Envoy (waits a
+    /// little for the access log to have one).
+    fn authorize_client_ids(&self, who: &str) -> Vec<String> {
+        wait_until(Duration::from_secs(5), || {
+            let ids: Vec<String> = self
+                .authorize_requests()
+                .iter()
+                .filter_map(|(q, _)| query_param(q, "client_id"))
+                .collect();
+            (!ids.is_empty()).then_some(ids)
+        })
+        .unwrap_or_else(|| panic!("{who}: no /oauth/authorize in Envoy's access log"))
+    }
+
+    /// How many requests went to `path` (no query) through Envoy.
+    fn requests_to(&self, path: &str) -> usize {
+        self.stack
+            .gateway
+            .access_log()
+            .iter()
+            .filter(|r| {
+                r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.split('?').next() == Some(path))
+            })
+            .count()
+    }
+
+    /// The claims of `who`'s token: the broker as issuer, the MCP URL as audience, alice and
+    /// her group.
+    fn check_claims<'l>(&self, who: &str, login: &'l Option<Login>) -> &'l Value {
+        let login = login
+            .as_ref()
+            .unwrap_or_else(|| panic!("{who}: logged in, but no token was stored"));
         let claims = &login.claims;
         assert_eq!(
             claims["iss"],
@@ -145,6 +248,15 @@ impl Broker {
         assert_eq!(claims["aud"], self.stack.url.as_str(), "{who}: {claims}");
         assert_eq!(claims["sub"], ALICE.0, "{who}: {claims}");
         assert_eq!(claims["groups"], json!(["engineering"]), "{who}: {claims}");
+        claims
+    }
+
+    /// What `who`'s login must have done: registered by DCR as `client_name` (not CIMD:
+    /// nothing asked of claude.ai or chatgpt.com; every client of this stack is such a one),
+    /// and obtained a token for that client.
+    fn check_login(&self, who: &str, login: Option<Login>, client_name: &str) {
+        let claims = self.check_claims(who, &login);
+        let login = login.as_ref().expect("checked above");
 
         let clients = self.oauth_clients();
         for c in &clients {
@@ -166,12 +278,7 @@ impl Broker {
         );
 
         // What the broker was asked to authorize: registered clients only, never a CIMD URL.
-        let sent = wait_until(Duration::from_secs(5), || {
-            let ids = self.authorize_client_ids();
-            (!ids.is_empty()).then_some(ids)
-        })
-        .unwrap_or_else(|| panic!("{who}: no /oauth/authorize in Envoy's access log"));
-        for id in &sent {
+        for id in &self.authorize_client_ids(who) {
             assert!(
                 clients.iter().any(|c| c["client_id"] == id.as_str()),
                 "{who}: the broker was asked to authorize {id}, which is not a registered client"
@@ -180,11 +287,7 @@ impl Broker {
 
         // The sandbox lets nothing out; a CLI that honours HTTPS_PROXY (Claude Code) has what it
         // tried recorded by the proxy, the others (Codex, mcp-remote) find no DNS here.
-        let tried: Vec<&String> = login
-            .outbound
-            .iter()
-            .filter(|l| CIMD_HOSTS.iter().any(|h| l.contains(h)))
-            .collect();
+        let tried = cimd_hosts_tried(login);
         assert!(
             tried.is_empty(),
             "{who} tried to reach a CIMD host: {tried:?}"
@@ -201,29 +304,164 @@ impl Broker {
             login.outbound
         );
     }
+
+    /// What `who`'s login, offline with CIMD advertised and nothing pinned, must have done: sent
+    /// `document` (its metadata document's URL) as `client_id` and printed it; the browser got
+    /// our 502 page, which tells the operator what to do; nothing was registered, stored or
+    /// issued. `attempts`: how many `/oauth/authorize` requests the stack has had by now (Envoy
+    /// writes its access log a moment later). Returns the redirect URIs sent.
+    fn check_stopped(
+        &self,
+        who: &str,
+        stopped: Option<Login>,
+        document: &str,
+        attempts: usize,
+    ) -> Vec<String> {
+        let stopped = stopped.unwrap_or_else(|| panic!("{who}: no outcome"));
+        assert!(stopped.claims.is_null(), "{who}: {}", stopped.claims);
+        assert!(
+            stopped.observed.contains(&percent(document)),
+            "{who}: it should have printed the authorization URL with client_id {document}:\n{}",
+            stopped.observed
+        );
+        let requests = wait_until(Duration::from_secs(5), || {
+            let r = self.authorize_requests();
+            (r.len() >= attempts).then_some(r)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{who}: fewer than {attempts} /oauth/authorize in Envoy's access log: {:?}",
+                self.authorize_requests()
+            )
+        });
+        let mut redirects = Vec::new();
+        for (query, status) in &requests {
+            assert_eq!(
+                query_param(query, "client_id").as_deref(),
+                Some(document),
+                "{who}: {query}"
+            );
+            assert_eq!(*status, 502, "{who}: /oauth/authorize?{query}");
+            redirects.extend(query_param(query, "redirect_uri"));
+        }
+        // The page the person sees, and what it tells the operator.
+        let host = url_host(document);
+        for sign in [
+            "-> 502",
+            "The application's metadata could not be read",
+            // Why: the sandbox has no DNS (a machine with a network would fetch the real one).
+            &format!("the client's metadata document could not be fetched: {host}"),
+            "POST /api/oauth-clients/cimd",
+            "PORTCULLIS_CIMD=off",
+        ] {
+            assert!(
+                stopped.observed.contains(sign),
+                "{who}: the browser should have shown {sign:?}:\n{}",
+                stopped.observed
+            );
+        }
+        // Failures are never kept, nothing was registered instead, nothing issued.
+        let clients = self.oauth_clients();
+        assert!(clients.is_empty(), "{who}: {clients:#?}");
+        assert_eq!(self.requests_to("/oauth/register"), 0, "{who}: registered");
+        assert_eq!(
+            self.requests_to("/oauth/token"),
+            0,
+            "{who}: a token request"
+        );
+        eprintln!(
+            "[broker-login] {who}: CIMD client_id {document} refused with 502 ({} /authorize requests, redirect URIs {redirects:?}); no DCR fallback; outbound attempts {:?}",
+            requests.len(),
+            stopped.outbound
+        );
+        redirects
+    }
+
+    /// The operator pins `document` (`POST /api/oauth-clients/cimd`): a new `cimd` client.
+    fn pin(&self, document: &Value) {
+        let r = self
+            .stack
+            .cp
+            .admin("POST", "/api/oauth-clients/cimd", Some(document));
+        assert_eq!(r.status, 201, "{}", r.describe());
+        let client = r.json();
+        assert_eq!(client["client_id"], document["client_id"], "{client}");
+        assert_eq!(client["registration_type"], "cimd", "{client}");
+        assert_eq!(client["pinned"], true, "{client}");
+    }
+
+    /// What `who`'s login through its pinned metadata document must have done: its token's
+    /// client is `document`, the only client, listed as a pinned `cimd` one; the broker was
+    /// asked to authorize nothing else, and nothing registered by DCR.
+    fn check_cimd_login(&self, who: &str, login: Option<Login>, document: &str) {
+        let claims = self.check_claims(who, &login);
+        assert_eq!(claims["client_id"], document, "{who}: {claims}");
+        let clients = self.oauth_clients();
+        assert_eq!(clients.len(), 1, "{who}: {clients:#?}");
+        let client = &clients[0];
+        assert_eq!(client["client_id"], document, "{who}: {client}");
+        assert_eq!(client["registration_type"], "cimd", "{who}: {client}");
+        assert_eq!(client["pinned"], true, "{who}: {client}");
+        assert!(client["last_used_at"].is_i64(), "{who}: {client}");
+        for id in self.authorize_client_ids(who) {
+            assert_eq!(id, document, "{who}");
+        }
+        assert_eq!(self.requests_to("/oauth/register"), 0, "{who}: registered");
+        let login = login.as_ref().expect("checked above");
+        eprintln!(
+            "[broker-login] {who}: CIMD client {document} (pinned), claims {}, outbound attempts {:?}, CIMD hosts tried {:?}",
+            claim_summary(claims),
+            login.outbound,
+            cimd_hosts_tried(login)
+        );
+    }
+}
+
+/// Request lines the CLI sent toward a CIMD host (through the recording proxy).
+fn cimd_hosts_tried(login: &Login) -> Vec<&String> {
+    login
+        .outbound
+        .iter()
+        .filter(|l| CIMD_HOSTS.iter().any(|h| l.contains(h)))
+        .collect()
+}
+
+/// The host of an https URL.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', ':']).next().unwrap_or(rest)
+}
+
+/// A metadata document as an operator would pin it for a CLI (or a host serve it): a public
+/// client with one loopback `/callback` redirect URI, any port.
+fn document(client_id: &str, client_name: &str, redirect_uri: &str) -> Value {
+    json!({
+        "client_id": client_id,
+        "client_name": client_name,
+        "redirect_uris": [redirect_uri],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    })
+}
+
+/// `uri` is `http://<host>:<some port>/callback`.
+fn assert_loopback_callback(who: &str, uri: &str, host: &str) {
+    let port = uri
+        .strip_prefix(&format!("http://{host}:"))
+        .and_then(|rest| rest.strip_suffix("/callback"))
+        .and_then(|p| p.parse::<u16>().ok());
+    assert!(
+        port.is_some(),
+        "{who}: redirect_uri {uri:?} is not http://{host}:<port>/callback"
+    );
 }
 
 #[test]
-fn ts_sdk_client_registers_logs_in_and_calls_a_tool_through_envoy() {
-    let b = Broker::start("ts-sdk");
+fn ts_sdk_client_registers_by_dcr_with_cimd_off() {
+    let b = Broker::cimd_off("ts-sdk");
     b.check_connect_config(None);
-
-    // Discovery through Envoy: the challenge, the metadata, the JWKS, all without credentials.
-    let meta = b
-        .stack
-        .gateway
-        .send(Request::get("/.well-known/oauth-authorization-server"));
-    assert_eq!(meta.status, 200, "{}", meta.describe());
-    let meta = meta.json();
-    assert_eq!(meta["issuer"], b.stack.public_url.as_str());
-    assert_eq!(
-        meta["token_endpoint"],
-        format!("{}/oauth/token", b.stack.public_url)
-    );
-    // What makes Claude Code and Codex register by DCR rather than fetch a CIMD document.
-    assert_eq!(meta["client_id_metadata_document_supported"], false);
-    let jwks = b.stack.gateway.send(Request::get("/oauth/jwks"));
-    assert_eq!(jwks.status, 200, "{}", jwks.describe());
+    b.check_metadata();
 
     let clients = b.clients();
     let login = clients.ts_sdk(Expect::Works);
@@ -237,29 +475,224 @@ fn ts_sdk_client_registers_logs_in_and_calls_a_tool_through_envoy() {
     );
 }
 
+/// mcp-remote, as Claude Desktop's config runs it, never uses CIMD (the config passes no
+/// `--client-metadata-url`): it registers by DCR even where CIMD is advertised.
 #[test]
-fn mcp_remote_registers_logs_in_and_calls_a_tool_through_envoy() {
+fn mcp_remote_registers_by_dcr_with_cimd_advertised() {
     let b = Broker::start("mcp-remote");
     b.check_connect_config(Some("claude-desktop"));
+    b.check_metadata();
     let login = b.clients().mcp_remote(Expect::Works);
     b.check_login("mcp-remote", login, "MCP CLI Proxy");
 }
 
 #[test]
-fn claude_code_registers_logs_in_and_calls_a_tool_through_envoy() {
-    let b = Broker::start("claude-code");
+fn claude_code_registers_by_dcr_with_cimd_off() {
+    let b = Broker::cimd_off("claude-code");
     b.check_connect_config(Some("claude-code"));
     let login = b.clients().claude_code(Expect::Works);
     b.check_login("Claude Code", login, &format!("Claude Code ({NAME})"));
 }
 
 #[test]
-fn codex_registers_logs_in_and_calls_a_tool_through_envoy() {
-    let b = Broker::start("codex");
+fn codex_registers_by_dcr_with_cimd_off() {
+    let b = Broker::cimd_off("codex");
     b.check_connect_config(Some("codex"));
     let [added, logged_in] = b.clients().codex(Expect::Works);
     b.check_login("Codex (mcp add)", added, "Codex");
     b.check_login("Codex (mcp login)", logged_in, "Codex");
+}
+
+/// CIMD advertised (the default), offline: Claude Code sends its document's URL and stops at
+/// our page; once the operator pins the document, the next login works through it.
+#[test]
+fn claude_code_with_cimd_stops_offline_until_its_document_is_pinned() {
+    let b = Broker::start("claude-code-cimd");
+    b.check_connect_config(Some("claude-code"));
+    b.check_metadata();
+
+    let stopped = b.clients().claude_code(Expect::Stops);
+    for uri in b.check_stopped("Claude Code", stopped, CLAUDE_CODE_DOCUMENT, 1) {
+        assert_loopback_callback("Claude Code", &uri, "localhost");
+    }
+
+    b.pin(&document(
+        CLAUDE_CODE_DOCUMENT,
+        "Claude Code",
+        "http://localhost/callback",
+    ));
+    let again = TestDir::new("broker-login-claude-code-cimd-pinned");
+    let login = b.clients_in(&again).claude_code(Expect::Works);
+    b.check_cimd_login("Claude Code", login, CLAUDE_CODE_DOCUMENT);
+}
+
+/// The same for Codex: `codex mcp add` (which logs in at once) and `codex mcp login` both stop
+/// at our page offline; with the document pinned, both log in through it.
+#[test]
+fn codex_with_cimd_stops_offline_until_its_document_is_pinned() {
+    let b = Broker::start("codex-cimd");
+    b.check_connect_config(Some("codex"));
+    b.check_metadata();
+
+    let [added, logged_in] = b.clients().codex(Expect::Stops);
+    b.check_stopped("Codex (mcp add)", added, CODEX_DOCUMENT, 1);
+    for uri in b.check_stopped("Codex (mcp login)", logged_in, CODEX_DOCUMENT, 2) {
+        assert_loopback_callback("Codex", &uri, "127.0.0.1");
+    }
+
+    b.pin(&document(
+        CODEX_DOCUMENT,
+        "Codex",
+        "http://127.0.0.1/callback",
+    ));
+    let again = TestDir::new("broker-login-codex-cimd-pinned");
+    let [added, logged_in] = b.clients_in(&again).codex(Expect::Works);
+    b.check_cimd_login("Codex (mcp add)", added, CODEX_DOCUMENT);
+    b.check_cimd_login("Codex (mcp login)", logged_in, CODEX_DOCUMENT);
+}
+
+/// The TS SDK client with a `clientMetadataUrl` on an https host the broker may fetch from
+/// (loopback, allowlisted, its CA trusted): 401, discovery, the document's URL as `client_id`,
+/// the broker fetches the document, login, token, `echo` through Envoy, and a refresh. Before
+/// that, a document whose `client_id` is not its own URL: our 400 page, nothing issued.
+#[test]
+fn ts_sdk_client_logs_in_with_a_fetched_metadata_document_and_refreshes() {
+    let documents = TestDir::new("broker-login-document-host");
+    let host = DocumentHost::start(documents.path());
+    let [(ca_key, ca), (allow_key, allow)] = host.broker_env();
+    let b = Broker::start_with("ts-sdk-cimd", &[(ca_key, &ca), (allow_key, &allow)]);
+    b.check_metadata();
+    let url = host.url("/clients/portcullis-e2e.json");
+    host.put(
+        "/clients/portcullis-e2e.json",
+        &document(
+            &url,
+            "portcullis-e2e (metadata document)",
+            "http://127.0.0.1/callback",
+        ),
+    );
+    let oauth = |document_url: &str| json!({"user": ALICE.0, "password": ALICE.1, "clientMetadataUrl": document_url});
+
+    // A document that says it is another client: refused before anyone signs in.
+    let impostor = host.url("/clients/impostor.json");
+    host.put(
+        "/clients/impostor.json",
+        &document(&url, "impostor", "http://127.0.0.1/callback"),
+    );
+    let run = ClientPlan::new()
+        .oauth(oauth(&impostor))
+        .connect()
+        .run(&b.dir, &b.stack.url);
+    run.err(0);
+    let report = &run.summary["oauth"];
+    assert_eq!(
+        report["authorization"]["clientId"],
+        impostor.as_str(),
+        "{report:#}"
+    );
+    assert_eq!(report["browser"]["status"], 400, "{report:#}");
+    let page = report["browser"]["text"].as_str().unwrap_or_default();
+    assert!(
+        page.contains("Application refused")
+            && page.contains("its client_id is not the URL it was fetched from"),
+        "{page}"
+    );
+    assert_eq!(report["tokenSaves"], 0, "{report:#}");
+    assert!(b.oauth_clients().is_empty(), "{:#?}", b.oauth_clients());
+    assert_eq!(b.requests_to("/oauth/token"), 0);
+    assert_eq!(host.requests(), ["GET /clients/impostor.json 200"]);
+
+    // The client's own document: the login, a tool call, a refresh, another call.
+    let before = i64::try_from(now()).expect("now");
+    let run = ClientPlan::new()
+        .oauth(oauth(&url))
+        .connect()
+        .call_tool("echo", json!({"message": "known by its document"}))
+        .expire_access_token()
+        .call_tool("echo", json!({"message": "after a refresh"}))
+        .run(&b.dir, &b.stack.url);
+    assert_eq!(
+        run.ok(1)["content"][0]["text"],
+        "Echo: known by its document",
+        "{}",
+        run.describe()
+    );
+    assert_eq!(run.ok(3)["content"][0]["text"], "Echo: after a refresh");
+    let report = &run.summary["oauth"];
+    assert_eq!(
+        report["registered"]["client_id"],
+        url.as_str(),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["authorization"]["clientId"],
+        url.as_str(),
+        "{report:#}"
+    );
+    assert_eq!(report["tokenSaves"], 2, "a login and a refresh: {report:#}");
+    assert_eq!(report["refreshTokenRotated"], true, "{report:#}");
+    let login = Some(Login {
+        claims: report["accessTokenClaims"].clone(),
+        outbound: Vec::new(),
+        observed: run.describe(),
+    });
+    let claims = b.check_claims("TS SDK (CIMD)", &login);
+    assert_eq!(claims["client_id"], url.as_str(), "{claims}");
+    let exchanges = run.http();
+    let grants: Vec<&Value> = exchanges
+        .iter()
+        .filter(|e| {
+            e["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/oauth/token"))
+        })
+        .map(|e| &e["requestForm"])
+        .collect();
+    assert_eq!(grants.len(), 2, "{}", run.describe());
+    assert_eq!(grants[0]["grant_type"], "authorization_code", "{grants:?}");
+    assert_eq!(grants[1]["grant_type"], "refresh_token", "{grants:?}");
+    for g in &grants {
+        assert_eq!(g["client_id"], url.as_str(), "{g}");
+        assert_eq!(g["resource"], b.stack.url.as_str(), "{g}");
+    }
+    assert!(
+        !exchanges.iter().any(|e| e["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/oauth/register"))),
+        "no DCR: {}",
+        run.describe()
+    );
+
+    // As operators see it: a cimd client, not pinned, its copy fresh for the document's
+    // max-age (300 s), used at the token endpoint; fetched once for the login and the refresh.
+    let clients = b.oauth_clients();
+    assert_eq!(clients.len(), 1, "{clients:#?}");
+    let client = &clients[0];
+    assert_eq!(client["client_id"], url.as_str(), "{client}");
+    assert_eq!(client["registration_type"], "cimd", "{client}");
+    assert_eq!(client["client_name"], "portcullis-e2e (metadata document)");
+    assert_eq!(
+        client["redirect_uris"],
+        json!(["http://127.0.0.1/callback"])
+    );
+    assert!(client.get("pinned").is_none_or(|p| p == false), "{client}");
+    let fresh_until = client["document_fresh_until"].as_i64().unwrap_or_default();
+    assert!(
+        (before + 290..=i64::try_from(now()).expect("now") + 300).contains(&fresh_until),
+        "document_fresh_until {fresh_until} should be about 300 s after {before}: {client}"
+    );
+    assert!(client["last_used_at"].is_i64(), "{client}");
+    assert_eq!(
+        host.requests(),
+        [
+            "GET /clients/impostor.json 200",
+            "GET /clients/portcullis-e2e.json 200"
+        ]
+    );
+    eprintln!(
+        "[broker-login] TS SDK: CIMD client {url} (fetched), claims {}",
+        claim_summary(claims)
+    );
 }
 
 /// Where the form-driven logins below say they go back to (nothing listens: the code is read
