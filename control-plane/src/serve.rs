@@ -57,6 +57,18 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
         });
     }
     if let Some(server) = state.authorization_server.clone() {
+        // PORTCULLIS_CIMD=auto: CIMD is advertised while the assistants' documents are at hand.
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                server
+                    .check_assistant_documents(crate::storage::now())
+                    .await;
+            }
+        });
+    }
+    if let Some(server) = state.authorization_server.clone() {
         // Revoked access tokens go out in a new snapshot at once.
         let (publisher, db) = (state.publisher.clone(), db.clone());
         tokio::spawn(async move {

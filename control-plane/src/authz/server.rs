@@ -328,7 +328,7 @@ impl AuthorizationServer {
             "revocation_endpoint_auth_methods_supported":
                 ["none", "client_secret_basic", "client_secret_post"],
             "authorization_response_iss_parameter_supported": true,
-            "client_id_metadata_document_supported": self.documents.enabled(),
+            "client_id_metadata_document_supported": self.documents.advertised(),
             "scopes_supported": self.advertised_scopes,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [super::signing::ALGORITHM],

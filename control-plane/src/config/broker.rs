@@ -44,14 +44,26 @@ pub struct BrokerConfig {
     pub users_file: Option<PathBuf>,
 }
 
+/// When the broker advertises Client ID Metadata Documents (`PORTCULLIS_CIMD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CimdMode {
+    /// Only while the documents of the assistants that use them (Claude Code's on claude.ai,
+    /// Codex's on chatgpt.com) are at hand, pinned or fetched: both CLIs use CIMD whenever it is
+    /// advertised and never fall back to DCR, so advertising it where their documents cannot
+    /// be fetched would stop every login of theirs at an error page.
+    Auto,
+    /// Always (a fetch that fails is an error page naming the fix).
+    On,
+    /// Never: clients register by DCR.
+    Off,
+}
+
 /// How the broker reads Client ID Metadata Documents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CimdConfig {
-    /// `PORTCULLIS_CIMD` (`on`, the default, or `off`): on, the metadata advertises
-    /// `client_id_metadata_document_supported` and documents are fetched; off, clients register
-    /// by DCR (what an air-gapped site without pinned documents wants: Claude Code and Codex
-    /// then never need claude.ai or chatgpt.com). Documents an operator pinned work either way.
-    pub enabled: bool,
+    /// `PORTCULLIS_CIMD`: `auto` (the default), `on` or `off` ([`CimdMode`]). Documents an
+    /// operator pinned are used in every mode.
+    pub mode: CimdMode,
     /// `PORTCULLIS_CIMD_ALLOWED_ADDRESSES`: special-use addresses (loopback, private, ...)
     /// documents may still be fetched from, comma-separated; for internal hosts and tests.
     pub allowed_addresses: Vec<IpAddr>,
@@ -63,7 +75,7 @@ pub struct CimdConfig {
 impl Default for CimdConfig {
     fn default() -> Self {
         CimdConfig {
-            enabled: true,
+            mode: CimdMode::Auto,
             allowed_addresses: Vec::new(),
             ca_file: None,
         }
@@ -151,11 +163,12 @@ impl BrokerConfig {
                 other => bail!("PORTCULLIS_DCR_APPROVAL: {other:?} is not on or off"),
             };
         }
-        if let Some(on) = get("PORTCULLIS_CIMD") {
-            c.cimd.enabled = match on.trim() {
-                "on" => true,
-                "off" => false,
-                other => bail!("PORTCULLIS_CIMD: {other:?} is not on or off"),
+        if let Some(mode) = get("PORTCULLIS_CIMD") {
+            c.cimd.mode = match mode.trim() {
+                "auto" => CimdMode::Auto,
+                "on" => CimdMode::On,
+                "off" => CimdMode::Off,
+                other => bail!("PORTCULLIS_CIMD: {other:?} is not auto, on or off"),
             };
         }
         if let Some(list) = get("PORTCULLIS_CIMD_ALLOWED_ADDRESSES") {
@@ -235,14 +248,22 @@ mod tests {
             ("portcullis-broker", "s3cret")
         );
         assert!(!format!("{c:?}").contains("s3cret"));
-        assert!(c.cimd.enabled, "CIMD is on by default");
+        assert_eq!(
+            c.cimd.mode,
+            CimdMode::Auto,
+            "CIMD follows the documents by default"
+        );
+        assert_eq!(
+            read(&[("PORTCULLIS_CIMD", "on")]).unwrap().cimd.mode,
+            CimdMode::On
+        );
         let c = read(&[
             ("PORTCULLIS_CIMD", "off"),
             ("PORTCULLIS_CIMD_ALLOWED_ADDRESSES", "127.0.0.1, ::1,"),
             ("PORTCULLIS_CIMD_CA_FILE", "/etc/ca.pem"),
         ])
         .unwrap();
-        assert!(!c.cimd.enabled);
+        assert_eq!(c.cimd.mode, CimdMode::Off);
         assert_eq!(
             c.cimd.allowed_addresses,
             [

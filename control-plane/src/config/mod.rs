@@ -10,7 +10,7 @@ pub mod idp_profile;
 pub mod xds;
 
 pub use audit::AuditConfig;
-pub use broker::{BrokerConfig, CimdConfig};
+pub use broker::{BrokerConfig, CimdConfig, CimdMode};
 pub use idp_keys::IdpKeysConfig;
 pub use idp_profile::{AudienceStyle, IdpProfile};
 pub use xds::XdsConfig;

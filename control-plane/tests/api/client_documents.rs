@@ -188,6 +188,7 @@ fn rand_suffix() -> u64 {
 async fn broker_reading(b: &Backend, docs: &DocServer) -> TestApp {
     let ca = docs.ca_file.0.clone();
     broker(b, move |c| {
+        c.broker.cimd.mode = portcullis::config::CimdMode::On;
         c.broker.cimd.allowed_addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
         c.broker.cimd.ca_file = Some(ca);
     })
@@ -486,7 +487,7 @@ async fn cimd_off_is_not_advertised_and_fetches_nothing() {
     let docs = DocServer::start().await;
     let ca = docs.ca_file.0.clone();
     let t = broker(&Backend::Sqlite, move |c| {
-        c.broker.cimd.enabled = false;
+        c.broker.cimd.mode = portcullis::config::CimdMode::Off;
         c.broker.cimd.allowed_addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
         c.broker.cimd.ca_file = Some(ca);
     })
@@ -613,6 +614,21 @@ async fn operators_pin_documents_that_cannot_be_fetched(b: Backend) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["redirect_uris"], document["redirect_uris"]);
 
+    // PORTCULLIS_CIMD=auto (the default): advertised only once every assistant's document is at
+    // hand, here pinned (Codex's too), and no longer once one goes.
+    assert!(!advertised(&t).await);
+    let codex = json!({
+        "client_id": CODEX, "client_name": "Codex",
+        "redirect_uris": ["http://127.0.0.1/callback"], "token_endpoint_auth_method": "none",
+    });
+    t.admin("POST", "/api/oauth-clients/cimd", Some(codex))
+        .await
+        .ok(201);
+    assert!(
+        advertised_within(&t, true).await,
+        "advertised with both documents pinned"
+    );
+
     // Deleting it forgets it: the next login needs the document again.
     t.admin(
         "DELETE",
@@ -622,4 +638,27 @@ async fn operators_pin_documents_that_cannot_be_fetched(b: Backend) {
     .await
     .ok(204);
     refused_page(&t, CLAUDE_CODE, 502, "could not be fetched").await;
+    assert!(advertised_within(&t, false).await, "no longer advertised");
+}
+
+/// Codex's document URL.
+const CODEX: &str = "https://chatgpt.com/oauth/codex/client.json";
+
+async fn advertised(t: &TestApp) -> bool {
+    t.call("GET", "/.well-known/oauth-authorization-server", None, None)
+        .await
+        .ok(200)["client_id_metadata_document_supported"]
+        == true
+}
+
+/// Whether the metadata comes to say `want` within a few seconds (the check runs in the
+/// background after an operator's change).
+async fn advertised_within(t: &TestApp, want: bool) -> bool {
+    for _ in 0..100 {
+        if advertised(t).await == want {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
 }

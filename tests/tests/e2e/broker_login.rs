@@ -11,9 +11,11 @@
 //! in through the login page with `tests/node/browser.mjs` as its browser, and calls `echo`
 //! through Envoy; `get-env`, which alice's group lacks, is refused with 403. What each one
 //! does depends on whether the broker advertises Client ID Metadata Documents
-//! (`client_id_metadata_document_supported`; `PORTCULLIS_CIMD`, on by default):
+//! (`client_id_metadata_document_supported`; `PORTCULLIS_CIMD`: `auto`, the default, advertises
+//! it only while both CLIs' documents are at hand, so offline with nothing pinned it is not
+//! advertised and they register by DCR; `on` always; `off` never):
 //!
-//! | client | `PORTCULLIS_CIMD=off` | CIMD on, nothing pinned | CIMD on, its document pinned |
+//! | client | not advertised (`auto` offline, or `off`) | `on`, nothing pinned | its document pinned (`on`, or `auto` with both pinned) |
 //! |---|---|---|---|
 //! | Claude Code | DCR, works | sends `client_id=https://claude.ai/oauth/claude-code-client-metadata`, redirect `http://localhost:<port>/callback`; the browser gets our 502 page; no DCR fallback (it prints the URL and waits for a callback) | CIMD, works |
 //! | Codex | DCR, works | sends `client_id=https://chatgpt.com/oauth/codex/client.json`, redirect `http://127.0.0.1:<port>/callback`; the same 502 page; no fallback (it waits), for `mcp add` and `mcp login` alike | CIMD, works |
@@ -63,12 +65,18 @@ struct Broker {
 }
 
 impl Broker {
-    /// With CIMD on (the default).
+    /// With `PORTCULLIS_CIMD=on`: advertised whatever can be fetched.
     fn start(name: &str) -> Broker {
+        Broker::start_with(name, &[("PORTCULLIS_CIMD", "on")])
+    }
+
+    /// With the default, `PORTCULLIS_CIMD=auto`: offline, with nothing pinned, the assistants'
+    /// documents cannot be had, so CIMD is not advertised.
+    fn by_default(name: &str) -> Broker {
         Broker::start_with(name, &[])
     }
 
-    /// With `PORTCULLIS_CIMD=off`, what an air-gapped site sets.
+    /// With `PORTCULLIS_CIMD=off`.
     fn cimd_off(name: &str) -> Broker {
         Broker::start_with(name, &[("PORTCULLIS_CIMD", "off")])
     }
@@ -80,7 +88,7 @@ impl Broker {
             ("MCP_ADVERTISED_SCOPES", "openid profile"),
         ];
         vars.extend_from_slice(env);
-        let cimd = !env.contains(&("PORTCULLIS_CIMD", "off"));
+        let cimd = env.contains(&("PORTCULLIS_CIMD", "on"));
         let stack = serve_everything(
             &dir,
             &vars,
@@ -486,24 +494,28 @@ fn mcp_remote_registers_by_dcr_with_cimd_advertised() {
     b.check_login("mcp-remote", login, "MCP CLI Proxy");
 }
 
+/// The default (`auto`) offline: CIMD is not advertised, so Claude Code registers by DCR and
+/// logs in.
 #[test]
-fn claude_code_registers_by_dcr_with_cimd_off() {
-    let b = Broker::cimd_off("claude-code");
+fn claude_code_registers_by_dcr_offline_by_default() {
+    let b = Broker::by_default("claude-code");
+    b.check_metadata();
     b.check_connect_config(Some("claude-code"));
     let login = b.clients().claude_code(Expect::Works);
     b.check_login("Claude Code", login, &format!("Claude Code ({NAME})"));
 }
 
+/// The same for Codex.
 #[test]
-fn codex_registers_by_dcr_with_cimd_off() {
-    let b = Broker::cimd_off("codex");
+fn codex_registers_by_dcr_offline_by_default() {
+    let b = Broker::by_default("codex");
     b.check_connect_config(Some("codex"));
     let [added, logged_in] = b.clients().codex(Expect::Works);
     b.check_login("Codex (mcp add)", added, "Codex");
     b.check_login("Codex (mcp login)", logged_in, "Codex");
 }
 
-/// CIMD advertised (the default), offline: Claude Code sends its document's URL and stops at
+/// CIMD advertised (`PORTCULLIS_CIMD=on`), offline: Claude Code sends its document's URL and stops at
 /// our page; once the operator pins the document, the next login works through it.
 #[test]
 fn claude_code_with_cimd_stops_offline_until_its_document_is_pinned() {
@@ -551,6 +563,49 @@ fn codex_with_cimd_stops_offline_until_its_document_is_pinned() {
     b.check_cimd_login("Codex (mcp login)", logged_in, CODEX_DOCUMENT);
 }
 
+/// The default (`auto`) offline, once an operator pinned both assistants' documents: CIMD is
+/// advertised, and Codex logs in through its document without ever reaching chatgpt.com.
+#[test]
+fn codex_uses_its_pinned_document_by_default() {
+    let b = Broker::by_default("codex-auto");
+    b.check_metadata();
+    b.pin(&document(
+        CLAUDE_CODE_DOCUMENT,
+        "Claude Code",
+        "http://localhost/callback",
+    ));
+    b.pin(&document(
+        CODEX_DOCUMENT,
+        "Codex",
+        "http://127.0.0.1/callback",
+    ));
+    let advertised = wait_until(Duration::from_secs(10), || {
+        let meta = b
+            .stack
+            .gateway
+            .send(Request::get("/.well-known/oauth-authorization-server"))
+            .json();
+        (meta["client_id_metadata_document_supported"] == true).then_some(())
+    });
+    assert!(
+        advertised.is_some(),
+        "CIMD not advertised with both documents pinned"
+    );
+    let [added, logged_in] = b.clients().codex(Expect::Works);
+    for (who, login) in [("Codex (mcp add)", added), ("Codex (mcp login)", logged_in)] {
+        let claims = b.check_claims(who, &login);
+        assert_eq!(claims["client_id"], CODEX_DOCUMENT, "{who}: {claims}");
+        let tried = cimd_hosts_tried(login.as_ref().expect("checked above"));
+        assert!(tried.is_empty(), "{who} tried {tried:?}");
+    }
+    let clients = b.oauth_clients();
+    assert_eq!(clients.len(), 2, "{clients:#?}");
+    assert!(clients
+        .iter()
+        .all(|c| c["registration_type"] == "cimd" && c["pinned"] == true));
+    assert_eq!(b.requests_to("/oauth/register"), 0, "registered");
+}
+
 /// The TS SDK client with a `clientMetadataUrl` on an https host the broker may fetch from
 /// (loopback, allowlisted, its CA trusted): 401, discovery, the document's URL as `client_id`,
 /// the broker fetches the document, login, token, `echo` through Envoy, and a refresh. Before
@@ -560,7 +615,14 @@ fn ts_sdk_client_logs_in_with_a_fetched_metadata_document_and_refreshes() {
     let documents = TestDir::new("broker-login-document-host");
     let host = DocumentHost::start(documents.path());
     let [(ca_key, ca), (allow_key, allow)] = host.broker_env();
-    let b = Broker::start_with("ts-sdk-cimd", &[(ca_key, &ca), (allow_key, &allow)]);
+    let b = Broker::start_with(
+        "ts-sdk-cimd",
+        &[
+            ("PORTCULLIS_CIMD", "on"),
+            (ca_key, &ca),
+            (allow_key, &allow),
+        ],
+    );
     b.check_metadata();
     let url = host.url("/clients/portcullis-e2e.json");
     host.put(

@@ -12,14 +12,24 @@ use crate::authz::cimd::{self, AddressPolicy, CimdError, Document};
 use crate::authz::clients::{Client, RegistrationType, TokenAuthMethod};
 use crate::authz::error::{ErrorCode, OAuthError};
 use crate::authz::rate_limit::RateLimiter;
-use crate::config::CimdConfig;
+use crate::config::{CimdConfig, CimdMode};
 
 /// Document fetches per client IP per minute (a fresh stored copy costs nothing).
 pub const FETCHES_PER_MINUTE: u32 = 30;
 
+/// The documents of the assistants that use CIMD whenever it is advertised (and never fall
+/// back to DCR): with `PORTCULLIS_CIMD=auto`, CIMD is advertised only while all of them are at
+/// hand, pinned or fetched.
+pub const ASSISTANT_DOCUMENTS: [&str; 2] = [
+    "https://claude.ai/oauth/claude-code-client-metadata",
+    "https://chatgpt.com/oauth/codex/client.json",
+];
+
 /// How this server reads metadata documents.
 pub struct DocumentReader {
-    enabled: bool,
+    mode: CimdMode,
+    /// `auto`: every assistant's document was at hand at the last check.
+    available: std::sync::atomic::AtomicBool,
     addresses: AddressPolicy,
     roots: Vec<reqwest::Certificate>,
     limit: RateLimiter,
@@ -47,7 +57,8 @@ impl DocumentReader {
             }
         };
         Ok(DocumentReader {
-            enabled: config.enabled,
+            mode: config.mode,
+            available: std::sync::atomic::AtomicBool::new(false),
             addresses: AddressPolicy {
                 allowed: config.allowed_addresses.clone(),
             },
@@ -57,8 +68,17 @@ impl DocumentReader {
     }
 
     /// Whether the metadata advertises `client_id_metadata_document_supported`.
-    pub fn enabled(&self) -> bool {
-        self.enabled
+    pub fn advertised(&self) -> bool {
+        match self.mode {
+            CimdMode::On => true,
+            CimdMode::Off => false,
+            CimdMode::Auto => self.available.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Whether documents are fetched at all.
+    fn fetches(&self) -> bool {
+        self.mode != CimdMode::Off
     }
 }
 
@@ -80,6 +100,12 @@ fn refused(client_id: &str, e: &CimdError) -> AuthorizeOutcome {
         status,
         html: crate::authz::pages::error(title, &format!("{e}.{advice}")),
     }
+}
+
+/// Why a document could not be read and stored.
+enum FetchFailure {
+    Refused(CimdError),
+    Storage(sqlx::Error),
 }
 
 fn page(status: u16, title: &str, detail: &str) -> AuthorizeOutcome {
@@ -112,7 +138,7 @@ impl AuthorizationServer {
                 return Ok(stored);
             }
         }
-        if !self.documents.enabled {
+        if !self.documents.fetches() {
             return Err(page(
                 400,
                 "Unknown application",
@@ -167,6 +193,91 @@ impl AuthorizationServer {
             );
         }
         Ok(Some(client))
+    }
+
+    /// Fetches, checks and stores the document at `url` (`stored`: the copy kept so far).
+    async fn fetch_document_client(
+        &self,
+        url: &url::Url,
+        stored: Option<Client>,
+        now: i64,
+    ) -> Result<Client, FetchFailure> {
+        let client_id = url.as_str();
+        let addrs = self
+            .documents
+            .addresses
+            .resolve(url)
+            .await
+            .map_err(FetchFailure::Refused)?;
+        let fetched = cimd::fetch(url, &addrs, &self.documents.roots, cimd::FETCH_TIMEOUT)
+            .await
+            .map_err(FetchFailure::Refused)?;
+        let document =
+            cimd::parse_document(client_id, &fetched.body).map_err(FetchFailure::Refused)?;
+        let client = self.document_client_record(
+            client_id,
+            stored,
+            document,
+            now,
+            Some(now.saturating_add(fetched.fresh_seconds)),
+        );
+        self.db
+            .upsert_document_client(&client)
+            .await
+            .map_err(FetchFailure::Storage)?;
+        Ok(client)
+    }
+
+    /// `PORTCULLIS_CIMD=auto`: whether every assistant's document ([`ASSISTANT_DOCUMENTS`]) is
+    /// at hand: pinned, stored and fresh, or fetched now. Sets what the metadata advertises and
+    /// logs a change. Run at start, every ten minutes, and when an operator pins or deletes one.
+    pub async fn check_assistant_documents(&self, now: i64) -> bool {
+        if self.documents.mode != CimdMode::Auto {
+            return self.documents.advertised();
+        }
+        let mut missing = Vec::new();
+        for id in ASSISTANT_DOCUMENTS {
+            if let Err(why) = self.assistant_document(id, now).await {
+                missing.push(format!("{id}: {why}"));
+            }
+        }
+        let available = missing.is_empty();
+        let before = self
+            .documents
+            .available
+            .swap(available, std::sync::atomic::Ordering::Relaxed);
+        if available && !before {
+            tracing::info!(
+                "Client ID Metadata Documents advertised: the assistants' documents are at hand"
+            );
+        } else if !available && before {
+            tracing::warn!(missing = ?missing, "Client ID Metadata Documents no longer advertised (clients register by DCR)");
+        } else if !available {
+            tracing::info!(missing = ?missing, "Client ID Metadata Documents not advertised (clients register by DCR): pin these documents (POST /api/oauth-clients/cimd) or let the control plane reach their hosts");
+        }
+        available
+    }
+
+    async fn assistant_document(&self, id: &str, now: i64) -> Result<(), String> {
+        let stored = self
+            .db
+            .get_oauth_client(id)
+            .await
+            .map_err(|e| format!("reading the client: {e}"))?;
+        if let Some(c) = &stored {
+            if c.status != "active" {
+                return Err("disabled here".into());
+            }
+            if c.pinned || c.document_fresh_until.is_some_and(|t| now < t) {
+                return Ok(());
+            }
+        }
+        let url = cimd::check_client_id(id).map_err(|e| e.to_string())?;
+        match self.fetch_document_client(&url, stored, now).await {
+            Ok(_) => Ok(()),
+            Err(FetchFailure::Refused(e)) => Err(e.to_string()),
+            Err(FetchFailure::Storage(e)) => Err(format!("storing the client: {e}")),
+        }
     }
 
     /// The stored client for a document: new (every redirect URI used), or `stored` updated

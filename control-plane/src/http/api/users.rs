@@ -174,6 +174,7 @@ pub async fn pin_document(
     let server = broker(&state)?;
     match server.pin_document(document, crate::storage::now()).await {
         Ok((client, created)) => {
+            recheck_documents(&state);
             let status = if created {
                 StatusCode::CREATED
             } else {
@@ -251,6 +252,7 @@ pub async fn set_client_status(
     if body.status == "disabled" {
         revoke_client(&state, &client_id).await?;
     }
+    recheck_documents(&state);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -269,7 +271,20 @@ pub async fn delete_client(
         )));
     }
     revoke_client(&state, &client_id).await?;
+    recheck_documents(&state);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One of the assistants' documents may have come or gone: what the metadata advertises is
+/// checked again (`PORTCULLIS_CIMD=auto`), in the background (a fetch may take seconds).
+fn recheck_documents(state: &AppState) {
+    if let Some(server) = state.authorization_server.clone() {
+        tokio::spawn(async move {
+            server
+                .check_assistant_documents(crate::storage::now())
+                .await;
+        });
+    }
 }
 
 async fn revoke_client(state: &AppState, client_id: &str) -> AppResult<()> {
