@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::clients::GRANT_TYPES;
+use super::clients::{string_list, GRANT_TYPES};
 use super::redirect;
 
 /// Largest document read (the draft suggests 5 KB).
@@ -349,21 +349,7 @@ pub fn parse_document(client_id: &str, body: &[u8]) -> Result<Document, CimdErro
             )))
         }
     }
-    let strings = |name: &str| -> Result<Option<Vec<String>>, CimdError> {
-        match doc.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| invalid(format!("{name} must be an array of strings")))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(_) => Err(invalid(format!("{name} must be an array of strings"))),
-        }
-    };
+    let strings = |name: &str| string_list(&doc, name).map_err(CimdError::Document);
     let redirect_uris = strings("redirect_uris")?.unwrap_or_default();
     if redirect_uris.is_empty() {
         return Err(invalid("redirect_uris is required (at least one)".into()));

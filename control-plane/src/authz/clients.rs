@@ -7,6 +7,24 @@ use sqlx::Row as _;
 
 use crate::storage::{json_list, Db};
 
+/// A member of client metadata (a DCR request, a metadata document) that must be an array of
+/// strings: `None` when absent or null; the error names the member.
+pub fn string_list(
+    metadata: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<Vec<String>>, String> {
+    let invalid = || format!("{name} must be an array of strings");
+    match metadata.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(invalid))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(invalid()),
+    }
+}
+
 /// Grant types a client may register (DCR, a metadata document) and use.
 pub const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 

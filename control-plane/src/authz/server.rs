@@ -355,21 +355,7 @@ impl AuthorizationServer {
         let invalid = |d: String| {
             RegisterError::Invalid(OAuthError::new(ErrorCode::InvalidClientMetadata, d))
         };
-        let strings = |name: &str| -> Result<Option<Vec<String>>, RegisterError> {
-            match body.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_string)
-                            .ok_or_else(|| invalid(format!("{name} must be an array of strings")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Some),
-                Some(_) => Err(invalid(format!("{name} must be an array of strings"))),
-            }
-        };
+        let strings = |name: &str| super::clients::string_list(&body, name).map_err(invalid);
         let redirect_uris = strings("redirect_uris")?.unwrap_or_default();
         if redirect_uris.is_empty() {
             return Err(RegisterError::Invalid(OAuthError::invalid_redirect_uri(

@@ -689,7 +689,9 @@ async fn idp_capabilities_choose_the_login_method(b: Backend) {
     drop(t);
 
     // Broker mode: no IdP capabilities are looked up (the control plane is the authorization
-    // server, and it knows what it offers: metadata documents, DCR, any loopback port).
+    // server, and it knows what it offers: DCR, any loopback port, and metadata documents when
+    // it advertises them; by default only while the assistants' documents are at hand, which
+    // they are not here).
     let idp = fixture_idp(true).await;
     let url = idp.url.clone();
     let t = connect_app(&b, move |c| {
@@ -711,8 +713,8 @@ async fn idp_capabilities_choose_the_login_method(b: Backend) {
         v["idp"]["registration_endpoint"],
         format!("{PUBLIC_URL}/oauth/register")
     );
-    assert_eq!(v["login_method"], "cimd", "{v}");
-    assert_eq!(v["idp"]["cimd_supported"], true, "{v}");
+    assert_eq!(v["login_method"], "dcr", "{v}");
+    assert_eq!(v["idp"]["cimd_supported"], false, "{v}");
     let codes: Vec<&str> = v["warnings"]
         .as_array()
         .unwrap()
@@ -724,4 +726,22 @@ async fn idp_capabilities_choose_the_login_method(b: Backend) {
         "broker mode needs no workaround: {codes:?}"
     );
     assert_eq!(idp.hits.load(Ordering::SeqCst), 0);
+
+    // With PORTCULLIS_CIMD=on, Claude Code is sent its metadata document's way.
+    let t = connect_app(&b, move |c| {
+        c.auth_mode = portcullis::config::AuthMode::Broker;
+        c.broker.cimd.mode = portcullis::config::CimdMode::On;
+    })
+    .await;
+    t.register("GitHub", "/github", &[]).await;
+    let v = t
+        .admin(
+            "GET",
+            "/api/servers/github/connect-config?ide=claude-code",
+            None,
+        )
+        .await
+        .ok(200);
+    assert_eq!(v["login_method"], "cimd", "{v}");
+    assert_eq!(v["idp"]["cimd_supported"], true, "{v}");
 }

@@ -157,32 +157,18 @@ impl AuthorizationServer {
                 ),
             ));
         }
-        let addrs = self
-            .documents
-            .addresses
-            .resolve(&url)
-            .await
-            .map_err(|e| refused(client_id, &e))?;
-        let fetched = cimd::fetch(&url, &addrs, &self.documents.roots, cimd::FETCH_TIMEOUT)
-            .await
-            .map_err(|e| refused(client_id, &e))?;
-        let document =
-            cimd::parse_document(client_id, &fetched.body).map_err(|e| refused(client_id, &e))?;
-        let client = self.document_client_record(
-            client_id,
-            stored,
-            document,
-            now,
-            Some(now.saturating_add(fetched.fresh_seconds)),
-        );
-        self.db.upsert_document_client(&client).await.map_err(|e| {
-            super::server_error("storing the client", &e);
-            page(
-                500,
-                "Sign-in failed",
-                "The authorization server could not store the application.",
-            )
-        })?;
+        let client = match self.fetch_document_client(&url, stored, now).await {
+            Ok(client) => client,
+            Err(FetchFailure::Refused(e)) => return Err(refused(client_id, &e)),
+            Err(FetchFailure::Storage(e)) => {
+                super::server_error("storing the client", &e);
+                return Err(page(
+                    500,
+                    "Sign-in failed",
+                    "The authorization server could not store the application.",
+                ));
+            }
+        };
         if client.pending_redirect_uris.is_empty() {
             tracing::info!(client_id, name = ?client.client_name, "client metadata document read");
         } else {
