@@ -300,6 +300,36 @@ pub struct Login {
     pub outbound: Vec<String>,
     /// The CLI's output and the browser's log, for messages and for signs of what it tried.
     pub observed: String,
+    /// The browser's log alone: every hop, queries redacted (empty for the TS SDK client,
+    /// whose browser runs inside it).
+    pub browser: String,
+}
+
+impl Login {
+    /// What went toward anything but loopback: the request lines the recording proxy saw, and
+    /// the browser's hops to other hosts. Empty for a login that stayed on this machine.
+    pub fn outside_loopback(&self) -> Vec<String> {
+        let hops = self.browser.lines().filter(|line| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix("http://").or(w.strip_prefix("https://")))
+                .is_some_and(|rest| !is_loopback(rest.split('/').next().unwrap_or(rest)))
+        });
+        self.outbound
+            .iter()
+            .map(String::as_str)
+            .chain(hops)
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// `authority` (`host[:port]`) names this machine.
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.split(':').next().unwrap_or(authority),
+    };
+    host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
 impl Clients<'_> {
@@ -386,6 +416,7 @@ impl Clients<'_> {
                     claims: report["accessTokenClaims"].clone(),
                     outbound: Vec::new(),
                     observed: run.describe(),
+                    browser: String::new(),
                 })
             }
             Expect::Stops => unreachable!(),
@@ -503,6 +534,7 @@ impl Clients<'_> {
                         claims: jwt_claims(&token).unwrap_or_default(),
                         outbound: env.outbound(),
                         observed,
+                        browser: env.browser_log(),
                     }
                 });
                 eprintln!("[{}] {} / mcp-remote: works", self.tag, self.label);
@@ -623,6 +655,7 @@ impl Clients<'_> {
                     claims,
                     outbound: env.outbound(),
                     observed: format!("{}\n{}", login.describe(), env.browser_log()),
+                    browser: env.browser_log(),
                 })
             }
             Expect::Stops => {
@@ -648,6 +681,7 @@ impl Clients<'_> {
                     claims: Value::Null,
                     outbound: env.outbound(),
                     observed: format!("{}\n{}", login.output(), env.browser_log()),
+                    browser: env.browser_log(),
                 })
             }
             Expect::Warned(code) => {

@@ -631,6 +631,7 @@ fn ts_sdk_client_logs_in_with_a_fetched_metadata_document_and_refreshes() {
         claims: report["accessTokenClaims"].clone(),
         outbound: Vec::new(),
         observed: run.describe(),
+        browser: String::new(),
     });
     let claims = b.check_claims("TS SDK (CIMD)", &login);
     assert_eq!(claims["client_id"], url.as_str(), "{claims}");
