@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use portcullis_e2e::control_plane::ControlPlane;
 use portcullis_e2e::gateway::Gateway;
+use portcullis_e2e::http::query_param;
 use portcullis_e2e::login::{jwt_claims, CliEnv, CliRun};
 use portcullis_e2e::oidc::ALICE;
 use portcullis_e2e::util::{free_port, wait_until};
@@ -81,14 +82,124 @@ impl Stack {
             record_outbound: false,
         }
     }
+
+    /// Every registered OAuth client, as operators see them (broker mode).
+    pub fn oauth_clients(&self) -> Vec<Value> {
+        let r = self.cp.admin("GET", "/api/oauth-clients", None);
+        assert_eq!(r.status, 200, "{}", r.describe());
+        r.json()["clients"].as_array().expect("clients").clone()
+    }
+
+    /// Every `/oauth/authorize` request that went through Envoy: its query and status.
+    pub fn authorize_requests(&self) -> Vec<(String, u64)> {
+        self.gateway
+            .access_log()
+            .iter()
+            .filter_map(|r| {
+                let query = r["path"].as_str()?.strip_prefix("/oauth/authorize?")?;
+                Some((query.to_string(), r["status"].as_u64().unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    /// The `client_id` of every `/oauth/authorize` request that went through Envoy (waits a
+    /// little for the access log to have one).
+    pub fn authorize_client_ids(&self, who: &str) -> Vec<String> {
+        wait_until(Duration::from_secs(5), || {
+            let ids: Vec<String> = self
+                .authorize_requests()
+                .iter()
+                .filter_map(|(q, _)| query_param(q, "client_id"))
+                .collect();
+            (!ids.is_empty()).then_some(ids)
+        })
+        .unwrap_or_else(|| panic!("{who}: no /oauth/authorize in Envoy's access log"))
+    }
+
+    /// What the broker was asked to authorize: registered clients only, never a metadata
+    /// document's URL.
+    pub fn check_only_registered_clients_authorized(&self, who: &str) {
+        let clients = self.oauth_clients();
+        for id in &self.authorize_client_ids(who) {
+            assert!(
+                clients.iter().any(|c| c["client_id"] == id.as_str()),
+                "{who}: the broker was asked to authorize {id}, which is not a registered client"
+            );
+        }
+    }
+
+    /// How many requests went to `path` (no query) through Envoy.
+    pub fn requests_to(&self, path: &str) -> usize {
+        self.gateway
+            .access_log()
+            .iter()
+            .filter(|r| {
+                r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.split('?').next() == Some(path))
+            })
+            .count()
+    }
+
+    /// The claims of `who`'s token from a broker login: this stack's public URL (the broker)
+    /// as issuer, the MCP URL as audience, `sub` and `groups` as given.
+    pub fn check_broker_claims<'l>(
+        &self,
+        who: &str,
+        login: &'l Option<Login>,
+        sub: &str,
+        groups: &Value,
+    ) -> &'l Value {
+        let login = login
+            .as_ref()
+            .unwrap_or_else(|| panic!("{who}: logged in, but no token was stored"));
+        let claims = &login.claims;
+        assert_eq!(claims["iss"], self.public_url.as_str(), "{who}: {claims}");
+        assert_eq!(claims["aud"], self.url.as_str(), "{who}: {claims}");
+        assert_eq!(claims["sub"], sub, "{who}: {claims}");
+        assert_eq!(&claims["groups"], groups, "{who}: {claims}");
+        claims
+    }
+
+    /// The client of a broker token's `claims`: registered by DCR (an opaque id, not a
+    /// metadata document's URL) as `client_name`. Returns it as operators see it.
+    pub fn dcr_client(&self, who: &str, claims: &Value, client_name: &str) -> Value {
+        let clients = self.oauth_clients();
+        let client = clients
+            .iter()
+            .find(|c| c["client_id"] == claims["client_id"])
+            .unwrap_or_else(|| {
+                panic!("{who}: its token's client is not registered: {claims} {clients:#?}")
+            });
+        assert_eq!(client["registration_type"], "dcr", "{who}: {client}");
+        assert_eq!(client["client_name"], client_name, "{who}: {client}");
+        assert!(
+            !client["client_id"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("https://"),
+            "{who}: a CIMD client id: {client}"
+        );
+        client.clone()
+    }
 }
 
 /// Starts the control plane with `env` (and the public URL), `mcp-server-everything`
 /// registered as [`NAME`] at `/everything`, the admin `puts` (scopes, group mappings, users) and
 /// Envoy; returns once the policy has arrived.
 pub fn serve_everything(dir: &TestDir, env: &[(&str, &str)], puts: &[(String, Value)]) -> Stack {
+    serve_everything_on(dir, free_port(), env, puts)
+}
+
+/// [`serve_everything`] with Envoy on `envoy_port`, for stacks whose public URL must be known
+/// before the control plane starts (an IdP told the broker's callback).
+pub fn serve_everything_on(
+    dir: &TestDir,
+    envoy_port: u16,
+    env: &[(&str, &str)],
+    puts: &[(String, Value)],
+) -> Stack {
     // Envoy's URL goes into the metadata and the connect configs before Envoy starts.
-    let envoy_port = free_port();
     let public_url = format!("http://127.0.0.1:{envoy_port}");
     let mut vars = vec![("PORTCULLIS_PUBLIC_URL", public_url.as_str())];
     vars.extend_from_slice(env);
@@ -189,6 +300,36 @@ pub struct Login {
     pub outbound: Vec<String>,
     /// The CLI's output and the browser's log, for messages and for signs of what it tried.
     pub observed: String,
+    /// The browser's log alone: every hop, queries redacted (empty for the TS SDK client,
+    /// whose browser runs inside it).
+    pub browser: String,
+}
+
+impl Login {
+    /// What went toward anything but loopback: the request lines the recording proxy saw, and
+    /// the browser's hops to other hosts. Empty for a login that stayed on this machine.
+    pub fn outside_loopback(&self) -> Vec<String> {
+        let hops = self.browser.lines().filter(|line| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix("http://").or(w.strip_prefix("https://")))
+                .is_some_and(|rest| !is_loopback(rest.split('/').next().unwrap_or(rest)))
+        });
+        self.outbound
+            .iter()
+            .map(String::as_str)
+            .chain(hops)
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// `authority` (`host[:port]`) names this machine.
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.split(':').next().unwrap_or(authority),
+    };
+    host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
 impl Clients<'_> {
@@ -275,6 +416,7 @@ impl Clients<'_> {
                     claims: report["accessTokenClaims"].clone(),
                     outbound: Vec::new(),
                     observed: run.describe(),
+                    browser: String::new(),
                 })
             }
             Expect::Stops => unreachable!(),
@@ -392,6 +534,7 @@ impl Clients<'_> {
                         claims: jwt_claims(&token).unwrap_or_default(),
                         outbound: env.outbound(),
                         observed,
+                        browser: env.browser_log(),
                     }
                 });
                 eprintln!("[{}] {} / mcp-remote: works", self.tag, self.label);
@@ -512,6 +655,7 @@ impl Clients<'_> {
                     claims,
                     outbound: env.outbound(),
                     observed: format!("{}\n{}", login.describe(), env.browser_log()),
+                    browser: env.browser_log(),
                 })
             }
             Expect::Stops => {
@@ -537,6 +681,7 @@ impl Clients<'_> {
                     claims: Value::Null,
                     outbound: env.outbound(),
                     observed: format!("{}\n{}", login.output(), env.browser_log()),
+                    browser: env.browser_log(),
                 })
             }
             Expect::Warned(code) => {

@@ -193,70 +193,11 @@ impl Broker {
         assert_eq!(jwks.status, 200, "{}", jwks.describe());
     }
 
-    /// Every registered OAuth client, as operators see them.
-    fn oauth_clients(&self) -> Vec<Value> {
-        let r = self.stack.cp.admin("GET", "/api/oauth-clients", None);
-        assert_eq!(r.status, 200, "{}", r.describe());
-        r.json()["clients"].as_array().expect("clients").clone()
-    }
-
-    /// Every `/oauth/authorize` request that went through Envoy: its query and status.
-    fn authorize_requests(&self) -> Vec<(String, u64)> {
-        self.stack
-            .gateway
-            .access_log()
-            .iter()
-            .filter_map(|r| {
-                let query = r["path"].as_str()?.strip_prefix("/oauth/authorize?")?;
-                Some((query.to_string(), r["status"].as_u64().unwrap_or_default()))
-            })
-            .collect()
-    }
-
-    /// The `client_id` of every `/oauth/authorize` request that went through Envoy (waits a
-    /// little for the access log to have one).
-    fn authorize_client_ids(&self, who: &str) -> Vec<String> {
-        wait_until(Duration::from_secs(5), || {
-            let ids: Vec<String> = self
-                .authorize_requests()
-                .iter()
-                .filter_map(|(q, _)| query_param(q, "client_id"))
-                .collect();
-            (!ids.is_empty()).then_some(ids)
-        })
-        .unwrap_or_else(|| panic!("{who}: no /oauth/authorize in Envoy's access log"))
-    }
-
-    /// How many requests went to `path` (no query) through Envoy.
-    fn requests_to(&self, path: &str) -> usize {
-        self.stack
-            .gateway
-            .access_log()
-            .iter()
-            .filter(|r| {
-                r["path"]
-                    .as_str()
-                    .is_some_and(|p| p.split('?').next() == Some(path))
-            })
-            .count()
-    }
-
     /// The claims of `who`'s token: the broker as issuer, the MCP URL as audience, alice and
     /// her group.
     fn check_claims<'l>(&self, who: &str, login: &'l Option<Login>) -> &'l Value {
-        let login = login
-            .as_ref()
-            .unwrap_or_else(|| panic!("{who}: logged in, but no token was stored"));
-        let claims = &login.claims;
-        assert_eq!(
-            claims["iss"],
-            self.stack.public_url.as_str(),
-            "{who}: {claims}"
-        );
-        assert_eq!(claims["aud"], self.stack.url.as_str(), "{who}: {claims}");
-        assert_eq!(claims["sub"], ALICE.0, "{who}: {claims}");
-        assert_eq!(claims["groups"], json!(["engineering"]), "{who}: {claims}");
-        claims
+        self.stack
+            .check_broker_claims(who, login, ALICE.0, &json!(["engineering"]))
     }
 
     /// What `who`'s login must have done: registered by DCR as `client_name` (not CIMD:
@@ -266,32 +207,13 @@ impl Broker {
         let claims = self.check_claims(who, &login);
         let login = login.as_ref().expect("checked above");
 
-        let clients = self.oauth_clients();
+        let clients = self.stack.oauth_clients();
         for c in &clients {
             assert_eq!(c["registration_type"], "dcr", "{who}: {c}");
             assert_eq!(c["client_name"], client_name, "{who}: {c}");
         }
-        let client = clients
-            .iter()
-            .find(|c| c["client_id"] == claims["client_id"])
-            .unwrap_or_else(|| {
-                panic!("{who}: its token's client is not registered: {claims} {clients:#?}")
-            });
-        assert!(
-            !client["client_id"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("https://"),
-            "{who}: a CIMD client id: {client}"
-        );
-
-        // What the broker was asked to authorize: registered clients only, never a CIMD URL.
-        for id in &self.authorize_client_ids(who) {
-            assert!(
-                clients.iter().any(|c| c["client_id"] == id.as_str()),
-                "{who}: the broker was asked to authorize {id}, which is not a registered client"
-            );
-        }
+        let client = self.stack.dcr_client(who, claims, client_name);
+        self.stack.check_only_registered_clients_authorized(who);
 
         // The sandbox lets nothing out; a CLI that honours HTTPS_PROXY (Claude Code) has what it
         // tried recorded by the proxy, the others (Codex, mcp-remote) find no DNS here.
@@ -333,13 +255,13 @@ impl Broker {
             stopped.observed
         );
         let requests = wait_until(Duration::from_secs(5), || {
-            let r = self.authorize_requests();
+            let r = self.stack.authorize_requests();
             (r.len() >= attempts).then_some(r)
         })
         .unwrap_or_else(|| {
             panic!(
                 "{who}: fewer than {attempts} /oauth/authorize in Envoy's access log: {:?}",
-                self.authorize_requests()
+                self.stack.authorize_requests()
             )
         });
         let mut redirects = Vec::new();
@@ -369,11 +291,15 @@ impl Broker {
             );
         }
         // Failures are never kept, nothing was registered instead, nothing issued.
-        let clients = self.oauth_clients();
+        let clients = self.stack.oauth_clients();
         assert!(clients.is_empty(), "{who}: {clients:#?}");
-        assert_eq!(self.requests_to("/oauth/register"), 0, "{who}: registered");
         assert_eq!(
-            self.requests_to("/oauth/token"),
+            self.stack.requests_to("/oauth/register"),
+            0,
+            "{who}: registered"
+        );
+        assert_eq!(
+            self.stack.requests_to("/oauth/token"),
             0,
             "{who}: a token request"
         );
@@ -404,17 +330,21 @@ impl Broker {
     fn check_cimd_login(&self, who: &str, login: Option<Login>, document: &str) {
         let claims = self.check_claims(who, &login);
         assert_eq!(claims["client_id"], document, "{who}: {claims}");
-        let clients = self.oauth_clients();
+        let clients = self.stack.oauth_clients();
         assert_eq!(clients.len(), 1, "{who}: {clients:#?}");
         let client = &clients[0];
         assert_eq!(client["client_id"], document, "{who}: {client}");
         assert_eq!(client["registration_type"], "cimd", "{who}: {client}");
         assert_eq!(client["pinned"], true, "{who}: {client}");
         assert!(client["last_used_at"].is_i64(), "{who}: {client}");
-        for id in self.authorize_client_ids(who) {
+        for id in self.stack.authorize_client_ids(who) {
             assert_eq!(id, document, "{who}");
         }
-        assert_eq!(self.requests_to("/oauth/register"), 0, "{who}: registered");
+        assert_eq!(
+            self.stack.requests_to("/oauth/register"),
+            0,
+            "{who}: registered"
+        );
         let login = login.as_ref().expect("checked above");
         eprintln!(
             "[broker-login] {who}: CIMD client {document} (pinned), claims {}, outbound attempts {:?}, CIMD hosts tried {:?}",
@@ -598,12 +528,12 @@ fn codex_uses_its_pinned_document_by_default() {
         let tried = cimd_hosts_tried(login.as_ref().expect("checked above"));
         assert!(tried.is_empty(), "{who} tried {tried:?}");
     }
-    let clients = b.oauth_clients();
+    let clients = b.stack.oauth_clients();
     assert_eq!(clients.len(), 2, "{clients:#?}");
     assert!(clients
         .iter()
         .all(|c| c["registration_type"] == "cimd" && c["pinned"] == true));
-    assert_eq!(b.requests_to("/oauth/register"), 0, "registered");
+    assert_eq!(b.stack.requests_to("/oauth/register"), 0, "registered");
 }
 
 /// The TS SDK client with a `clientMetadataUrl` on an https host the broker may fetch from
@@ -660,8 +590,12 @@ fn ts_sdk_client_logs_in_with_a_fetched_metadata_document_and_refreshes() {
         "{page}"
     );
     assert_eq!(report["tokenSaves"], 0, "{report:#}");
-    assert!(b.oauth_clients().is_empty(), "{:#?}", b.oauth_clients());
-    assert_eq!(b.requests_to("/oauth/token"), 0);
+    assert!(
+        b.stack.oauth_clients().is_empty(),
+        "{:#?}",
+        b.stack.oauth_clients()
+    );
+    assert_eq!(b.stack.requests_to("/oauth/token"), 0);
     assert_eq!(host.requests(), ["GET /clients/impostor.json 200"]);
 
     // The client's own document: the login, a tool call, a refresh, another call.
@@ -697,6 +631,7 @@ fn ts_sdk_client_logs_in_with_a_fetched_metadata_document_and_refreshes() {
         claims: report["accessTokenClaims"].clone(),
         outbound: Vec::new(),
         observed: run.describe(),
+        browser: String::new(),
     });
     let claims = b.check_claims("TS SDK (CIMD)", &login);
     assert_eq!(claims["client_id"], url.as_str(), "{claims}");
@@ -727,7 +662,7 @@ fn ts_sdk_client_logs_in_with_a_fetched_metadata_document_and_refreshes() {
 
     // As operators see it: a cimd client, not pinned, its copy fresh for the document's
     // max-age (300 s), used at the token endpoint; fetched once for the login and the refresh.
-    let clients = b.oauth_clients();
+    let clients = b.stack.oauth_clients();
     assert_eq!(clients.len(), 1, "{clients:#?}");
     let client = &clients[0];
     assert_eq!(client["client_id"], url.as_str(), "{client}");
