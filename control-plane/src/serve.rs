@@ -29,7 +29,13 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
         config.public_url = Some(format!("http://{listen}"));
     }
     tracing::info!(?config, "starting");
-    if let Some(idp) = &config.idp {
+    // In broker mode the filters check the broker's own tokens: the IdP's audience rules only
+    // matter to tokens people get from the IdP directly (direct mode).
+    if let Some(idp) = config
+        .idp
+        .as_ref()
+        .filter(|_| config.auth_mode == crate::config::AuthMode::Direct)
+    {
         if let Some(problem) = idp.audience_problem() {
             tracing::warn!(profile = %idp.profile, "{problem}");
         }
