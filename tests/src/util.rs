@@ -59,11 +59,33 @@ impl Drop for TestDir {
     }
 }
 
-/// A loopback port that was free a moment ago (bind to :0, read, release). Prefer letting the
+/// A loopback port that was free a moment ago (bound, then released). Prefer letting the
 /// server bind port 0 itself where it can report the port back (Envoy does).
+///
+/// Taken below Linux's ephemeral range (32768–60999), from a per-process sequence: a port the
+/// kernel hands out for `:0` is also where it picks the source ports of outgoing connections,
+/// and one of those (the tests make thousands) took such a port before the server meant for it
+/// could bind it ("Address already in use", seen in CI). The sequence keeps two tests of one
+/// run from picking the same port; the start offset keeps two runs apart.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let port = u16::try_from(FIRST + offset).expect("below 32000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or gives up after `timeout`.
