@@ -166,12 +166,15 @@ pub fn compile_snapshot(
             )
         });
     }
-    let ours = |issuer: &str| {
-        settings.authorization_server
-            && issuer.trim_end_matches('/') == public_url.trim_end_matches('/')
-    };
-    if let (Some(idp), Some(jwks)) = (settings.idp.as_ref().filter(|i| !ours(&i.issuer)), keys.idp)
-    {
+    // In broker mode the filters accept the broker's tokens only: every client goes through it
+    // (the protected-resource metadata names no other authorization server), so a client it
+    // disabled or a grant it revoked cannot come back with a token from the IdP directly. The
+    // IdP's keys still verify its ID tokens at the broker and its tokens at the API.
+    if let (Some(idp), Some(jwks), false) = (
+        settings.idp.as_ref(),
+        keys.idp,
+        settings.authorization_server,
+    ) {
         // RFC 8707 / MCP: a token whose audience is the server's resource URL is for that
         // server; `audiences` adds operator-configured ones.
         issuers.push(IssuerSpec {

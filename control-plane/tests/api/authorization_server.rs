@@ -1637,3 +1637,41 @@ async fn users_from_the_users_file_sign_in() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// In broker mode Envoy takes the broker's tokens only: a valid IdP token for the server's
+/// URL, which direct mode accepts, is refused as from an unknown issuer (clients go through
+/// the broker, so what it disables or revokes stays so). The API still takes IdP tokens.
+#[tokio::test]
+async fn broker_mode_accepts_only_the_brokers_own_tokens() {
+    let idp_token = |groups: &[&str]| {
+        let mut spec = portcullis::devtools::TokenSpec::new(ISSUER, RESOURCE, "alice");
+        spec.groups = Some(groups.iter().map(ToString::to_string).collect());
+        idp_key().sign(&spec.claims())
+    };
+    let direct = app_with(&Backend::Sqlite, |_| {}).await;
+    direct.register("GitHub", "/github", &[]).await;
+    let policy = policy_of(&direct).await;
+    assert!(policy
+        .verify_jwt(&idp_token(&["engineering"]), now())
+        .is_ok());
+
+    let t = broker(&Backend::Sqlite, |_| {}).await;
+    let policy = policy_of(&t).await;
+    let issuers: Vec<&str> = policy.issuers.iter().map(|i| i.issuer.as_str()).collect();
+    assert_eq!(issuers, [PUBLIC_URL]);
+    assert_eq!(
+        policy
+            .verify_jwt(&idp_token(&["engineering"]), now())
+            .unwrap_err(),
+        policy::TokenError::UnknownIssuer
+    );
+    // The API's own check of IdP tokens is unchanged.
+    t.call(
+        "GET",
+        "/api/servers",
+        Some(&token("alice", &["admins"])),
+        None,
+    )
+    .await
+    .ok(200);
+}
