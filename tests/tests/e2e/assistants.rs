@@ -509,9 +509,34 @@ impl Clients<'_> {
             .map(|a| a.as_str().expect("string arg").to_string())
             .collect();
         let env = self.sandbox("mcp-remote");
-        let mut proxy = env.stdio(command, &args, "mcp-remote");
-        // A failed login leaves mcp-remote waiting for its callback (30 s): stop at the failure.
-        let init = proxy.initialize(CELL_LIMIT, || expect.fails() && env.login_failed());
+        // mcp-remote listens for its callback on a port derived from the server URL; on this
+        // busy machine that port is now and then some other connection's for a moment (seen
+        // once in hundreds of runs): that start is not the product's doing, so try again.
+        let (mut proxy, init) = {
+            let mut attempt = 1;
+            loop {
+                let mut proxy = env.stdio(command, &args, "mcp-remote");
+                // A failed login leaves mcp-remote waiting for its callback (30 s): stop at
+                // the failure.
+                let init = proxy.initialize(CELL_LIMIT, || expect.fails() && env.login_failed());
+                let stderr = proxy.stderr(50);
+                if init.is_err()
+                    && stderr.contains("Callback port")
+                    && stderr.contains("already in use")
+                    && attempt < 4
+                {
+                    eprintln!(
+                        "[{}] {} / mcp-remote: its callback port was taken, start {attempt} of 4",
+                        self.tag, self.label
+                    );
+                    drop(proxy);
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_secs(2));
+                    continue;
+                }
+                break (proxy, init);
+            }
+        };
         match expect {
             Expect::Works | Expect::WorksWarned(_) => {
                 let init = init.unwrap_or_else(|e| panic!("{} / mcp-remote: {e}", self.label));

@@ -509,7 +509,8 @@ fn codex_uses_its_pinned_document_by_default() {
         "Codex",
         "http://127.0.0.1/callback",
     ));
-    let advertised = wait_until(Duration::from_secs(10), || {
+    // The check at start may still be waiting on DNS for claude.ai and chatgpt.com (5 s at most).
+    let advertised = wait_until(Duration::from_secs(30), || {
         let meta = b
             .stack
             .gateway

@@ -30,6 +30,9 @@ pub struct DocumentReader {
     mode: CimdMode,
     /// `auto`: every assistant's document was at hand at the last check.
     available: std::sync::atomic::AtomicBool,
+    /// One check at a time, so an older check (the one at start, waiting on DNS) cannot finish
+    /// after a newer one (an operator just pinned a document) and undo its answer.
+    checking: tokio::sync::Mutex<()>,
     addresses: AddressPolicy,
     roots: Vec<reqwest::Certificate>,
     limit: RateLimiter,
@@ -59,6 +62,7 @@ impl DocumentReader {
         Ok(DocumentReader {
             mode: config.mode,
             available: std::sync::atomic::AtomicBool::new(false),
+            checking: tokio::sync::Mutex::new(()),
             addresses: AddressPolicy {
                 allowed: config.allowed_addresses.clone(),
             },
@@ -221,12 +225,17 @@ impl AuthorizationServer {
         if self.documents.mode != CimdMode::Auto {
             return self.documents.advertised();
         }
-        let mut missing = Vec::new();
-        for id in ASSISTANT_DOCUMENTS {
-            if let Err(why) = self.assistant_document(id, now).await {
-                missing.push(format!("{id}: {why}"));
-            }
-        }
+        let _one_at_a_time = self.documents.checking.lock().await;
+        // Side by side: offline, each waits for its DNS lookup to fail.
+        let [claude_code, codex] = ASSISTANT_DOCUMENTS;
+        let (a, b) = tokio::join!(
+            self.assistant_document(claude_code, now),
+            self.assistant_document(codex, now)
+        );
+        let missing: Vec<String> = [(claude_code, a), (codex, b)]
+            .into_iter()
+            .filter_map(|(id, r)| r.err().map(|why| format!("{id}: {why}")))
+            .collect();
         let available = missing.is_empty();
         let before = self
             .documents
