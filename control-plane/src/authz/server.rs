@@ -806,8 +806,8 @@ impl AuthorizationServer {
         let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
         let (client, _) = self.authenticate_client(auth, now).await?;
         let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        // Ours are JWTs (three dot-separated parts); refresh tokens are opaque.
-        if token.split('.').count() == 3 {
+        // Ours are JWTs; refresh tokens are opaque (no dots).
+        if policy::looks_like_jwt(token) {
             return self
                 .revoke_access_token(token, &client.client_id, now)
                 .await;
@@ -854,11 +854,7 @@ impl AuthorizationServer {
             ));
         }
         // The signature was verified above: its claims are ours to read.
-        let jti = token
-            .split('.')
-            .nth(1)
-            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        let jti = super::token::verified_claims(token)
             .and_then(|c| c.get("jti").and_then(Value::as_str).map(str::to_string));
         let Some(jti) = jti else {
             return Ok(());

@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use policy::keys::Jwks;
 use policy::snapshot::{IssuerSpec, SettingsSpec, Snapshot};
 use serde_json::Value;
@@ -252,13 +250,9 @@ impl Upstream {
         let identity = verifier
             .verify_jwt(id_token, now)
             .map_err(|e| UpstreamError::IdToken(e.reason().to_string()))?;
-        let payload = id_token
-            .split('.')
-            .nth(1)
-            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-            .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
+        let payload = super::token::verified_claims(id_token)
             .ok_or_else(|| UpstreamError::IdToken("unreadable payload".into()))?;
-        if nonce.is_some_and(|n| payload["nonce"].as_str() != Some(n)) {
+        if nonce.is_some_and(|n| payload.get("nonce").and_then(Value::as_str) != Some(n)) {
             return Err(UpstreamError::IdToken(
                 "nonce differs from the login's (a replayed ID token)".into(),
             ));
@@ -273,6 +267,8 @@ impl Upstream {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
     use jwt_simple::prelude::*;
 
     use super::*;

@@ -94,6 +94,21 @@ pub(crate) async fn login_form(t: &TestApp, page: &Answer, pairs: &[(&str, &str)
         .await
 }
 
+/// The login page's form posted back with `user`'s password and *Allow*.
+pub(crate) async fn sign_in(t: &TestApp, page: &Answer, user: &str, password: &str) -> Answer {
+    login_form(
+        t,
+        page,
+        &[
+            ("request", &hidden_request(&page.text)),
+            ("username", user),
+            ("password", password),
+            ("decision", "approve"),
+        ],
+    )
+    .await
+}
+
 pub(crate) async fn get(t: &TestApp, uri: &str) -> Answer {
     t.send(Request::get(uri).body(Body::empty()).unwrap()).await
 }
@@ -158,19 +173,7 @@ pub(crate) fn query(url: &url::Url, name: &str) -> Option<String> {
 pub(crate) async fn log_in(t: &TestApp, client_id: &str, redirect: &str) -> String {
     let page = get(t, &authorize_uri(client_id, redirect, &[])).await;
     assert_eq!(page.status.as_u16(), 200, "{}", page.text);
-    let back = location(
-        &login_form(
-            t,
-            &page,
-            &[
-                ("request", &hidden_request(&page.text)),
-                ("username", "alice"),
-                ("password", "alice-password"),
-                ("decision", "approve"),
-            ],
-        )
-        .await,
-    );
+    let back = location(&sign_in(t, &page, "alice", "alice-password").await);
     assert_eq!(query(&back, "state").as_deref(), Some("st-1"));
     assert_eq!(query(&back, "iss").as_deref(), Some(PUBLIC_URL));
     query(&back, "code").expect("a code")
@@ -1269,17 +1272,7 @@ async fn a_signed_in_browser_is_not_asked_again_for_a_client_it_allowed() {
     let first = register_client(&t, json!({})).await;
     let first_id = first["client_id"].as_str().unwrap();
     let page = get(&t, &authorize_uri(first_id, REDIRECT, &[])).await;
-    let signed_in = login_form(
-        &t,
-        &page,
-        &[
-            ("request", &hidden_request(&page.text)),
-            ("username", "alice"),
-            ("password", "alice-password"),
-            ("decision", "approve"),
-        ],
-    )
-    .await;
+    let signed_in = sign_in(&t, &page, "alice", "alice-password").await;
     assert_eq!(signed_in.status.as_u16(), 303, "{}", signed_in.text);
     let set = signed_in
         .headers
@@ -1461,17 +1454,7 @@ async fn a_person_without_the_group_is_told_which_one_at_sign_in() {
 
     let page = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
     let binding = cookie_named(&page, "__Host-portcullis-login").unwrap();
-    let told = login_form(
-        &t,
-        &page,
-        &[
-            ("request", &hidden_request(&page.text)),
-            ("username", "bob"),
-            ("password", "bob-password"),
-            ("decision", "approve"),
-        ],
-    )
-    .await;
+    let told = sign_in(&t, &page, "bob", "bob-password").await;
     assert_eq!(told.status.as_u16(), 200, "{}", told.text);
     assert!(told.headers.get(header::LOCATION).is_none());
     assert!(
@@ -1605,19 +1588,7 @@ async fn users_from_the_users_file_sign_in() {
     let client = register_client(&t, json!({})).await;
     let id = client["client_id"].as_str().unwrap();
     let page = get(&t, &authorize_uri(id, REDIRECT, &[])).await;
-    let back = location(
-        &login_form(
-            &t,
-            &page,
-            &[
-                ("request", &hidden_request(&page.text)),
-                ("username", "carol"),
-                ("password", "carol-password"),
-                ("decision", "approve"),
-            ],
-        )
-        .await,
-    );
+    let back = location(&sign_in(&t, &page, "carol", "carol-password").await);
     assert!(query(&back, "code").is_some(), "{back}");
 
     std::fs::write(

@@ -15,8 +15,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_rustls::rustls;
 
 use crate::authorization_server::{
-    authorize_uri, broker, get, hidden_request, jwt_part, location, log_in, login_form, query,
-    redeem, REDIRECT,
+    authorize_uri, broker, get, jwt_part, location, log_in, query, redeem, sign_in, REDIRECT,
 };
 use crate::common::*;
 
@@ -557,19 +556,7 @@ async fn operators_pin_documents_that_cannot_be_fetched(b: Backend) {
         "{}",
         page.text
     );
-    let back = location(
-        &login_form(
-            &t,
-            &page,
-            &[
-                ("request", &hidden_request(&page.text)),
-                ("username", "alice"),
-                ("password", "alice-password"),
-                ("decision", "approve"),
-            ],
-        )
-        .await,
-    );
+    let back = location(&sign_in(&t, &page, "alice", "alice-password").await);
     assert_eq!(back.port(), Some(54545));
     let code = query(&back, "code").unwrap();
     let tokens = redeem(&t, CLAUDE_CODE, &code, "http://127.0.0.1:54545/callback").await;
