@@ -104,7 +104,7 @@ pub fn decision_event<'a>(
             let names: Vec<&str> = identity
                 .scopes
                 .iter()
-                .filter_map(|id| policy.scope_names.get(id).map(String::as_str))
+                .filter_map(|id| policy.scope_names.get(id).map(|name| &**name))
                 .collect();
             storable_list(names.into_iter())
         }

@@ -126,7 +126,7 @@ impl RootContext for PortcullisRoot {
                     "portcullis: policy version {} loaded ({} issuers, {} servers)",
                     policy.version,
                     policy.issuers.len(),
-                    policy.servers.len()
+                    policy.server_count()
                 );
                 self.shared = Some(Rc::new(Shared::new(
                     PolicySlot::fixed(*policy),

@@ -132,7 +132,7 @@ impl PolicySlot {
                     "portcullis: policy version {} loaded from shared data ({} issuers, {} servers)",
                     policy.version,
                     policy.issuers.len(),
-                    policy.servers.len()
+                    policy.server_count()
                 );
                 let mut loaded = Loaded::new(policy);
                 // Labelled with the key that was read: if the singleton wrote a newer snapshot

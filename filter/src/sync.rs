@@ -360,7 +360,7 @@ impl SyncService {
                     log::info!(
                         "portcullis: policy version {version} accepted from the control plane ({etag}; {} issuers, {} servers)",
                         policy.issuers.len(),
-                        policy.servers.len()
+                        policy.server_count()
                     );
                 }
                 self.poll.accepted_version = Some(version);

@@ -1,13 +1,24 @@
 //! The snapshot validated and compiled into the lookups a request needs: issuers by `iss`, keys
 //! by `kid`, servers by path prefix, scopes as bit sets. Built once per snapshot, shared
 //! read-only by every request.
+//!
+//! A change arrives as a [`SnapshotDelta`] and is applied the way a whole snapshot is compiled
+//! (a snapshot is a delta onto nothing, see `apply.rs`). The new `Policy` shares every part the
+//! change did not touch (`Arc`s per server, per scope and per group), so a change costs what it
+//! changed plus a shallow copy of the indexes, not a recompile of the registry.
+
+mod apply;
+mod entries;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::idset::IdSet;
 use crate::keys::{Algorithm, VerifyingKey};
 use crate::patterns::Patterns;
-use crate::snapshot::{IssuerSpec, ServerSpec, SettingsSpec, Snapshot};
+use crate::snapshot::{ApiKeySpec, Snapshot, SnapshotDelta};
 
 /// Index of a server in [`Policy::servers`].
 pub type ServerId = usize;
@@ -48,8 +59,9 @@ pub struct Issuer {
     pub revoked: HashSet<String>,
 }
 
-/// A protected MCP server.
-#[derive(Debug)]
+/// A protected MCP server. A removed server's slot holds an empty one (see
+/// [`Server::is_vacant`]) until a new server takes it.
+#[derive(Debug, Default)]
 pub struct Server {
     pub name: String,
     pub path_prefix: String,
@@ -59,8 +71,15 @@ pub struct Server {
     pub challenge: String,
 }
 
+impl Server {
+    /// An empty slot: no server has this id now.
+    pub fn is_vacant(&self) -> bool {
+        self.name.is_empty()
+    }
+}
+
 /// What one grant of one scope allows on one server.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Grant {
     pub scope: ScopeId,
     pub methods: Patterns,
@@ -107,43 +126,50 @@ pub struct Settings {
     pub negative_cache_seconds: u64,
 }
 
+/// A scope's grant with where it applies: one server, or every server (`*`).
+#[derive(Debug, Clone)]
+pub(crate) struct ScopeGrant {
+    pub server: Option<ServerId>,
+    pub grant: Grant,
+}
+
 /// A validated, compiled policy snapshot.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     pub version: u64,
-    pub issuers: Box<[Issuer]>,
-    pub(crate) issuer_by_name: HashMap<String, usize>,
-    pub servers: Box<[Server]>,
-    /// Server ids sorted by descending prefix length, so the first match is the longest.
-    pub(crate) routes: Box<[ServerId]>,
-    pub scope_names: Box<[String]>,
-    pub(crate) group_scopes: HashMap<String, IdSet>,
+    pub issuers: Arc<[Issuer]>,
+    pub(crate) issuer_by_name: Arc<HashMap<String, usize>>,
+    /// Servers by [`ServerId`]. A removed server leaves a vacant slot that a later server
+    /// reuses, so the other servers keep their ids across changes.
+    pub servers: Vec<Arc<Server>>,
+    pub(crate) vacant_servers: Vec<ServerId>,
+    pub(crate) server_by_name: HashMap<Arc<str>, ServerId>,
+    /// Routing: a request path is looked up by its segment prefixes, longest first.
+    pub(crate) server_by_prefix: HashMap<Arc<str>, ServerId>,
+    /// Scope names by [`ScopeId`]; a removed scope's slot is `""` until reused.
+    pub scope_names: Vec<Arc<str>>,
+    pub(crate) vacant_scopes: Vec<ScopeId>,
+    pub(crate) scope_ids: HashMap<Arc<str>, ScopeId>,
+    /// Each scope's grants as compiled, by scope id: what a change to the scope takes out.
+    pub(crate) scope_grants: Vec<Arc<[ScopeGrant]>>,
+    /// The scopes each group is mapped to, sorted.
+    pub(crate) group_scopes: HashMap<Arc<str>, Arc<[ScopeId]>>,
     /// The groups mapped to each scope, sorted, indexed by scope id: who a refusal names,
     /// found without walking every mapping on the request path.
-    pub(crate) scope_groups: Box<[Box<[String]>]>,
-    /// Grants that apply to each server (its own and `*` grants), indexed by [`ServerId`].
-    pub(crate) server_grants: Box<[Box<[Grant]>]>,
-    pub(crate) api_keys: Box<[ApiKey]>,
+    pub(crate) scope_groups: Vec<Arc<[Arc<str>]>>,
+    /// Grants of named servers, indexed by [`ServerId`]; `*` grants are in `wildcard_grants`.
+    pub(crate) server_grants: Vec<Arc<[Grant]>>,
+    pub(crate) wildcard_grants: Arc<[Grant]>,
+    /// The API keys as the snapshot gave them: recompiled when their groups' mappings change.
+    pub(crate) api_key_specs: Arc<[ApiKeySpec]>,
+    pub(crate) api_keys: Arc<[ApiKey]>,
     pub settings: Settings,
 }
 
 impl Policy {
     /// Parses and validates a snapshot; any problem is an error naming the field.
     pub fn from_json(bytes: &[u8]) -> Result<Policy, SnapshotError> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let snapshot: Snapshot =
-            serde_path_to_error::deserialize(&mut de).map_err(|e| SnapshotError::Json {
-                path: match e.path().to_string() {
-                    p if p == "." => "snapshot".into(),
-                    p => p,
-                },
-                message: e.inner().to_string(),
-            })?;
-        de.end().map_err(|e| SnapshotError::Json {
-            path: "snapshot".into(),
-            message: e.to_string(),
-        })?;
-        Policy::compile(snapshot)
+        Policy::compile(parse_json(bytes)?)
     }
 
     /// Validates an already-deserialized snapshot.
@@ -154,177 +180,34 @@ impl Policy {
                 format!("unsupported format {}, expected 1", snapshot.format),
             ));
         }
-        let settings = compile_settings(&snapshot.settings)?;
+        apply::apply(None, &apply::Changes::whole(&snapshot))
+    }
 
-        let mut issuers = Vec::with_capacity(snapshot.issuers.len());
-        let mut issuer_by_name = HashMap::new();
-        for (i, spec) in snapshot.issuers.iter().enumerate() {
-            let issuer = compile_issuer(&format!("issuers[{i}]"), spec)?;
-            if issuer_by_name.insert(issuer.issuer.clone(), i).is_some() {
-                return Err(invalid(
-                    format!("issuers[{i}].issuer"),
-                    format!("duplicate issuer {:?}", issuer.issuer),
-                ));
-            }
-            issuers.push(issuer);
+    /// This policy with `delta` applied, validated as a whole snapshot is: on any problem the
+    /// error names the delta's field and `self` is unchanged. What the delta does not touch is
+    /// shared with `self`.
+    pub fn apply(&self, delta: &SnapshotDelta) -> Result<Policy, SnapshotError> {
+        if delta.format != 1 {
+            return Err(invalid(
+                "format",
+                format!("unsupported format {}, expected 1", delta.format),
+            ));
         }
+        apply::apply(Some(self), &apply::Changes::delta(delta))
+    }
 
-        let mut servers = Vec::with_capacity(snapshot.servers.len());
-        let mut server_by_name = HashMap::new();
-        let mut prefixes = HashMap::new();
-        for (i, spec) in snapshot.servers.iter().enumerate() {
-            let server = compile_server(&format!("servers[{i}]"), spec)?;
-            if snapshot.settings.authorization_server
-                && crate::decision::is_authorization_server_path(&server.path_prefix)
-            {
-                return Err(invalid(
-                    format!("servers[{i}].path_prefix"),
-                    format!(
-                        "{:?} lies under {}, the authorization server's",
-                        server.path_prefix,
-                        crate::decision::AUTHORIZATION_SERVER_PATH
-                    ),
-                ));
-            }
-            if server_by_name.insert(server.name.clone(), i).is_some() {
-                return Err(invalid(
-                    format!("servers[{i}].name"),
-                    format!("duplicate server name {:?}", server.name),
-                ));
-            }
-            if prefixes.insert(server.path_prefix.clone(), i).is_some() {
-                return Err(invalid(
-                    format!("servers[{i}].path_prefix"),
-                    format!("duplicate path prefix {:?}", server.path_prefix),
-                ));
-            }
-            servers.push(server);
-        }
-        let mut routes: Vec<ServerId> = (0..servers.len()).collect();
-        routes.sort_by_key(|&id| std::cmp::Reverse(servers[id].path_prefix.len()));
+    /// Registered servers (vacant slots left by removed servers are not counted).
+    pub fn server_count(&self) -> usize {
+        self.server_by_name.len()
+    }
 
-        let mut scope_ids = HashMap::new();
-        let mut scope_names = Vec::with_capacity(snapshot.scopes.len());
-        let mut server_grants: Vec<Vec<Grant>> = servers.iter().map(|_| Vec::new()).collect();
-        for (s, scope) in snapshot.scopes.iter().enumerate() {
-            let field = format!("scopes[{s}]");
-            if scope.name.is_empty() || scope.name.chars().any(|c| c.is_whitespace() || c == '"') {
-                return Err(invalid(
-                    format!("{field}.name"),
-                    "a scope name must be non-empty, without spaces or quotes",
-                ));
-            }
-            if scope_ids.insert(scope.name.clone(), s).is_some() {
-                return Err(invalid(
-                    format!("{field}.name"),
-                    format!("duplicate scope {:?}", scope.name),
-                ));
-            }
-            scope_names.push(scope.name.clone());
-            for (g, grant) in scope.grants.iter().enumerate() {
-                let field = format!("{field}.grants[{g}]");
-                let methods = Patterns::parse(&grant.methods)
-                    .map_err(|(i, e)| invalid(format!("{field}.methods[{i}]"), e))?;
-                let tools = Patterns::parse(&grant.tools)
-                    .map_err(|(i, e)| invalid(format!("{field}.tools[{i}]"), e))?;
-                let targets: Vec<ServerId> = if grant.server == "*" {
-                    (0..servers.len()).collect()
-                } else {
-                    match server_by_name.get(&grant.server) {
-                        Some(&id) => vec![id],
-                        None => {
-                            return Err(invalid(
-                                format!("{field}.server"),
-                                format!("unknown server {:?}", grant.server),
-                            ))
-                        }
-                    }
-                };
-                for id in targets {
-                    server_grants[id].push(Grant {
-                        scope: s,
-                        methods: methods.clone(),
-                        tools: tools.clone(),
-                    });
-                }
-            }
-        }
-        let scope_count = scope_names.len();
-        let scope_set = |field: &str, names: &[String]| -> Result<IdSet, SnapshotError> {
-            let mut set = IdSet::empty(scope_count);
-            for (i, name) in names.iter().enumerate() {
-                match scope_ids.get(name) {
-                    Some(&id) => set.insert(id),
-                    None => {
-                        return Err(invalid(
-                            format!("{field}[{i}]"),
-                            format!("unknown scope {name:?}"),
-                        ))
-                    }
-                }
-            }
-            Ok(set)
-        };
-
-        let mut group_scopes: HashMap<String, IdSet> = HashMap::new();
-        for (m, mapping) in snapshot.group_mappings.iter().enumerate() {
-            if mapping.group.is_empty() {
-                return Err(invalid(format!("group_mappings[{m}].group"), "empty group"));
-            }
-            let set = scope_set(&format!("group_mappings[{m}].scopes"), &mapping.scopes)?;
-            group_scopes
-                .entry(mapping.group.clone())
-                .or_insert_with(|| IdSet::empty(scope_count))
-                .union_with(&set);
-        }
-
-        let mut api_keys = Vec::with_capacity(snapshot.api_keys.len());
-        for (k, spec) in snapshot.api_keys.iter().enumerate() {
-            let field = format!("api_keys[{k}]");
-            let sha256 = parse_sha256_hex(&spec.sha256).ok_or_else(|| {
-                invalid(
-                    format!("{field}.sha256"),
-                    "expected 64 lowercase hex digits",
-                )
-            })?;
-            if api_keys.iter().any(|other: &ApiKey| other.sha256 == sha256) {
-                return Err(invalid(format!("{field}.sha256"), "duplicate key hash"));
-            }
-            if spec.subject.is_empty() {
-                return Err(invalid(format!("{field}.subject"), "empty subject"));
-            }
-            let mut scopes = scope_set(&format!("{field}.scopes"), &spec.scopes)?;
-            for group in &spec.groups {
-                if let Some(set) = group_scopes.get(group) {
-                    scopes.union_with(set);
-                }
-            }
-            api_keys.push(ApiKey {
-                name: spec.name.clone(),
-                sha256,
-                subject: spec.subject.clone(),
-                groups: spec.groups.clone().into_boxed_slice(),
-                scopes,
-                expires_at: spec.expires_at,
-            });
-        }
-
-        Ok(Policy {
-            version: snapshot.version,
-            issuers: issuers.into_boxed_slice(),
-            issuer_by_name,
-            servers: servers.into_boxed_slice(),
-            routes: routes.into_boxed_slice(),
-            scope_names: scope_names.into_boxed_slice(),
-            scope_groups: scope_groups(&group_scopes, scope_count),
-            group_scopes,
-            server_grants: server_grants
-                .into_iter()
-                .map(Vec::into_boxed_slice)
-                .collect(),
-            api_keys: api_keys.into_boxed_slice(),
-            settings,
-        })
+    /// The grants that apply on `server`: its own, then the `*` ones.
+    pub(crate) fn grants_on(&self, server: ServerId) -> impl Iterator<Item = &Grant> {
+        self.server_grants
+            .get(server)
+            .into_iter()
+            .flat_map(|grants| grants.iter())
+            .chain(self.wildcard_grants.iter())
     }
 
     /// The scopes mapped from a list of groups.
@@ -332,7 +215,9 @@ impl Policy {
         let mut set = IdSet::empty(self.scope_names.len());
         for group in groups {
             if let Some(scopes) = self.group_scopes.get(group.as_ref()) {
-                set.union_with(scopes);
+                for &scope in scopes.iter() {
+                    set.insert(scope);
+                }
             }
         }
         set
@@ -343,299 +228,26 @@ impl Policy {
     }
 }
 
-fn compile_issuer(field: &str, spec: &IssuerSpec) -> Result<Issuer, SnapshotError> {
-    if spec.issuer.is_empty() {
-        return Err(invalid(format!("{field}.issuer"), "empty issuer"));
-    }
-    if spec.algorithms.is_empty() {
-        return Err(invalid(
-            format!("{field}.algorithms"),
-            "list at least one algorithm",
-        ));
-    }
-    let mut algorithms = Vec::new();
-    for (i, name) in spec.algorithms.iter().enumerate() {
-        if name.eq_ignore_ascii_case("none") {
-            return Err(invalid(
-                format!("{field}.algorithms[{i}]"),
-                "\"none\" is never accepted",
-            ));
-        }
-        let alg = Algorithm::from_name(name).ok_or_else(|| {
-            invalid(
-                format!("{field}.algorithms[{i}]"),
-                format!("unsupported algorithm {name:?}"),
-            )
-        })?;
-        algorithms.push(alg);
-    }
-    let hmac = algorithms.iter().filter(|a| a.is_hmac()).count();
-    if hmac != 0 && hmac != algorithms.len() {
-        return Err(invalid(
-            format!("{field}.algorithms"),
-            "HMAC and public-key algorithms cannot be mixed for one issuer",
-        ));
-    }
-    // An IdP's JWKS often also lists encryption keys, key types we do not support and keys for
-    // algorithms this issuer does not accept (Keycloak publishes an RSA-OAEP key by default):
-    // those are skipped, not refused. A malformed or weak key is still an error.
-    let mut keys = Vec::with_capacity(spec.jwks.keys.len());
-    let mut keys_by_kid = HashMap::new();
-    for (i, jwk) in spec.jwks.keys.iter().enumerate() {
-        if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
-            continue;
-        }
-        let key = match VerifyingKey::from_jwk(jwk) {
-            Ok(key) => key,
-            // A kind of key we do not verify with (P-521, Ed448, an encryption algorithm):
-            // it cannot sign anything we accept, so it is left out like an `enc` key.
-            Err(e) if e.is_unsupported() => continue,
-            Err(e) => return Err(invalid(format!("{field}.jwks.keys[{i}]"), e.to_string())),
-        };
-        if !algorithms.iter().any(|&alg| key.accepts(alg)) {
-            continue;
-        }
-        if let Some(kid) = key.kid() {
-            if keys_by_kid.insert(kid.to_owned(), keys.len()).is_some() {
-                return Err(invalid(
-                    format!("{field}.jwks.keys[{i}].kid"),
-                    format!("duplicate kid {kid:?}"),
-                ));
-            }
-        }
-        keys.push(key);
-    }
-    if keys.is_empty() {
-        return Err(invalid(
-            format!("{field}.jwks.keys"),
-            "no signature key that fits the issuer's algorithms",
-        ));
-    }
-    if spec.audiences.is_empty() && !spec.audience_is_resource && spec.client_ids.is_empty() {
-        return Err(invalid(
-            format!("{field}.audiences"),
-            "set audiences, audience_is_resource or client_ids: tokens must be checked for who they were issued to",
-        ));
-    }
-    if spec.groups_claim.is_empty() {
-        return Err(invalid(format!("{field}.groups_claim"), "empty claim path"));
-    }
-    if spec.username_claim.is_empty() {
-        return Err(invalid(
-            format!("{field}.username_claim"),
-            "empty claim name",
-        ));
-    }
-    if spec.leeway_seconds > 300 {
-        return Err(invalid(
-            format!("{field}.leeway_seconds"),
-            "at most 300 seconds of clock skew",
-        ));
-    }
-    Ok(Issuer {
-        issuer: spec.issuer.clone(),
-        keys: keys.into_boxed_slice(),
-        keys_by_kid,
-        algorithms: algorithms.into_boxed_slice(),
-        audiences: spec.audiences.clone().into_boxed_slice(),
-        audience_is_resource: spec.audience_is_resource,
-        client_ids: spec.client_ids.clone().into_boxed_slice(),
-        groups_claim: spec.groups_claim.clone(),
-        username_claim: spec.username_claim.clone(),
-        token_use: spec.token_use.clone(),
-        leeway_seconds: spec.leeway_seconds,
-        revoked: spec.revoked_token_ids.iter().cloned().collect(),
-    })
+/// `bytes` as a snapshot, with the path of the first problem.
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| SnapshotError::Json {
+        path: match e.path().to_string() {
+            p if p == "." => "snapshot".into(),
+            p => p,
+        },
+        message: e.inner().to_string(),
+    })?;
+    de.end().map_err(|e| SnapshotError::Json {
+        path: "snapshot".into(),
+        message: e.to_string(),
+    })?;
+    Ok(value)
 }
 
-fn is_http_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/'))
-        && !url.contains(['#', '"', ' ', '\\'])
-        && !url.chars().any(char::is_control)
-}
-
-fn compile_server(field: &str, spec: &ServerSpec) -> Result<Server, SnapshotError> {
-    if spec.name.is_empty() {
-        return Err(invalid(format!("{field}.name"), "empty name"));
+impl SnapshotDelta {
+    /// Parses a delta; any problem is an error naming the field.
+    pub fn from_json(bytes: &[u8]) -> Result<SnapshotDelta, SnapshotError> {
+        parse_json(bytes)
     }
-    let prefix = &spec.path_prefix;
-    let bad_prefix = !prefix.starts_with('/')
-        || prefix.len() < 2
-        || prefix.ends_with('/')
-        || prefix.contains(['?', '#', '%', '\\', '"'])
-        || prefix.contains("//")
-        || prefix
-            .split('/')
-            .any(|s| s == "." || s == ".." || s == ".well-known")
-        || prefix.chars().any(|c| c.is_control() || c.is_whitespace());
-    if bad_prefix {
-        return Err(invalid(
-            format!("{field}.path_prefix"),
-            format!("{prefix:?} must look like /name (starts with /, no trailing /, no . or .. segments, no query)"),
-        ));
-    }
-    if !is_http_url(&spec.resource) || spec.resource.ends_with('/') {
-        return Err(invalid(
-            format!("{field}.resource"),
-            format!(
-                "{:?} must be an absolute http(s) URL without a trailing slash or fragment",
-                spec.resource
-            ),
-        ));
-    }
-    if !is_http_url(&spec.resource_metadata) {
-        return Err(invalid(
-            format!("{field}.resource_metadata"),
-            format!(
-                "{:?} must be an absolute http(s) URL",
-                spec.resource_metadata
-            ),
-        ));
-    }
-    for (i, scope) in spec.scopes_supported.iter().enumerate() {
-        if scope.is_empty()
-            || scope.contains([' ', '"', '\\'])
-            || scope.chars().any(char::is_control)
-        {
-            return Err(invalid(
-                format!("{field}.scopes_supported[{i}]"),
-                format!("{scope:?} is not a valid scope token"),
-            ));
-        }
-    }
-    let mut challenge = format!("Bearer resource_metadata=\"{}\"", spec.resource_metadata);
-    if !spec.scopes_supported.is_empty() {
-        challenge.push_str(&format!(", scope=\"{}\"", spec.scopes_supported.join(" ")));
-    }
-    Ok(Server {
-        name: spec.name.clone(),
-        path_prefix: prefix.clone(),
-        resource: spec.resource.clone(),
-        resource_metadata: spec.resource_metadata.clone(),
-        challenge,
-    })
-}
-
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-fn compile_settings(spec: &SettingsSpec) -> Result<Settings, SnapshotError> {
-    const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
-    if spec.max_body_bytes == 0 || spec.max_body_bytes > MAX_BODY_LIMIT {
-        return Err(invalid(
-            "settings.max_body_bytes",
-            format!("must be between 1 and {MAX_BODY_LIMIT}"),
-        ));
-    }
-    if !(512..=1024 * 1024).contains(&spec.max_token_bytes) {
-        return Err(invalid(
-            "settings.max_token_bytes",
-            "must be between 512 and 1048576",
-        ));
-    }
-    for (field, name) in [
-        ("settings.api_key_header", &spec.api_key_header),
-        ("settings.user_header", &spec.user_header),
-        ("settings.groups_header", &spec.groups_header),
-        ("settings.scopes_header", &spec.scopes_header),
-    ] {
-        if !is_header_name(name) {
-            return Err(invalid(
-                field,
-                format!("{name:?} is not a lowercase header name"),
-            ));
-        }
-        if matches!(
-            name.as_str(),
-            "authorization" | "host" | "cookie" | "content-length" | "content-type"
-        ) {
-            return Err(invalid(field, format!("{name:?} is reserved")));
-        }
-    }
-    let identity = [&spec.user_header, &spec.groups_header, &spec.scopes_header];
-    if identity.iter().any(|h| **h == spec.api_key_header)
-        || identity[0] == identity[1]
-        || identity[1] == identity[2]
-        || identity[0] == identity[2]
-    {
-        return Err(invalid(
-            "settings",
-            "identity and API-key headers must all differ",
-        ));
-    }
-    let base_methods = Patterns::parse(&spec.base_methods)
-        .map_err(|(i, e)| invalid(format!("settings.base_methods[{i}]"), e))?;
-    for (i, origin) in spec.allowed_origins.iter().enumerate() {
-        if !is_http_url(origin)
-            || origin
-                .trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .contains('/')
-        {
-            return Err(invalid(
-                format!("settings.allowed_origins[{i}]"),
-                format!("{origin:?} must be an origin such as https://app.example.com"),
-            ));
-        }
-    }
-    if spec.token_cache_entries > 1_000_000 || spec.negative_cache_entries > 1_000_000 {
-        return Err(invalid(
-            "settings",
-            "cache sizes are capped at 1000000 entries",
-        ));
-    }
-    Ok(Settings {
-        max_body_bytes: spec.max_body_bytes,
-        max_token_bytes: spec.max_token_bytes,
-        api_key_header: spec.api_key_header.clone(),
-        user_header: spec.user_header.clone(),
-        groups_header: spec.groups_header.clone(),
-        scopes_header: spec.scopes_header.clone(),
-        base_methods,
-        step_up_scopes: spec.step_up_scopes,
-        authorization_server: spec.authorization_server,
-        allowed_origins: spec.allowed_origins.clone().into_boxed_slice(),
-        token_cache_entries: spec.token_cache_entries,
-        negative_cache_entries: spec.negative_cache_entries,
-        negative_cache_seconds: spec.negative_cache_seconds,
-    })
-}
-
-/// The inverse of the group mappings: for each scope id, the groups mapped to it, sorted.
-fn scope_groups(group_scopes: &HashMap<String, IdSet>, scopes: usize) -> Box<[Box<[String]>]> {
-    let mut by_scope: Vec<Vec<String>> = vec![Vec::new(); scopes];
-    for (group, set) in group_scopes {
-        for scope in set.iter() {
-            by_scope[scope].push(group.clone());
-        }
-    }
-    by_scope
-        .into_iter()
-        .map(|mut groups| {
-            groups.sort();
-            groups.into_boxed_slice()
-        })
-        .collect()
-}
-
-fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }

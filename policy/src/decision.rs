@@ -188,11 +188,19 @@ impl Policy {
     }
 
     /// The server whose path `path` lies under: the longest prefix, on a segment boundary.
+    /// Looked up by the path's own prefixes, longest first, so the cost does not grow with
+    /// the registry.
     fn server_for(&self, path: &str) -> Option<ServerId> {
-        self.routes.iter().copied().find(|&id| {
-            path.strip_prefix(self.servers[id].path_prefix.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        let mut candidate = path;
+        loop {
+            if let Some(&id) = self.server_by_prefix.get(candidate) {
+                return Some(id);
+            }
+            candidate = &candidate[..candidate.rfind('/')?];
+            if candidate.is_empty() {
+                return None;
+            }
+        }
     }
 
     /// The credential must have been issued for this server (RFC 8707 audience).
@@ -205,8 +213,7 @@ impl Policy {
     }
 
     fn holds_any_grant(&self, identity: &Identity, server: ServerId) -> bool {
-        self.server_grants[server]
-            .iter()
+        self.grants_on(server)
             .any(|g| identity.scopes.contains(g.scope))
     }
 
@@ -221,7 +228,7 @@ impl Policy {
     ) -> Deny {
         let mut allowing = IdSet::empty(self.scope_names.len());
         let mut allowing_scopes: Vec<String> = Vec::new();
-        for grant in &self.server_grants[server] {
+        for grant in self.grants_on(server) {
             let fits = match method {
                 None => true,
                 Some(m) => {
@@ -231,14 +238,16 @@ impl Policy {
             };
             if fits && !allowing.contains(grant.scope) {
                 allowing.insert(grant.scope);
-                allowing_scopes.push(self.scope_names[grant.scope].clone());
+                allowing_scopes.push(self.scope_names[grant.scope].to_string());
             }
         }
+        // By name: the same whatever order the grants were compiled or changed in.
+        allowing_scopes.sort();
         // Through the inverse index: a refusal costs what the allowing scopes' mappings hold, not
         // a walk over every mapping.
         let mut allowing_groups: Vec<String> = allowing
             .iter()
-            .flat_map(|scope| self.scope_groups[scope].iter().cloned())
+            .flat_map(|scope| self.scope_groups[scope].iter().map(ToString::to_string))
             .collect();
         allowing_groups.sort();
         allowing_groups.dedup();
@@ -261,12 +270,12 @@ impl Policy {
         resource: &str,
         groups: &[S],
     ) -> Option<Result<(), Vec<String>>> {
-        let server = self.servers.iter().position(|s| s.resource == resource)?;
-        let scopes = self.scopes_for_groups(groups);
-        if self.server_grants[server]
+        let server = self
+            .servers
             .iter()
-            .any(|g| scopes.contains(g.scope))
-        {
+            .position(|s| !s.is_vacant() && s.resource == resource)?;
+        let scopes = self.scopes_for_groups(groups);
+        if self.grants_on(server).any(|g| scopes.contains(g.scope)) {
             return Some(Ok(()));
         }
         Some(Err(self
@@ -304,7 +313,7 @@ impl Policy {
             return Ok(());
         }
         let mut method_granted = false;
-        for grant in &self.server_grants[server] {
+        for grant in self.grants_on(server) {
             if !identity.scopes.contains(grant.scope) || !grant.methods.matches(method) {
                 continue;
             }

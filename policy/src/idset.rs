@@ -17,10 +17,15 @@ impl IdSet {
         set
     }
 
+    /// Adds `index`, growing the set if it lies beyond the capacity (never dropped silently).
     pub fn insert(&mut self, index: usize) {
-        if let Some(word) = self.0.get_mut(index / 64) {
-            *word |= 1 << (index % 64);
+        let word = index / 64;
+        if word >= self.0.len() {
+            let mut grown = self.0.to_vec();
+            grown.resize(word + 1, 0);
+            self.0 = grown.into_boxed_slice();
         }
+        self.0[word] |= 1 << (index % 64);
     }
 
     pub fn contains(&self, index: usize) -> bool {
@@ -30,6 +35,11 @@ impl IdSet {
     }
 
     pub fn union_with(&mut self, other: &IdSet) {
+        if other.0.len() > self.0.len() {
+            let mut grown = self.0.to_vec();
+            grown.resize(other.0.len(), 0);
+            self.0 = grown.into_boxed_slice();
+        }
         for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
             *a |= *b;
         }

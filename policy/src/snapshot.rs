@@ -33,6 +33,132 @@ pub struct Snapshot {
     pub settings: SettingsSpec,
 }
 
+/// A change to a snapshot: what was added, replaced or removed since the snapshot whose ETag
+/// is `base`, giving the one whose ETag is `etag`. Applied with [`crate::Policy::apply`], which
+/// validates it as a whole snapshot is validated. Servers and scopes are keyed by `name`,
+/// mappings by `group`: an entry listed replaces the entry of that key (or adds it), a key in a
+/// `removed_*` list is taken out. `issuers`, `api_keys` and `settings`, small, are replaced as
+/// a whole when present.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotDelta {
+    /// Format marker; must be `1`.
+    pub format: u32,
+    /// ETag of the snapshot this applies to.
+    pub base: String,
+    /// ETag of the snapshot it gives.
+    pub etag: String,
+    /// Version of the snapshot it gives.
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuers: Option<Vec<IssuerSpec>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_servers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<ScopeSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_mappings: Vec<GroupMappingSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_group_mappings: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<Vec<ApiKeySpec>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsSpec>,
+}
+
+impl SnapshotDelta {
+    /// Whether it changes nothing (only labels a new version).
+    pub fn is_empty(&self) -> bool {
+        self.issuers.is_none()
+            && self.servers.is_empty()
+            && self.removed_servers.is_empty()
+            && self.scopes.is_empty()
+            && self.removed_scopes.is_empty()
+            && self.group_mappings.is_empty()
+            && self.removed_group_mappings.is_empty()
+            && self.api_keys.is_none()
+            && self.settings.is_none()
+    }
+
+    /// What turns `old` into `new` (entries compared by key; `base`, `etag` and `version` are
+    /// the caller's to set). A group listed in several mappings is compared as the union of
+    /// their scopes, which is what it is granted.
+    pub fn between(old: &Snapshot, new: &Snapshot) -> SnapshotDelta {
+        let (servers, removed_servers) = keyed_changes(&old.servers, &new.servers, |s| &s.name);
+        let (scopes, removed_scopes) = keyed_changes(&old.scopes, &new.scopes, |s| &s.name);
+        let (old_mappings, new_mappings) = (
+            merged_mappings(&old.group_mappings),
+            merged_mappings(&new.group_mappings),
+        );
+        let (group_mappings, removed_group_mappings) =
+            keyed_changes(&old_mappings, &new_mappings, |m| &m.group);
+        SnapshotDelta {
+            format: 1,
+            base: String::new(),
+            etag: String::new(),
+            version: new.version,
+            issuers: (old.issuers != new.issuers).then(|| new.issuers.clone()),
+            servers,
+            removed_servers,
+            scopes,
+            removed_scopes,
+            group_mappings,
+            removed_group_mappings,
+            api_keys: (old.api_keys != new.api_keys).then(|| new.api_keys.clone()),
+            settings: (old.settings != new.settings).then(|| new.settings.clone()),
+        }
+    }
+}
+
+/// Entries of `new` that are not in `old` as they are, and keys of `old` missing from `new`.
+fn keyed_changes<T: Clone + PartialEq>(
+    old: &[T],
+    new: &[T],
+    key: impl Fn(&T) -> &String,
+) -> (Vec<T>, Vec<String>) {
+    let old_by_key: std::collections::HashMap<&String, &T> =
+        old.iter().map(|e| (key(e), e)).collect();
+    let new_keys: std::collections::HashSet<&String> = new.iter().map(&key).collect();
+    let changed = new
+        .iter()
+        .filter(|e| old_by_key.get(key(e)) != Some(e))
+        .cloned()
+        .collect();
+    let removed = old
+        .iter()
+        .map(&key)
+        .filter(|k| !new_keys.contains(k))
+        .cloned()
+        .collect();
+    (changed, removed)
+}
+
+/// One mapping per group, its scopes the sorted union of every mapping of that group.
+fn merged_mappings(mappings: &[GroupMappingSpec]) -> Vec<GroupMappingSpec> {
+    let mut by_group: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for m in mappings {
+        by_group
+            .entry(&m.group)
+            .or_default()
+            .extend(m.scopes.iter().cloned());
+    }
+    by_group
+        .into_iter()
+        .map(|(group, mut scopes)| {
+            scopes.sort();
+            scopes.dedup();
+            GroupMappingSpec {
+                group: group.to_owned(),
+                scopes,
+            }
+        })
+        .collect()
+}
+
 /// A token issuer the filter trusts, with the keys to check its signatures.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

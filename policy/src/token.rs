@@ -392,7 +392,7 @@ impl Policy {
         let mut servers = IdSet::empty(self.servers.len());
         if issuer.audience_is_resource {
             for (id, server) in self.servers.iter().enumerate() {
-                if audiences.contains(&server.resource.as_str()) {
+                if !server.is_vacant() && audiences.contains(&server.resource.as_str()) {
                     servers.insert(id);
                 }
             }
@@ -411,7 +411,7 @@ impl Policy {
         }
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let mut found = None;
-        for candidate in &self.api_keys {
+        for candidate in self.api_keys.iter() {
             let difference = candidate
                 .sha256
                 .iter()
