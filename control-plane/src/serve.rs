@@ -59,7 +59,7 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
         let (publisher, db) = (state.publisher.clone(), db.clone());
         state.idp_keys.clone().spawn(move || {
             let (publisher, db) = (publisher.clone(), db.clone());
-            tokio::spawn(async move { publisher.changed(&db).await });
+            tokio::spawn(async move { publisher.issuers_changed(&db).await });
         });
     }
     if let Some(server) = state.authorization_server.clone() {
@@ -80,7 +80,7 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
         tokio::spawn(async move {
             loop {
                 server.revocations().notified().await;
-                publisher.changed(&db).await;
+                publisher.issuers_changed(&db).await;
             }
         });
     }
@@ -94,7 +94,7 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
             loop {
                 every.tick().await;
                 match server.keys().tick().await {
-                    Ok(true) => publisher.changed(&db).await,
+                    Ok(true) => publisher.issuers_changed(&db).await,
                     Ok(false) => {}
                     Err(e) => tracing::error!(error = %e, "rotating the signing keys"),
                 }
@@ -113,7 +113,7 @@ pub async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<()>
                 // Expired revoked tokens leave the list (and the next snapshot).
                 match db.prune_revoked_tokens(crate::storage::now()).await {
                     Ok(0) => {}
-                    Ok(_) => publisher.changed(&db).await,
+                    Ok(_) => publisher.issuers_changed(&db).await,
                     Err(e) => tracing::error!(error = %e, "pruning revoked tokens"),
                 }
             }
@@ -200,10 +200,16 @@ async fn xds_inputs(
     };
     let (tx, rx) = tokio::sync::watch::channel(inputs(&first));
     tokio::spawn(async move {
+        // Only a snapshot whose servers changed is new to xDS: a mapping or scope change
+        // leaves 10,000 clusters and routes alone.
+        let mut servers = first.servers.clone();
         while snapshots.changed().await.is_ok() {
             let current = snapshots.borrow_and_update().clone();
             if let Some(p) = current {
-                tx.send_replace(inputs(&p));
+                if !Arc::ptr_eq(&p.servers, &servers) {
+                    servers = p.servers.clone();
+                    tx.send_replace(inputs(&p));
+                }
             }
         }
     });

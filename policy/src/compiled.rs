@@ -250,4 +250,35 @@ impl SnapshotDelta {
     pub fn from_json(bytes: &[u8]) -> Result<SnapshotDelta, SnapshotError> {
         parse_json(bytes)
     }
+
+    /// Parses deltas written one per line ([`crate::snapshot::DELTAS_MEDIA_TYPE`]), checking
+    /// that each one's `base` is the `etag` of the one before. Empty lines are skipped.
+    pub fn parse_lines(bytes: &[u8]) -> Result<Vec<SnapshotDelta>, SnapshotError> {
+        let mut deltas: Vec<SnapshotDelta> = Vec::new();
+        for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let delta = parse_json::<SnapshotDelta>(line).map_err(|e| match e {
+                SnapshotError::Json { path, message } => SnapshotError::Json {
+                    path: format!("line {}: {path}", n + 1),
+                    message,
+                },
+                other => other,
+            })?;
+            if let Some(previous) = deltas.last() {
+                if delta.base != previous.etag {
+                    return Err(invalid(
+                        format!("line {}: base", n + 1),
+                        format!(
+                            "{:?} does not follow {:?}, the delta before",
+                            delta.base, previous.etag
+                        ),
+                    ));
+                }
+            }
+            deltas.push(delta);
+        }
+        Ok(deltas)
+    }
 }

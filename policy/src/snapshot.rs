@@ -33,6 +33,10 @@ pub struct Snapshot {
     pub settings: SettingsSpec,
 }
 
+/// Media type of a `GET /v1/policy` answer made of deltas: [`SnapshotDelta`]s, one JSON object
+/// per line, oldest first, each one's `base` the `etag` of the one before.
+pub const DELTAS_MEDIA_TYPE: &str = "application/x-ndjson";
+
 /// A change to a snapshot: what was added, replaced or removed since the snapshot whose ETag
 /// is `base`, giving the one whose ETag is `etag`. Applied with [`crate::Policy::apply`], which
 /// validates it as a whole snapshot is validated. Servers and scopes are keyed by `name`,

@@ -241,7 +241,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Middleware: a successful write to the registry API (`POST`/`PUT`/`PATCH`/`DELETE` under
-/// `/api/`) asks for a new snapshot, here and on every other replica.
+/// `/api/`) asks for a new snapshot, here and on every other replica. A write that recorded
+/// what it changed (servers, scopes, mappings, keys) is rebuilt from that alone; any other
+/// (users, clients) makes the rebuild read everything, so nothing a write changed is missed.
 async fn after_write(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
@@ -251,9 +253,14 @@ async fn after_write(
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     ) && request.uri().path().starts_with("/api/");
+    let recorded_before = state.db.change_generation();
     let response = next.run(request).await;
     if writes && response.status().is_success() {
-        state.publisher.changed(&state.db).await;
+        if state.db.change_generation() == recorded_before {
+            state.publisher.changed(&state.db).await;
+        } else {
+            state.publisher.notify(&state.db).await;
+        }
     }
     response
 }

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
 use crate::registry::{GroupMapping, Scope};
-use crate::storage::{json_list, now, Db};
+use crate::storage::{json_list, now, Changed, Db};
 
 fn scope_from_row(row: &AnyRow) -> Result<Scope, sqlx::Error> {
     Ok(Scope {
@@ -67,6 +67,7 @@ impl Db {
         .bind(stored.updated_at)
         .execute(self.pool())
         .await?;
+        self.record_change(Changed::Scope(stored.name.clone()));
         Ok((stored, !existed))
     }
 
@@ -90,6 +91,9 @@ impl Db {
             .bind(name)
             .execute(self.pool())
             .await?;
+        if done.rows_affected() > 0 {
+            self.record_change(Changed::Scope(name.to_owned()));
+        }
         Ok(done.rows_affected() > 0)
     }
 
@@ -136,6 +140,7 @@ impl Db {
         .bind(stored.updated_at)
         .execute(self.pool())
         .await?;
+        self.record_change(Changed::GroupMapping(stored.group.clone()));
         Ok((stored, !existed))
     }
 
@@ -144,6 +149,9 @@ impl Db {
             .bind(group)
             .execute(self.pool())
             .await?;
+        if done.rows_affected() > 0 {
+            self.record_change(Changed::GroupMapping(group.to_owned()));
+        }
         Ok(done.rows_affected() > 0)
     }
 

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
 use crate::registry::ApiKey;
-use crate::storage::{json_list, Db};
+use crate::storage::{json_list, Changed, Db};
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
     Ok(ApiKey {
@@ -42,6 +42,7 @@ impl Db {
         .bind(key.created_at)
         .execute(self.pool())
         .await?;
+        self.record_change(Changed::ApiKeys);
         Ok(())
     }
 
@@ -51,6 +52,9 @@ impl Db {
             .bind(name)
             .execute(self.pool())
             .await?;
+        if done.rows_affected() > 0 {
+            self.record_change(Changed::ApiKeys);
+        }
         Ok(done.rows_affected() > 0)
     }
 }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use self::resource_url::{auto_append_mcp_path, mcp_url, ServerEntry};
 
 pub use snapshot::{
-    compile_snapshot, issuer_spec, RegistryContents, SnapshotKeys, SnapshotSettings,
+    api_key_specs, compile_snapshot, issuer_spec, issuer_specs, mapping_spec, scope_spec,
+    server_spec, settings_spec, RegistryContents, SnapshotKeys, SnapshotSettings,
 };
 
 /// Every writable field of a server (what register and PUT carry).

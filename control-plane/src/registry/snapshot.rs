@@ -74,7 +74,8 @@ impl RegistryContents {
 }
 
 /// Compiles the registry into a policy snapshot (`format: 1`) with the given version and
-/// signing keys ([`SnapshotKeys`]); an issuer without keys is left out.
+/// signing keys ([`SnapshotKeys`]); an issuer without keys is left out. The same entries, one
+/// at a time, are what `sync` recompiles after a change (`server_spec`, `scope_spec`, …).
 ///
 /// Grants naming a server that is no longer registered, and mappings naming a scope that no
 /// longer exists, are left out (the API refuses to create them; they appear when a server or a
@@ -85,74 +86,112 @@ pub fn compile_snapshot(
     keys: SnapshotKeys,
     version: u64,
 ) -> Snapshot {
-    let public_url = settings.public_url.as_str();
-    let (servers, scopes, mappings) = (&contents.servers, &contents.scopes, &contents.mappings);
     // Sets: every grant and every mapped scope is looked up here (100k grants over 10k servers
     // made a list scan the slowest step of a rebuild).
-    let server_names: HashSet<&str> = servers.iter().map(|s| s.name.as_str()).collect();
-    let server_specs = servers
-        .iter()
-        .map(|s| ServerSpec {
-            name: s.name.clone(),
-            path_prefix: s.path.clone(),
-            resource: s.mcp_url(public_url),
-            resource_metadata: s.resource_metadata_url(public_url),
-            scopes_supported: settings.advertised_scopes.clone(),
-        })
-        .collect();
-
-    let scope_names: HashSet<&str> = scopes.iter().map(|s| s.name.as_str()).collect();
-    let known_scopes = |names: &[String]| -> Vec<String> {
-        names
+    let server_names: HashSet<&str> = contents.servers.iter().map(|s| s.name.as_str()).collect();
+    let scope_names: HashSet<&str> = contents.scopes.iter().map(|s| s.name.as_str()).collect();
+    let server_known = |name: &str| server_names.contains(name);
+    let scope_known = |name: &str| scope_names.contains(name);
+    Snapshot {
+        format: 1,
+        version,
+        issuers: issuer_specs(settings, keys),
+        servers: contents
+            .servers
             .iter()
-            .filter(|s| scope_names.contains(s.as_str()))
-            .cloned()
-            .collect()
-    };
-    let scope_specs = scopes
-        .iter()
-        .map(|scope| ScopeSpec {
-            name: scope.name.clone(),
-            grants: scope
-                .grants
-                .iter()
-                .filter(|g| {
-                    let known = g.server == "*" || server_names.contains(g.server.as_str());
-                    if !known {
-                        tracing::warn!(scope = %scope.name, server = %g.server, "grant names an unregistered server; left out of the snapshot");
-                    }
-                    known
-                })
-                .map(|g| GrantSpec {
-                    server: g.server.clone(),
-                    methods: g.methods.clone(),
-                    tools: g.tools.clone(),
-                })
-                .collect(),
-        })
-        .collect();
+            .map(|s| server_spec(s, settings))
+            .collect(),
+        group_mappings: contents
+            .mappings
+            .iter()
+            .map(|m| mapping_spec(m, scope_known))
+            .collect(),
+        scopes: contents
+            .scopes
+            .iter()
+            .map(|s| scope_spec(s, server_known))
+            .collect(),
+        api_keys: api_key_specs(&contents.api_keys, scope_known),
+        settings: settings_spec(settings),
+    }
+}
 
-    let mapping_specs = mappings
-        .iter()
-        .map(|m| GroupMappingSpec {
-            group: m.group.clone(),
-            scopes: known_scopes(&m.scopes),
-        })
-        .collect();
+/// A server as the filters see it: its prefix, RFC 8707 resource and metadata URLs.
+pub fn server_spec(server: &Server, settings: &SnapshotSettings) -> ServerSpec {
+    let public_url = settings.public_url.as_str();
+    ServerSpec {
+        name: server.name.clone(),
+        path_prefix: server.path.clone(),
+        resource: server.mcp_url(public_url),
+        resource_metadata: server.resource_metadata_url(public_url),
+        scopes_supported: settings.advertised_scopes.clone(),
+    }
+}
 
-    let api_key_specs = contents
-        .api_keys
-        .iter()
+/// A scope with its grants, less those naming a server `server_known` does not know.
+pub fn scope_spec(scope: &Scope, server_known: impl Fn(&str) -> bool) -> ScopeSpec {
+    ScopeSpec {
+        name: scope.name.clone(),
+        grants: scope
+            .grants
+            .iter()
+            .filter(|g| {
+                let known = g.server == "*" || server_known(&g.server);
+                if !known {
+                    tracing::warn!(scope = %scope.name, server = %g.server, "grant names an unregistered server; left out of the snapshot");
+                }
+                known
+            })
+            .map(|g| GrantSpec {
+                server: g.server.clone(),
+                methods: g.methods.clone(),
+                tools: g.tools.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A group mapping, less the scopes `scope_known` does not know.
+pub fn mapping_spec(
+    mapping: &GroupMapping,
+    scope_known: impl Fn(&str) -> bool,
+) -> GroupMappingSpec {
+    GroupMappingSpec {
+        group: mapping.group.clone(),
+        scopes: known(&mapping.scopes, scope_known),
+    }
+}
+
+/// The API keys (their hashes), each less the scopes `scope_known` does not know.
+pub fn api_key_specs(keys: &[ApiKey], scope_known: impl Fn(&str) -> bool) -> Vec<ApiKeySpec> {
+    keys.iter()
         .map(|k| ApiKeySpec {
-            scopes: known_scopes(&k.scopes),
+            scopes: known(&k.scopes, &scope_known),
             name: k.name.clone(),
             sha256: k.sha256.clone(),
             subject: k.subject.clone(),
             groups: k.groups.clone(),
             expires_at: k.expires_at.map(|t| t.max(0) as u64),
         })
-        .collect();
+        .collect()
+}
 
+fn known(names: &[String], is_known: impl Fn(&str) -> bool) -> Vec<String> {
+    names.iter().filter(|s| is_known(s)).cloned().collect()
+}
+
+/// The filter settings the control plane's mode implies.
+pub fn settings_spec(settings: &SnapshotSettings) -> SettingsSpec {
+    SettingsSpec {
+        step_up_scopes: settings.step_up_scopes,
+        authorization_server: settings.authorization_server,
+        ..SettingsSpec::default()
+    }
+}
+
+/// The token issuers the filters trust, with `keys`.
+pub fn issuer_specs(settings: &SnapshotSettings, keys: SnapshotKeys) -> Vec<IssuerSpec> {
+    let public_url = settings.public_url.as_str();
     let mut issuers = Vec::new();
     if let (true, Some(jwks)) = (settings.authorization_server, keys.broker) {
         // Our own tokens: ES256, audience = the server's resource URL, groups as issued.
@@ -186,21 +225,7 @@ pub fn compile_snapshot(
             ..issuer_spec(idp, jwks)
         });
     }
-
-    Snapshot {
-        format: 1,
-        version,
-        issuers,
-        servers: server_specs,
-        group_mappings: mapping_specs,
-        scopes: scope_specs,
-        api_keys: api_key_specs,
-        settings: SettingsSpec {
-            step_up_scopes: settings.step_up_scopes,
-            authorization_server: settings.authorization_server,
-            ..SettingsSpec::default()
-        },
-    }
+    issuers
 }
 
 /// The IdP as a snapshot issuer with these keys: no audiences (the caller sets those: the MCP

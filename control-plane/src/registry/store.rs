@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
 use crate::registry::{Server, ServerFields};
-use crate::storage::{json_list, now, Db};
+use crate::storage::{json_list, now, Changed, Db};
 
 const COLUMNS: &str = "path, name, description, proxy_pass_url, tags, oauth_client_id, \
     append_mcp_path, mcp_endpoint, license, num_tools, created_at, updated_at";
@@ -94,6 +94,7 @@ impl Db {
         .bind(server.updated_at)
         .execute(self.pool())
         .await?;
+        self.record_change(Changed::Server(server.path.clone()));
         Ok(server)
     }
 
@@ -121,6 +122,9 @@ impl Db {
         .bind(ts)
         .fetch_optional(self.pool())
         .await?;
+        if row.is_some() {
+            self.record_change(Changed::Server(fields.path.clone()));
+        }
         row.as_ref().map(from_row).transpose()
     }
 
@@ -130,6 +134,9 @@ impl Db {
             .bind(path)
             .execute(self.pool())
             .await?;
+        if done.rows_affected() > 0 {
+            self.record_change(Changed::Server(path.to_owned()));
+        }
         Ok(done.rows_affected() > 0)
     }
 }

@@ -9,6 +9,9 @@
 //! (`registry` its servers, scopes, mappings and keys; `sync` the snapshot versions; `audit`
 //! the trail; `idp::keys` the IdP's keys), as `impl Db` blocks or functions over [`Db::pool`].
 
+mod changes;
+
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -16,6 +19,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::AnyPool;
 
 use crate::config::{is_postgres_url, Config};
+
+pub use changes::{ChangeSet, Changed};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -30,6 +35,8 @@ pub enum DbKind {
 pub struct Db {
     pool: AnyPool,
     kind: DbKind,
+    /// Snapshot inputs written through this handle (and its clones) since the last rebuild.
+    recorded: Arc<Mutex<changes::Recorded>>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -102,7 +109,54 @@ impl Db {
             .run(&pool)
             .await
             .context("running database migrations")?;
-        Ok(Db { pool, kind })
+        Ok(Db {
+            pool,
+            kind,
+            recorded: Arc::default(),
+        })
+    }
+
+    /// Notes that a snapshot input changed (called by the write, after it succeeded).
+    pub(crate) fn record_change(&self, change: Changed) {
+        let mut recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
+        recorded.generation += 1;
+        recorded.changes.add(change);
+    }
+
+    /// Notes that something changed and nothing more precise is known: the next rebuild
+    /// reads everything.
+    pub(crate) fn record_unknown_change(&self) {
+        let mut recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
+        recorded.generation += 1;
+        recorded.changes.everything = true;
+    }
+
+    /// How many changes were recorded so far (to tell whether a request recorded any).
+    pub(crate) fn change_generation(&self) -> u64 {
+        self.recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+    }
+
+    /// The changes recorded since the last call, emptied.
+    pub(crate) fn take_changes(&self) -> ChangeSet {
+        std::mem::take(
+            &mut self
+                .recorded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .changes,
+        )
+    }
+
+    /// Puts changes back (a rebuild that failed to read them); merged with newer ones.
+    pub(crate) fn restore_changes(&self, changes: ChangeSet) {
+        self.recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .changes
+            .merge(changes);
     }
 
     /// The pool, for the domains' own SQL.

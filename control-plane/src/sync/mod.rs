@@ -1,15 +1,23 @@
 //! Versioned policy snapshots for the filters.
 //!
-//! The registry is compiled into policy snapshot v1 after every change, validated with the same
-//! `policy` crate the filters run, and published on a watch channel that `GET /v1/policy`
-//! long-polls and the xDS server follows. Versions come from the database (`policy_versions`):
-//! the same content keeps its version (no churn), new content gets the next number, and every
-//! replica on one database agrees on both.
+//! The registry is compiled into policy snapshot v1, validated with the same `policy` crate the
+//! filters run, and published on a watch channel that `GET /v1/policy` long-polls and the xDS
+//! server follows. Versions come from the database (`policy_versions`): the same content keeps
+//! its version (no churn), new content gets the next number, and every replica on one database
+//! agrees on both.
+//!
+//! A change costs what it changed: the writes record what they changed
+//! ([`crate::storage::ChangeSet`]), the rebuild re-reads only that ([`model`]), the result is a
+//! [`SnapshotDelta`] that the policy applies in place and filters that are up to date receive
+//! instead of the whole snapshot (the last [`MAX_DELTAS`] are kept). The whole snapshot is
+//! written only when a filter asks for it.
 //!
 //! A rebuild happens when the API changed something here, when another replica announced a change
 //! (PostgreSQL `LISTEN portcullis_changes`), when the IdP's keys changed, and every
-//! [`SAFETY_NET`] in case a notification was lost.
+//! [`SAFETY_NET`] in case a notification was lost (those read everything and compare).
 
+mod model;
+mod spec;
 #[cfg(test)]
 mod tests;
 mod versions;
@@ -19,28 +27,38 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use policy::keys::Jwks;
-use policy::snapshot::Snapshot;
-use sha2::{Digest as _, Sha256};
+use policy::snapshot::SnapshotDelta;
 use tokio::sync::{watch, Notify};
 
 use crate::idp::keys::IdpKeys;
-use crate::registry::{self, RegistryContents, Server, SnapshotKeys, SnapshotSettings};
-use crate::storage::Db;
+use crate::registry::{Server, SnapshotKeys, SnapshotSettings};
+use crate::storage::{ChangeSet, Db};
+use model::Model;
+use spec::SpecState;
 pub use versions::CHANGES_CHANNEL;
 
 /// Rebuild at least this often even without a notification.
 pub const SAFETY_NET: Duration = Duration::from_secs(30);
+/// Deltas kept for filters that are behind; one further behind gets the whole snapshot.
+pub const MAX_DELTAS: usize = 64;
+/// And at most this many bytes of them.
+const MAX_DELTA_BYTES: usize = 4 << 20;
 
 /// One compiled, validated snapshot as served.
 pub struct Published {
     pub version: u64,
-    /// Lowercase hex SHA-256 of the content without its version.
+    /// Lowercase hex content hash (without the version), see `spec.rs`.
     pub hash: String,
     /// Quoted entity tag: `"<version>-<first 16 hex of hash>"`.
     pub etag: String,
-    /// The snapshot JSON.
-    pub body: Bytes,
-    /// The registry it was compiled from (routes for xDS).
+    /// The content, for the whole snapshot when a filter needs it.
+    spec: SpecState,
+    /// The whole snapshot JSON, written on first need.
+    body: tokio::sync::OnceCell<Bytes>,
+    /// The deltas that led here, oldest first: each one's base ETag and its JSON line.
+    deltas: Arc<[(String, Bytes)]>,
+    /// The registry it was compiled from (routes for xDS); the same `Arc` until a server
+    /// changes.
     pub servers: Arc<[Server]>,
     /// The snapshot compiled by the `policy` crate, as every filter will.
     pub policy: Arc<policy::Policy>,
@@ -50,20 +68,21 @@ pub struct Published {
     pub timings: CompileTimings,
 }
 
-/// Where the time of one [`compile`] went (logged with every published snapshot; a handful of
+/// Where the time of one rebuild went (logged with every published snapshot; a handful of
 /// clock reads per rebuild).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CompileTimings {
-    /// Reading the registry and the IdP's keys from storage.
+    /// Reading what changed from storage (everything, when the change is not known).
     pub read: Duration,
-    /// `registry::compile_snapshot`: the registry as the `policy` crate's snapshot types.
+    /// Compiling the changed entries (or all of them) and comparing them with the last.
     pub compile: Duration,
-    /// Writing the snapshot as JSON (once, with version 0), hashing it, and putting the
-    /// version into the bytes.
+    /// The content hash, and the delta written as JSON (or the whole snapshot, when there is
+    /// no previous one to apply it to).
     pub serialize_hash: Duration,
     /// Assigning the version (`policy_versions`).
     pub version: Duration,
-    /// `policy::Policy::from_json` on the served bytes.
+    /// Validating: the delta applied to the last policy (or `Policy::from_json` on the whole
+    /// snapshot).
     pub validate: Duration,
 }
 
@@ -78,8 +97,40 @@ impl std::fmt::Debug for Published {
         f.debug_struct("Published")
             .field("version", &self.version)
             .field("etag", &self.etag)
-            .field("bytes", &self.body.len())
+            .field("deltas", &self.deltas.len())
             .finish_non_exhaustive()
+    }
+}
+
+impl Published {
+    /// The whole snapshot JSON (written once, off the async threads, on first need).
+    pub async fn body(&self) -> Result<Bytes, PublishError> {
+        self.body
+            .get_or_try_init(|| async {
+                let (spec, version) = (self.spec.clone(), self.version);
+                tokio::task::spawn_blocking(move || spec.to_json(version))
+                    .await
+                    .map_err(|e| PublishError::Compile(e.into()))?
+                    .map(Bytes::from)
+                    .map_err(|e| PublishError::Compile(e.into()))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The deltas from the snapshot tagged `etag` (without its quotes) to this one, one JSON
+    /// object per line, if they are still kept.
+    pub fn deltas_since(&self, etag: &str) -> Option<Bytes> {
+        let start = self
+            .deltas
+            .iter()
+            .position(|(base, _)| base.trim_matches('"') == etag)?;
+        let lines = &self.deltas[start..];
+        let mut body = Vec::with_capacity(lines.iter().map(|(_, l)| l.len()).sum());
+        for (_, line) in lines {
+            body.extend_from_slice(line);
+        }
+        Some(Bytes::from(body))
     }
 }
 
@@ -118,6 +169,9 @@ pub struct Publisher {
 
 struct Inner {
     sources: Sources,
+    /// The registry as the current snapshot was compiled from it; `None` before the first
+    /// rebuild and after a delta failed to validate (the next rebuild reads everything).
+    model: tokio::sync::Mutex<Option<Model>>,
     on_publish: OnPublish,
     tx: watch::Sender<Option<Arc<Published>>>,
     wake: Notify,
@@ -130,6 +184,7 @@ impl Publisher {
         Publisher {
             inner: Arc::new(Inner {
                 sources,
+                model: tokio::sync::Mutex::new(None),
                 on_publish,
                 tx: watch::Sender::new(None),
                 wake: Notify::new(),
@@ -163,13 +218,33 @@ impl Publisher {
         let _ = rx.wait_for(|closing| *closing).await;
     }
 
-    /// Asks this replica's rebuild task for a new snapshot.
+    /// Asks this replica's rebuild task for a new snapshot of what was recorded.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
     }
 
-    /// Something in the database changed: rebuild here and tell the other replicas.
+    /// Another replica changed something (or might have): read everything here.
+    fn changed_elsewhere(&self) {
+        self.inner.sources.db.record_unknown_change();
+        self.wake();
+    }
+
+    /// Something in the database changed and what is not known: the next rebuild reads
+    /// everything, here and on every other replica.
     pub async fn changed(&self, db: &Db) {
+        db.record_unknown_change();
+        self.notify(db).await;
+    }
+
+    /// The signing keys or the revoked tokens changed: the issuers are read again.
+    pub async fn issuers_changed(&self, db: &Db) {
+        db.record_change(crate::storage::Changed::Issuers);
+        self.notify(db).await;
+    }
+
+    /// The writes recorded what they changed (see `storage::ChangeSet`): rebuild that here, and
+    /// tell the other replicas.
+    pub async fn notify(&self, db: &Db) {
         self.wake();
         if let Err(e) = db.notify_change().await {
             // The other replicas still pick it up within SAFETY_NET.
@@ -177,37 +252,42 @@ impl Publisher {
         }
     }
 
-    /// Compiles, versions, validates and publishes the registry now. Publishing the same
+    /// Compiles, versions, validates and publishes what changed now. Publishing the same
     /// content again changes nothing.
     pub async fn rebuild(&self) -> Result<Arc<Published>, PublishError> {
-        let published = Arc::new(compile(&self.inner.sources).await?);
-        let unchanged = self
-            .inner
-            .tx
-            .borrow()
-            .as_ref()
-            .is_some_and(|p| p.etag == published.etag);
-        if unchanged {
-            if let Some(current) = self.current() {
-                return Ok(current);
+        let mut model = self.inner.model.lock().await;
+        let sources = &self.inner.sources;
+        let changes = sources.db.take_changes();
+        let current = self.current();
+        match rebuild(sources, &mut model, current.as_deref(), &changes).await {
+            Ok(None) => Ok(current
+                .ok_or_else(|| PublishError::Compile(anyhow::anyhow!("nothing published yet")))?),
+            Ok(Some(published)) => {
+                let published = Arc::new(published);
+                let t = &published.timings;
+                tracing::info!(
+                    version = published.version,
+                    servers = published.spec.server_count(),
+                    deltas = published.deltas.len(),
+                    delta_bytes = published.deltas.last().map_or(0, |(_, l)| l.len()),
+                    total_us = micros(t.total()),
+                    read_us = micros(t.read),
+                    compile_us = micros(t.compile),
+                    serialize_hash_us = micros(t.serialize_hash),
+                    version_us = micros(t.version),
+                    validate_us = micros(t.validate),
+                    "policy snapshot published"
+                );
+                (self.inner.on_publish)(&published);
+                self.inner.tx.send_replace(Some(published.clone()));
+                Ok(published)
+            }
+            Err(e) => {
+                // Read again next time: what failed was not applied.
+                sources.db.restore_changes(changes);
+                Err(e)
             }
         }
-        let t = &published.timings;
-        tracing::info!(
-            version = published.version,
-            servers = published.servers.len(),
-            bytes = published.body.len(),
-            total_us = micros(t.total()),
-            read_us = micros(t.read),
-            compile_us = micros(t.compile),
-            serialize_hash_us = micros(t.serialize_hash),
-            version_us = micros(t.version),
-            validate_us = micros(t.validate),
-            "policy snapshot published"
-        );
-        (self.inner.on_publish)(&published);
-        self.inner.tx.send_replace(Some(published.clone()));
-        Ok(published)
     }
 
     /// Runs the rebuild loop (and, on PostgreSQL, the listener for other replicas' changes)
@@ -232,7 +312,7 @@ impl Publisher {
                 }
                 tokio::select! {
                     _ = publisher.inner.wake.notified() => {}
-                    _ = safety_net.tick() => {}
+                    _ = safety_net.tick() => publisher.inner.sources.db.record_unknown_change(),
                 }
             }
         });
@@ -259,12 +339,14 @@ async fn listen_for_changes(url: String, publisher: Publisher) {
             continue;
         }
         backoff = Duration::from_millis(500);
-        publisher.wake();
+        publisher.changed_elsewhere();
         loop {
             match listener.try_recv().await {
-                Ok(Some(_)) => publisher.wake(),
+                // Our own writes were rebuilt from what they recorded already.
+                Ok(Some(n)) if n.payload() == versions::replica_id() => {}
+                Ok(Some(_)) => publisher.changed_elsewhere(),
                 // The connection was lost and is being re-established; changes may be missed.
-                Ok(None) => publisher.wake(),
+                Ok(None) => publisher.changed_elsewhere(),
                 Err(e) => {
                     tracing::warn!(error = %e, "LISTEN connection broken; reconnecting");
                     break;
@@ -274,11 +356,26 @@ async fn listen_for_changes(url: String, publisher: Publisher) {
     }
 }
 
-/// The registry and the IdP's keys, read once.
-async fn read_inputs(sources: &Sources) -> Result<(RegistryContents, SnapshotKeys), PublishError> {
-    let contents = RegistryContents::read(&sources.db)
+/// The snapshot `sources` compile to now, read whole from storage, with `version` (not
+/// published, not validated).
+pub async fn compile_snapshot(
+    sources: &Sources,
+    version: u64,
+) -> Result<policy::snapshot::Snapshot, PublishError> {
+    let contents = crate::registry::RegistryContents::read(&sources.db)
         .await
         .map_err(|e| PublishError::Compile(e.into()))?;
+    let keys = read_keys(sources).await?;
+    Ok(crate::registry::compile_snapshot(
+        &contents,
+        &sources.settings,
+        keys,
+        version,
+    ))
+}
+
+/// The signing keys a snapshot carries, read now.
+async fn read_keys(sources: &Sources) -> Result<SnapshotKeys, PublishError> {
     let idp_jwks = match &sources.settings.idp {
         Some(idp) => sources
             .idp_keys
@@ -303,103 +400,137 @@ async fn read_inputs(sources: &Sources) -> Result<(RegistryContents, SnapshotKey
             .map_err(|e| PublishError::Compile(e.into()))?,
         None => Vec::new(),
     };
-    let keys = SnapshotKeys {
+    Ok(SnapshotKeys {
         idp: idp_jwks,
         broker: sources.broker_keys.as_ref().map(|k| k.jwks()),
         broker_revoked,
-    };
-    Ok((contents, keys))
+    })
 }
 
-/// The snapshot `sources` compile to now, with `version` (not published, not validated).
-pub async fn compile_snapshot(sources: &Sources, version: u64) -> Result<Snapshot, PublishError> {
-    let (contents, keys) = read_inputs(sources).await?;
-    Ok(registry::compile_snapshot(
-        &contents,
-        &sources.settings,
-        keys,
-        version,
-    ))
-}
-
-/// The registry as a snapshot, its version and hash, validated. The snapshot is built as the
-/// `policy` crate's types and written once as served; what is validated is those bytes, read
-/// as every filter reads them.
-async fn compile(sources: &Sources) -> Result<Published, PublishError> {
+/// The next snapshot after `changes`, or `None` when the content is the same as `current`'s.
+/// Recorded changes are re-read alone and published as a delta on `current`; anything else
+/// (the first rebuild, an unknown change, a model dropped after a refused delta) reads
+/// everything, and is still published as a delta when there is a model to compare with.
+async fn rebuild(
+    sources: &Sources,
+    slot: &mut Option<Model>,
+    current: Option<&Published>,
+    changes: &ChangeSet,
+) -> Result<Option<Published>, PublishError> {
     let mut timings = CompileTimings::default();
     let mut clock = Instant::now();
     let mut lap = || {
         let now = Instant::now();
         std::mem::replace(&mut clock, now).elapsed()
     };
-    let (contents, keys) = read_inputs(sources).await?;
-    timings.read = lap();
-    let settings = &sources.settings;
-    let idp_jwks = keys.idp.clone();
-    let mut snapshot = registry::compile_snapshot(&contents, settings, keys, 0);
+    let delta = match (slot.as_mut(), current) {
+        (Some(model), Some(_)) if !changes.everything => {
+            if changes.is_empty() {
+                return Ok(None);
+            }
+            let delta = model.refresh(sources, changes).await?;
+            timings.read = lap();
+            Some(delta)
+        }
+        (previous, _) => {
+            let mut model = Model::read(sources).await?;
+            timings.read = lap();
+            let delta = match (previous, current) {
+                (Some(previous), Some(_)) => {
+                    // The same servers keep their `Arc`: xDS follows a new one.
+                    if previous.server_list == model.server_list {
+                        model.server_list = previous.server_list.clone();
+                    }
+                    Some(model.spec.delta_from(&previous.spec))
+                }
+                _ => None,
+            };
+            *slot = Some(model);
+            delta
+        }
+    };
     timings.compile = lap();
-    // Written once: the hash is of these bytes (version 0), the body is them with the version.
-    let (hash, unversioned) =
-        content_hash(&mut snapshot).map_err(|e| PublishError::Compile(e.into()))?;
+    let Some(model) = slot.as_ref() else {
+        return Err(PublishError::Compile(anyhow::anyhow!("no registry model")));
+    };
+    if delta.as_ref().is_some_and(SnapshotDelta::is_empty) {
+        return Ok(None);
+    }
+    let hash = model.spec.hash();
     timings.serialize_hash = lap();
     let version = sources.db.version_for_hash(&hash).await?;
     timings.version = lap();
-    snapshot.version = version;
-    let body = Bytes::from(
-        with_version(unversioned, &snapshot).map_err(|e| PublishError::Compile(e.into()))?,
-    );
-    timings.serialize_hash += lap();
-    // Validated as every filter will read it: these bytes, by the same crate.
-    let policy = policy::Policy::from_json(&body)?;
-    timings.validate = lap();
-    Ok(Published {
-        version,
-        etag: etag(version, &hash),
-        hash,
-        body,
-        servers: contents.servers,
-        policy: Arc::new(policy),
-        idp_jwks,
-        timings,
-    })
+    let etag = etag(version, &hash);
+    let published = match (delta, current) {
+        (Some(mut delta), Some(current)) => {
+            delta.base = current.etag.clone();
+            delta.etag = etag.clone();
+            delta.version = version;
+            let mut line =
+                serde_json::to_vec(&delta).map_err(|e| PublishError::Compile(e.into()))?;
+            line.push(b'\n');
+            timings.serialize_hash += lap();
+            let policy = match current.policy.apply(&delta) {
+                Ok(policy) => policy,
+                Err(e) => {
+                    // Our own delta does not fit our own policy: start again from storage.
+                    *slot = None;
+                    return Err(PublishError::Invalid(e));
+                }
+            };
+            timings.validate = lap();
+            let mut deltas: Vec<(String, Bytes)> = current.deltas.to_vec();
+            deltas.push((current.etag.clone(), Bytes::from(line)));
+            let mut bytes: usize = deltas.iter().map(|(_, l)| l.len()).sum();
+            while deltas.len() > MAX_DELTAS || (bytes > MAX_DELTA_BYTES && deltas.len() > 1) {
+                bytes -= deltas[0].1.len();
+                deltas.remove(0);
+            }
+            Published {
+                version,
+                hash,
+                etag,
+                spec: model.spec.clone(),
+                body: tokio::sync::OnceCell::new(),
+                deltas: deltas.into(),
+                servers: model.server_list.clone(),
+                policy: Arc::new(policy),
+                idp_jwks: model.idp_jwks.clone(),
+                timings,
+            }
+        }
+        _ => {
+            // The first snapshot: written whole and validated as every filter reads it.
+            let body = Bytes::from(
+                model
+                    .spec
+                    .to_json(version)
+                    .map_err(|e| PublishError::Compile(e.into()))?,
+            );
+            timings.serialize_hash += lap();
+            let policy = policy::Policy::from_json(&body)?;
+            timings.validate = lap();
+            Published {
+                version,
+                hash,
+                etag,
+                spec: model.spec.clone(),
+                body: tokio::sync::OnceCell::new_with(Some(body)),
+                deltas: Arc::from([]),
+                servers: model.server_list.clone(),
+                policy: Arc::new(policy),
+                idp_jwks: model.idp_jwks.clone(),
+                timings,
+            }
+        }
+    };
+    Ok(Some(published))
 }
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// `serde_json::to_vec(snapshot)`, made from the bytes the snapshot was written as with version
-/// 0: `format` and `version` are its first two fields, so only that head differs and the rest is
-/// kept (a second write of a 10,000-server snapshot costs tens of ms). Written again in full
-/// if the bytes do not start as expected.
-fn with_version(unversioned: Vec<u8>, snapshot: &Snapshot) -> Result<Vec<u8>, serde_json::Error> {
-    let head = format!("{{\"format\":{},\"version\":", snapshot.format);
-    let zero = [head.as_bytes(), b"0,"].concat();
-    if !unversioned.starts_with(&zero) {
-        return serde_json::to_vec(snapshot);
-    }
-    let version = snapshot.version.to_string();
-    let mut body = Vec::with_capacity(unversioned.len() + version.len());
-    body.extend_from_slice(head.as_bytes());
-    body.extend_from_slice(version.as_bytes());
-    body.extend_from_slice(&unversioned[zero.len() - 1..]);
-    Ok(body)
-}
-
-/// The snapshot as written with version 0 in place of its own (restored after), and the
-/// SHA-256 of those bytes: the same content hashes the same whatever version it was given.
-pub fn content_hash(snapshot: &mut Snapshot) -> Result<(String, Vec<u8>), serde_json::Error> {
-    let version = std::mem::take(&mut snapshot.version);
-    let bytes = serde_json::to_vec(snapshot);
-    snapshot.version = version;
-    let bytes = bytes?;
-    Ok((hex(&Sha256::digest(&bytes)), bytes))
-}
-
 pub fn etag(version: u64, hash: &str) -> String {
     format!("\"{version}-{}\"", &hash[..hash.len().min(16)])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -48,12 +48,15 @@ impl Db {
         ))
     }
 
-    /// Sends the cross-replica change notification (PostgreSQL `NOTIFY`); nothing on SQLite,
-    /// where one process owns the file.
+    /// Sends the cross-replica change notification (PostgreSQL `NOTIFY`, with this process's
+    /// [`replica_id`] as payload so it can ignore its own); nothing on SQLite, where one
+    /// process owns the file.
     pub async fn notify_change(&self) -> Result<(), sqlx::Error> {
         if self.kind() == crate::storage::DbKind::Postgres {
             // A plain statement: the `Any` driver cannot decode `pg_notify`'s `void` result.
-            sqlx::query(NOTIFY_STATEMENT).execute(self.pool()).await?;
+            // The payload is our own hex id, safe in a literal.
+            let statement = format!("NOTIFY {CHANGES_CHANNEL}, '{}'", replica_id());
+            sqlx::query(&statement).execute(self.pool()).await?;
         }
         Ok(())
     }
@@ -61,4 +64,9 @@ impl Db {
 
 /// The PostgreSQL channel replicas announce registry changes on.
 pub const CHANGES_CHANNEL: &str = "portcullis_changes";
-const NOTIFY_STATEMENT: &str = "NOTIFY portcullis_changes";
+
+/// This process's id among the replicas (random hex, fixed for its life).
+pub fn replica_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
+}

@@ -14,6 +14,7 @@ pub const SYNC_TOKEN: &str = "test-sync-token-0123456789";
 both_backends!(
     sync_endpoints_need_the_sync_token,
     versions_follow_content_and_long_polls_wake_on_change,
+    deltas_carry_what_changed_and_apply_to_the_last_snapshot,
     audit_batches_are_stored_and_searchable,
     bad_audit_batches_change_nothing,
     audit_retention_keeps_the_newest,
@@ -40,6 +41,14 @@ impl TestApp {
         if let Some(etag) = etag {
             b = b.header(header::IF_NONE_MATCH, etag);
         }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    /// `GET /v1/policy?deltas=1` with the sync token, the known ETag and wait.
+    pub async fn poll_deltas(&self, etag: &str, wait: u64) -> Answer {
+        let b = Request::get(format!("/v1/policy?wait={wait}&deltas=1"))
+            .header(header::AUTHORIZATION, format!("Bearer {SYNC_TOKEN}"))
+            .header(header::IF_NONE_MATCH, etag);
         self.send(b.body(Body::empty()).unwrap()).await
     }
 
@@ -185,6 +194,86 @@ async fn versions_follow_content_and_long_polls_wake_on_change(b: Backend) {
     t.call("GET", "/v1/policy?since=3", Some(SYNC_TOKEN), None)
         .await
         .error(400);
+}
+
+async fn deltas_carry_what_changed_and_apply_to_the_last_snapshot(b: Backend) {
+    use policy::snapshot::SnapshotDelta;
+    let t = sync_app(&b).await;
+    let first = t.first_snapshot().await;
+    let e1 = etag_of(&first);
+    let p1 = policy::Policy::from_json(first.text.as_bytes()).unwrap();
+    // Up to date: held, then 304, as without deltas.
+    assert_eq!(t.poll_deltas(&e1, 0).await.status.as_u16(), 304);
+
+    // Three changes: a server, a scope granting on it, a group mapped to the scope.
+    t.register("GitHub", "/github", &[]).await;
+    let grants =
+        json!({"grants": [{"server": "GitHub", "methods": ["tools/call"], "tools": ["*"]}]});
+    t.admin("PUT", "/api/scopes/github-use", Some(grants))
+        .await
+        .ok(201);
+    t.admin(
+        "PUT",
+        "/api/group-mappings/eng",
+        Some(json!({"scopes": ["github-use"]})),
+    )
+    .await
+    .ok(201);
+    // Wait until the last change is published, then ask for what changed since e1.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let latest = loop {
+        let whole = t.poll(None, 0).await;
+        if whole.json()["group_mappings"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+        {
+            break whole;
+        }
+        assert!(Instant::now() < deadline, "the mapping was not published");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let answer = t.poll_deltas(&e1, 0).await;
+    assert_eq!(answer.status.as_u16(), 200);
+    assert_eq!(
+        answer.headers[header::CONTENT_TYPE],
+        policy::snapshot::DELTAS_MEDIA_TYPE
+    );
+    assert_eq!(etag_of(&answer), etag_of(&latest));
+    let deltas = SnapshotDelta::parse_lines(answer.text.as_bytes()).unwrap();
+    assert!(!deltas.is_empty() && deltas.len() <= 3, "{}", answer.text);
+    assert_eq!(deltas[0].base, e1);
+    assert_eq!(deltas.last().unwrap().etag, etag_of(&latest));
+    // Each names only what changed: no other entry travels.
+    let all: Vec<&SnapshotDelta> = deltas.iter().collect();
+    assert_eq!(all.iter().map(|d| d.servers.len()).sum::<usize>(), 1);
+    assert!(all
+        .iter()
+        .all(|d| d.issuers.is_none() && d.settings.is_none()));
+
+    // Applied to the first policy, they give the policy of the whole latest snapshot.
+    let mut followed = p1;
+    for delta in &deltas {
+        followed = followed.apply(delta).unwrap();
+    }
+    let whole = policy::Policy::from_json(latest.text.as_bytes()).unwrap();
+    assert_eq!(followed.version, whole.version);
+    assert_eq!(followed.server_count(), whole.server_count());
+    let names = |p: &policy::Policy| {
+        p.scopes_for_groups(&["eng"])
+            .iter()
+            .map(|id| p.scope_names[id].to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&followed), vec!["github-use".to_string()]);
+    assert_eq!(names(&followed), names(&whole));
+
+    // An ETag the control plane keeps no deltas from gets the whole snapshot.
+    let unknown = t.poll_deltas("\"999-nothing\"", 0).await;
+    assert_eq!(unknown.headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(version_of(&unknown), whole.version);
+    t.call("GET", "/v1/policy?deltas=2", Some(SYNC_TOKEN), None)
+        .await
+        .error(422);
 }
 
 /// The `time_ms` of test event 0: an hour ago, whole seconds (events older than the retention

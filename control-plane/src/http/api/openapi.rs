@@ -400,12 +400,13 @@ fn table() -> Value {
                     "security": [{"sync": []}],
                     "parameters": [
                         typed_param("wait", "query", "seconds (0-60) to hold the request while the client's ETag is current", json!({"type": "integer", "minimum": 0, "maximum": 60})),
+                        typed_param("deltas", "query", "1: the client applies deltas; with an If-None-Match naming a recent version the answer is the changes since it (application/x-ndjson)", json!({"type": "integer", "minimum": 0, "maximum": 1})),
                         {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}, "description": "ETag of the snapshot the client has"},
                     ],
                     "responses": {
-                        "200": {"description": "Policy snapshot v1 (docs/policy.md); ETag and x-portcullis-policy-version headers", "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "200": {"description": "Policy snapshot v1 (docs/policy.md), or with deltas=1 the deltas since the client's version, one JSON object per line; ETag and x-portcullis-policy-version headers", "content": {"application/json": {"schema": {"type": "object"}}, "application/x-ndjson": {"schema": {"type": "string"}}}},
                         "304": {"description": "Unchanged after waiting"},
-                        "400": err("Unknown parameter, or wait not a number"), "401": err("No or invalid sync token"), "422": err("wait out of range"),
+                        "400": err("Unknown parameter, or wait not a number"), "401": err("No or invalid sync token"), "422": err("wait or deltas out of range"),
                         "503": err("Sync disabled (no PORTCULLIS_SYNC_TOKEN) or no snapshot yet"),
                     },
                 },

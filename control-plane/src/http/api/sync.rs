@@ -27,10 +27,15 @@ pub struct PolicyQuery {
     /// Seconds to hold the request when the client already has the current version.
     #[serde(default)]
     wait: u64,
+    /// `1`: the client applies deltas, so one whose ETag is a recent version gets the changes
+    /// since it (`application/x-ndjson`) instead of the whole snapshot.
+    #[serde(default)]
+    deltas: u8,
 }
 
-/// `GET /v1/policy[?wait=N]`: the current snapshot; with `If-None-Match` naming it, held until
-/// a new version is published or `wait` seconds pass (then 304).
+/// `GET /v1/policy[?wait=N][&deltas=1]`: the current snapshot; with `If-None-Match` naming it,
+/// held until a new version is published or `wait` seconds pass (then 304). With `deltas=1`
+/// and an `If-None-Match` naming a version still kept, the answer is the deltas since it.
 pub async fn policy(
     State(state): State<AppState>,
     _peer: SyncPeer,
@@ -43,6 +48,10 @@ pub async fn policy(
             format!("at most {MAX_WAIT_SECONDS} seconds"),
         ));
     }
+    if query.deltas > 1 {
+        return Err(AppError::invalid("deltas", "0 or 1"));
+    }
+    let deltas = query.deltas == 1;
     let known = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -55,10 +64,10 @@ pub async fn policy(
         ));
     };
     let Some(known) = known else {
-        return Ok(snapshot_response(&current));
+        return snapshot_response(&current, None).await;
     };
     if normalise_etag(&current.etag) != known {
-        return Ok(snapshot_response(&current));
+        return snapshot_response(&current, deltas.then_some(known)).await;
     }
     let wait = Duration::from_secs(query.wait);
     let next = tokio::select! {
@@ -72,10 +81,10 @@ pub async fn policy(
         },
         () = state.publisher.closed() => None,
     };
-    Ok(match next {
-        Some(next) => snapshot_response(&next),
-        None => not_modified(&current),
-    })
+    match next {
+        Some(next) => snapshot_response(&next, deltas.then_some(known)).await,
+        None => Ok(not_modified(&current)),
+    }
 }
 
 /// `"5-abc"`, `W/"5-abc"` and `5-abc` name the same version.
@@ -85,15 +94,22 @@ fn normalise_etag(tag: &str) -> &str {
     tag.trim_matches('"')
 }
 
-fn snapshot_response(p: &Published) -> Response {
-    let mut response = (StatusCode::OK, p.body.clone()).into_response();
+/// The deltas from `since` (an unquoted ETag) when they are kept, else the whole snapshot.
+async fn snapshot_response(p: &Published, since: Option<&str>) -> AppResult<Response> {
+    let (body, media_type) = match since.and_then(|etag| p.deltas_since(etag)) {
+        Some(deltas) => (deltas, policy::snapshot::DELTAS_MEDIA_TYPE),
+        None => (
+            p.body()
+                .await
+                .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?,
+            "application/json",
+        ),
+    };
+    let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     version_headers(h, p);
-    response
+    Ok(response)
 }
 
 fn not_modified(p: &Published) -> Response {
