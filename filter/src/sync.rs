@@ -1,7 +1,10 @@
 //! The singleton service (`bootstrap_extensions`, `envoy.bootstrap.wasm`, `singleton: true`, on
 //! Envoy's main thread): keeps one long-poll `GET /v1/policy` open to the control plane,
 //! validates each snapshot with the `policy` crate and writes the good ones to shared data for
-//! the workers; drains the audit queue into a bounded buffer and ships it in batches
+//! the workers. Once it holds a policy it asks for deltas (`deltas=1`): a change then travels
+//! as what changed, is validated by applying it to the singleton's own policy, and is appended
+//! to the shared delta log that workers apply; after [`MAX_LOG_DELTAS`] deltas or
+//! [`MAX_LOG_BYTES`] it asks for the whole snapshot once more and starts a new log; drains the audit queue into a bounded buffer and ships it in batches
 //! (`POST /v1/audit`). Both calls retry with exponential back-off and jitter; the last good
 //! policy stays in shared data whatever happens to the control plane.
 
@@ -10,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, MetricType};
 
+use policy::snapshot::{SnapshotDelta, DELTAS_MEDIA_TYPE};
 use policy::Policy;
 
 use policy::audit::GapReason;
@@ -17,7 +21,7 @@ use policy::audit::GapReason;
 use crate::audit::{AuditBuffer, BatchMark, IdSource, QUEUE};
 use crate::backoff::{mix, Backoff, FailureLog};
 use crate::config::SyncConfig;
-use crate::shared_policy::{SNAPSHOT_KEY, VERSION_KEY};
+use crate::shared_policy::{apply_deltas, base_value, DELTAS_KEY, SNAPSHOT_KEY, VERSION_KEY};
 
 /// How often the service looks at its timers (retries, audit shipping).
 pub const TICK: Duration = Duration::from_millis(200);
@@ -41,6 +45,11 @@ const FAILOVER_RETRIES: u32 = 1;
 /// one costs next to nothing).
 const MAX_RETRY_MS: u64 = 2_000;
 const AUDIT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deltas kept in the shared log before the whole snapshot is fetched again (a worker that
+/// starts, or falls behind, applies the base and every delta after it).
+pub const MAX_LOG_DELTAS: usize = 64;
+/// And the log's size bound.
+pub const MAX_LOG_BYTES: usize = 1 << 20;
 
 /// Metrics of the singleton, defined once (prefixed `wasmcustom.` by Envoy).
 #[derive(Clone, Copy)]
@@ -159,6 +168,13 @@ struct PollState {
     /// ETag of the last snapshot accepted or refused, sent as `If-None-Match`.
     etag: Option<String>,
     accepted_version: Option<u64>,
+    /// The policy in shared data, compiled here too, with its ETag: what deltas apply to.
+    policy: Option<(Policy, String)>,
+    /// The deltas in shared data since the base snapshot.
+    log: Vec<u8>,
+    log_deltas: usize,
+    /// Fetch the whole snapshot on the next poll (the log is full, or a delta did not fit).
+    want_whole: bool,
     backoff: Backoff,
     failures: FailureLog,
 }
@@ -205,6 +221,10 @@ impl SyncService {
                 next_at_ms: 0,
                 etag: None,
                 accepted_version: None,
+                policy: None,
+                log: Vec::new(),
+                log_deltas: 0,
+                want_whole: false,
                 backoff: Backoff::failover(FAILOVER_RETRIES, MAX_RETRY_MS),
                 failures: FailureLog::default(),
             },
@@ -272,7 +292,18 @@ impl SyncService {
 
     fn start_poll(&mut self, now_ms: u64, entropy: u64) {
         let config = &self.config;
-        let path = format!("/v1/policy?wait={}", config.poll_seconds);
+        let poll = &self.poll;
+        // Deltas apply to the policy held here: asked for only while that is what the last
+        // answer was (not after a refused snapshot).
+        let deltas = !poll.want_whole
+            && poll
+                .policy
+                .as_ref()
+                .is_some_and(|(_, at)| poll.etag.as_ref() == Some(at));
+        let path = match deltas {
+            true => format!("/v1/policy?wait={}&deltas=1", config.poll_seconds),
+            false => format!("/v1/policy?wait={}", config.poll_seconds),
+        };
         let authorization = format!("Bearer {}", config.token);
         let mut headers = vec![
             (":method", "GET"),
@@ -280,7 +311,7 @@ impl SyncService {
             (":authority", config.authority.as_str()),
             ("authorization", authorization.as_str()),
         ];
-        if let Some(etag) = &self.poll.etag {
+        if let (Some(etag), false) = (&poll.etag, poll.want_whole) {
             headers.push(("if-none-match", etag.as_str()));
         }
         let timeout = Duration::from_secs(config.poll_seconds + POLL_GRACE_SECONDS);
@@ -302,14 +333,20 @@ impl SyncService {
                     return;
                 };
                 self.poll_succeeded();
-                let unchanged = self.poll.etag.as_deref() == Some(etag.as_str());
+                let unchanged =
+                    self.poll.etag.as_deref() == Some(etag.as_str()) && !self.poll.want_whole;
                 if !unchanged {
                     let body =
                         hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
                             .ok()
                             .flatten()
                             .unwrap_or_default();
-                    self.receive_snapshot(&body, etag);
+                    let deltas = header(&headers, "content-type")
+                        .is_some_and(|t| t.starts_with(DELTAS_MEDIA_TYPE));
+                    match deltas {
+                        true => self.receive_deltas(&body, etag),
+                        false => self.receive_snapshot(&body, etag),
+                    }
                 }
                 if unchanged {
                     self.poll_again_spaced(now_ms, entropy, started_ms);
@@ -337,8 +374,10 @@ impl SyncService {
         }
     }
 
-    /// Validates a snapshot and publishes it, or refuses it and keeps the last good one.
+    /// Validates a snapshot and publishes it as the new base, or refuses it and keeps the last
+    /// good one.
     fn receive_snapshot(&mut self, body: &[u8], etag: String) {
+        let rebase = std::mem::take(&mut self.poll.want_whole);
         match Policy::from_json(body) {
             Ok(policy) => {
                 let version = policy.version;
@@ -347,16 +386,23 @@ impl SyncService {
                 // content, and workers must still notice.
                 // Snapshot first: a worker that sees the new version key finds its snapshot.
                 let written =
-                    hostcalls::set_shared_data(SNAPSHOT_KEY, Some(body), None).and_then(|()| {
-                        hostcalls::set_shared_data(VERSION_KEY, Some(etag.as_bytes()), None)
-                    });
+                    hostcalls::set_shared_data(SNAPSHOT_KEY, Some(&base_value(&etag, body)), None)
+                        .and_then(|()| hostcalls::set_shared_data(DELTAS_KEY, Some(b""), None))
+                        .and_then(|()| {
+                            hostcalls::set_shared_data(VERSION_KEY, Some(etag.as_bytes()), None)
+                        });
                 if let Err(status) = written {
                     log::error!("portcullis: cannot write policy version {version} to shared data ({status:?})");
+                    self.poll.policy = None;
                     return;
                 }
                 self.metrics.add(Metric::Accepted, 1);
                 self.metrics.set(Metric::Version, version);
-                if self.poll.accepted_version != Some(version) {
+                if rebase {
+                    log::info!(
+                        "portcullis: policy version {version} fetched whole again as the new base of the delta log ({etag})"
+                    );
+                } else if self.poll.accepted_version != Some(version) {
                     log::info!(
                         "portcullis: policy version {version} accepted from the control plane ({etag}; {} issuers, {} servers)",
                         policy.issuers.len(),
@@ -364,6 +410,9 @@ impl SyncService {
                     );
                 }
                 self.poll.accepted_version = Some(version);
+                self.poll.policy = Some((policy, etag.clone()));
+                self.poll.log.clear();
+                self.poll.log_deltas = 0;
             }
             Err(error) => {
                 // The error names a field and a problem; snapshots hold no secrets (API keys
@@ -373,6 +422,65 @@ impl SyncService {
             }
         }
         // Accepted or refused, wait for the next change rather than this one again.
+        self.poll.etag = Some(etag);
+    }
+
+    /// Validates deltas by applying them to the policy held here and appends them to the
+    /// shared log, or refuses them and fetches the whole snapshot next.
+    fn receive_deltas(&mut self, body: &[u8], etag: String) {
+        let applied = match &self.poll.policy {
+            None => Err("there is no policy to apply them to".to_owned()),
+            Some((policy, at)) => SnapshotDelta::parse_lines(body)
+                .map_err(|e| e.to_string())
+                .and_then(|deltas| {
+                    let n = deltas.len();
+                    apply_deltas(policy, at, &deltas).map(|(policy, reached)| (policy, reached, n))
+                })
+                .and_then(|(policy, reached, n)| match reached == etag {
+                    true => Ok((policy, n)),
+                    false => Err(format!("they reach {reached}, the answer says {etag}")),
+                }),
+        };
+        let (policy, n) = match applied {
+            Ok(applied) => applied,
+            Err(error) => {
+                log::error!(
+                    "portcullis: refused policy deltas to {etag}: {error}; fetching the whole snapshot"
+                );
+                self.metrics.add(Metric::Refused, 1);
+                self.poll.want_whole = true;
+                return;
+            }
+        };
+        let version = policy.version;
+        let mut log = std::mem::take(&mut self.poll.log);
+        log.extend_from_slice(body);
+        if !log.ends_with(b"\n") {
+            log.push(b'\n');
+        }
+        // The log first: a worker that sees the new version key finds the deltas to it.
+        let written = hostcalls::set_shared_data(DELTAS_KEY, Some(&log), None)
+            .and_then(|()| hostcalls::set_shared_data(VERSION_KEY, Some(etag.as_bytes()), None));
+        if let Err(status) = written {
+            log::error!(
+                "portcullis: cannot write policy version {version} to shared data ({status:?}); fetching the whole snapshot"
+            );
+            self.poll.want_whole = true;
+            return;
+        }
+        self.metrics.add(Metric::Accepted, 1);
+        self.metrics.set(Metric::Version, version);
+        log::info!(
+            "portcullis: policy version {version} accepted from the control plane ({etag}; {n} deltas, {} bytes; {} issuers, {} servers)",
+            body.len(),
+            policy.issuers.len(),
+            policy.server_count()
+        );
+        self.poll.accepted_version = Some(version);
+        self.poll.log_deltas += n;
+        self.poll.want_whole = self.poll.log_deltas >= MAX_LOG_DELTAS || log.len() >= MAX_LOG_BYTES;
+        self.poll.log = log;
+        self.poll.policy = Some((policy, etag.clone()));
         self.poll.etag = Some(etag);
     }
 

@@ -243,9 +243,12 @@ impl Gateway {
 
     /// Whether the log has a line containing `needle`.
     pub fn logged(&self, needle: &str) -> bool {
-        std::fs::read_to_string(self.dir.join("envoy.log"))
-            .unwrap_or_default()
-            .contains(needle)
+        self.log().contains(needle)
+    }
+
+    /// Envoy's application log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
     }
 }
 

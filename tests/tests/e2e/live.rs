@@ -211,6 +211,61 @@ fn status(r: &Response) -> u16 {
     r.status
 }
 
+/// A change travels as a delta: the singleton applies it to its own policy and appends it to
+/// the shared log the workers apply, and after `MAX_LOG_DELTAS` it fetches the whole snapshot
+/// once more as a new base. Every change still decides the next request.
+#[test]
+fn changes_travel_as_deltas_and_a_full_log_starts_a_new_base() {
+    let s = stack("live-deltas", &[]);
+    let resource = format!("{PUBLIC_URL}/srv/mcp");
+    let alice = token("alice", &["devs"], &resource);
+    let req = || get("/srv/mcp", &alice);
+    s.register_for_group("devs");
+    s.takes_effect("map devs", || {}, req, 200);
+    // More changes than the log keeps: devs unmapped and mapped again, each one decided.
+    let changes = portcullis_filter_log_deltas() + 6;
+    for n in 0..changes {
+        let (scopes, status) = match n % 2 {
+            0 => (json!([]), 403),
+            _ => (json!(["echo-all"]), 200),
+        };
+        s.takes_effect(
+            &format!("change {n}"),
+            || {
+                s.admin_ok(
+                    "PUT",
+                    "/api/group-mappings/devs",
+                    Some(json!({"scopes": scopes})),
+                );
+            },
+            req,
+            status,
+        );
+    }
+    let log = s.gateway.log();
+    let as_deltas = log
+        .lines()
+        .filter(|l| l.contains("accepted from the control plane") && l.contains(" deltas, "))
+        .count();
+    assert!(
+        as_deltas >= changes / 2,
+        "changes arrive as deltas ({as_deltas} of {changes}):\n{log}"
+    );
+    assert!(
+        log.contains("fetched whole again as the new base of the delta log"),
+        "a full log starts again from the whole snapshot:\n{log}"
+    );
+    assert!(
+        !log.contains("refused policy"),
+        "nothing was refused:\n{log}"
+    );
+}
+
+/// `MAX_LOG_DELTAS` of the filter (the e2e crate does not link the wasm crate).
+fn portcullis_filter_log_deltas() -> usize {
+    64
+}
+
 #[test]
 fn registry_and_policy_changes_reach_envoy_within_a_second() {
     let s = stack("live-changes", &[]);
