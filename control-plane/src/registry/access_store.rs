@@ -41,6 +41,28 @@ impl Db {
         rows.iter().map(|row| row.try_get("name")).collect()
     }
 
+    /// Which of `names` are scopes: one lookup per name, so a call naming a few scopes costs the
+    /// same at any registry size.
+    pub async fn existing_scopes(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+        let mut found = std::collections::HashSet::new();
+        for name in names {
+            if found.contains(name) {
+                continue;
+            }
+            let row = sqlx::query("SELECT name FROM mcp_scopes WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
+            if row.is_some() {
+                found.insert(name.clone());
+            }
+        }
+        Ok(found)
+    }
+
     pub async fn get_scope(&self, name: &str) -> Result<Option<Scope>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT name, description, grants, updated_at FROM mcp_scopes WHERE name = $1",

@@ -37,6 +37,9 @@ pub struct Db {
     kind: DbKind,
     /// Snapshot inputs written through this handle (and its clones) since the last rebuild.
     recorded: Arc<Mutex<changes::Recorded>>,
+    /// Random hex naming this handle among the replicas on one database (the payload of its
+    /// change notifications).
+    replica_id: Arc<str>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -113,7 +116,13 @@ impl Db {
             pool,
             kind,
             recorded: Arc::default(),
+            replica_id: format!("{:016x}", rand::random::<u64>()).into(),
         })
+    }
+
+    /// This handle's id among the replicas (see the field).
+    pub fn replica_id(&self) -> &str {
+        &self.replica_id
     }
 
     /// Notes that a snapshot input changed (called by the write, after it succeeded).

@@ -343,7 +343,7 @@ async fn listen_for_changes(url: String, publisher: Publisher) {
         loop {
             match listener.try_recv().await {
                 // Our own writes were rebuilt from what they recorded already.
-                Ok(Some(n)) if n.payload() == versions::replica_id() => {}
+                Ok(Some(n)) if n.payload() == publisher.inner.sources.db.replica_id() => {}
                 Ok(Some(_)) => publisher.changed_elsewhere(),
                 // The connection was lost and is being re-established; changes may be missed.
                 Ok(None) => publisher.changed_elsewhere(),

@@ -48,14 +48,14 @@ impl Db {
         ))
     }
 
-    /// Sends the cross-replica change notification (PostgreSQL `NOTIFY`, with this process's
-    /// [`replica_id`] as payload so it can ignore its own); nothing on SQLite, where one
-    /// process owns the file.
+    /// Sends the cross-replica change notification (PostgreSQL `NOTIFY`, with this handle's
+    /// [`Db::replica_id`] as payload so its own listener can ignore it); nothing on SQLite,
+    /// where one process owns the file.
     pub async fn notify_change(&self) -> Result<(), sqlx::Error> {
         if self.kind() == crate::storage::DbKind::Postgres {
             // A plain statement: the `Any` driver cannot decode `pg_notify`'s `void` result.
             // The payload is our own hex id, safe in a literal.
-            let statement = format!("NOTIFY {CHANGES_CHANNEL}, '{}'", replica_id());
+            let statement = format!("NOTIFY {CHANGES_CHANNEL}, '{}'", self.replica_id());
             sqlx::query(&statement).execute(self.pool()).await?;
         }
         Ok(())
@@ -64,9 +64,3 @@ impl Db {
 
 /// The PostgreSQL channel replicas announce registry changes on.
 pub const CHANGES_CHANNEL: &str = "portcullis_changes";
-
-/// This process's id among the replicas (random hex, fixed for its life).
-pub fn replica_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
-}

@@ -182,8 +182,8 @@ pub async fn put_mapping(
     if body.scopes.len() > 256 {
         return Err(AppError::invalid("scopes", "at most 256 scopes"));
     }
-    // Names only: reading every scope's grants made this call grow with the registry.
-    let known = state.db.scope_names().await?;
+    // Only the names given: reading every scope made this call grow with the registry.
+    let known = state.db.existing_scopes(&body.scopes).await?;
     let mut scopes: Vec<String> = Vec::new();
     for (i, s) in body.scopes.iter().enumerate() {
         let field = format!("scopes[{i}]");
