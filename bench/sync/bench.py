@@ -223,8 +223,8 @@ class Poller(threading.Thread):
 
 
 class Watcher(threading.Thread):
-    """Long-polls GET /v1/policy?wait=30 with If-None-Match, as the sync singleton does, and
-    records when each new version arrives."""
+    """Long-polls GET /v1/policy?wait=30 with If-None-Match (and `deltas=1` once it has a
+    version), as the sync singleton does, and records when each new version arrives."""
 
     def __init__(self, port: int, sync_token: str):
         super().__init__(daemon=True)
@@ -239,10 +239,12 @@ class Watcher(threading.Thread):
         conn = http_client.HTTPConnection("127.0.0.1", self.port, timeout=45)
         while True:
             headers = {"Authorization": f"Bearer {self.sync_token}"}
+            path = "/v1/policy?wait=30"
             if self.etag:
                 headers["If-None-Match"] = self.etag
+                path += "&deltas=1"
             try:
-                conn.request("GET", "/v1/policy?wait=30", headers=headers)
+                conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
                 resp.read()
             except (OSError, http_client.HTTPException):
@@ -877,8 +879,8 @@ def scale_rows(results: list[dict]) -> str:
     lines = [
         "| servers (+1) | grants | mappings | snapshot KB | DB read | compile | serialize + hash "
         "| version | validate | control plane total | native `from_json` | V8 `from_json` "
-        "(first) | policy heap retained / peak MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "(first) | one-mapping delta applied: native / V8 | policy heap retained / peak MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         sc = r["scale"]
@@ -891,6 +893,7 @@ def scale_rows(results: list[dict]) -> str:
             f"{p50(st['version'])} | {p50(st['validate'])} | {p50(st['total'])} | "
             f"{f(nat.get('from_json_p50_ms'))} | {f(v8.get('from_json_p50_ms'))} "
             f"({f(v8.get('from_json_first_ms'))}) | "
+            f"{f(nat.get('delta_apply_p50_ms'), '.2f')} / {f(v8.get('delta_apply_p50_ms'), '.2f')} | "
             f"{f(nat.get('retained_bytes', 0) / 2**20 if nat else None)} / "
             f"{f(nat.get('peak_bytes', 0) / 2**20 if nat else None)} |")
     lines += [

@@ -22,7 +22,9 @@
 //! JSON line: the snapshot's size and counts; `Policy::from_json` times in ms (first run, then
 //! median/min/max of N), the same split into deserializing the `Snapshot` and `Policy::compile`
 //! (medians); the heap the compiled `Policy` keeps, and the peak heap while loading (the bytes
-//! themselves not counted). Timings are the caller's to judge: nothing here asserts on them.
+//! themselves not counted). Then what a change costs a worker that holds the policy: a delta
+//! replacing one group mapping, parsed from its JSON line and applied (`Policy::apply`),
+//! median of N. Timings are the caller's to judge: nothing here asserts on them.
 
 // A counting allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
 #![allow(unsafe_code)]
@@ -31,7 +33,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
-use policy::snapshot::Snapshot;
+use policy::snapshot::{GroupMappingSpec, Snapshot, SnapshotDelta};
 use policy::Policy;
 
 struct Counting;
@@ -106,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let retained = LIVE.load(Relaxed) - base;
     let peak = PEAK.load(Relaxed) - base;
     let counts = (
-        policy.servers.len(),
+        policy.server_count(),
         policy.scope_names.len(),
         policy.version,
     );
@@ -127,6 +129,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         compile.push(ms(t));
         drop(policy);
     }
+    // One change: the first group's mapping flips between its own scopes and the first scope.
+    let snapshot: Snapshot = serde_json::from_slice(&bytes)?;
+    let policy = Policy::compile(snapshot.clone())?;
+    let mut delta_ms = Vec::new();
+    if let (Some(mapping), Some(scope)) = (snapshot.group_mappings.first(), snapshot.scopes.first())
+    {
+        for i in 0..iterations {
+            let scopes = match i % 2 {
+                0 => vec![scope.name.clone()],
+                _ => mapping.scopes.clone(),
+            };
+            let line = serde_json::to_vec(&SnapshotDelta {
+                format: 1,
+                version: snapshot.version + 1,
+                group_mappings: vec![GroupMappingSpec {
+                    group: mapping.group.clone(),
+                    scopes,
+                }],
+                ..SnapshotDelta::default()
+            })?;
+            let t = Instant::now();
+            let delta = SnapshotDelta::from_json(&line)?;
+            let next = policy.apply(&delta)?;
+            delta_ms.push(ms(t));
+            drop(next);
+        }
+    }
+    drop(policy);
     let (min, max) = total.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), &x| {
         (lo.min(x), hi.max(x))
     });
@@ -135,7 +165,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          \"iterations\": {iterations}, \"from_json_first_ms\": {first_ms:.3}, \
          \"from_json_p50_ms\": {:.3}, \"from_json_min_ms\": {min:.3}, \"from_json_max_ms\": {max:.3}, \
          \"parse_p50_ms\": {:.3}, \"compile_p50_ms\": {:.3}, \"retained_bytes\": {retained}, \
-         \"peak_bytes\": {peak}}}",
+         \"peak_bytes\": {peak}, \"delta_apply_p50_ms\": {:.3}}}",
         std::env::consts::ARCH,
         bytes.len(),
         counts.2,
@@ -144,6 +174,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         median(total),
         median(parse),
         median(compile),
+        median(delta_ms),
     );
     Ok(())
 }
