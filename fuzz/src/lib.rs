@@ -134,6 +134,45 @@ pub fn jsonrpc(data: &[u8]) {
 const SNAPSHOT_PROBE: &[u8] = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},
     {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_code"}}]"#;
 
+/// `delta`: arbitrary bytes as delta lines (`application/x-ndjson`), applied one after another to
+/// the fixed policy; whatever applies answers the questions a snapshot does, and what is
+/// refused leaves the policy it was applied to as it was.
+pub fn delta(data: &[u8]) {
+    let Ok(deltas) = policy::snapshot::SnapshotDelta::parse_lines(data) else {
+        return;
+    };
+    let base = policy();
+    let mut current: Option<Policy> = None;
+    for delta in &deltas {
+        let on = current.as_ref().unwrap_or(base);
+        let servers_before = on.server_count();
+        match on.apply(delta) {
+            Ok(next) => current = Some(next),
+            Err(_) => assert_eq!(
+                on.server_count(),
+                servers_before,
+                "a refused delta changed nothing"
+            ),
+        }
+    }
+    let Some(policy) = current else { return };
+    for path in ["/", "/everything/mcp", "/files", "/github/mcp?x=1"] {
+        let _ = policy.route(path);
+    }
+    let _ = policy.scopes_for_groups(&["eng", "admins", "readers"]);
+    let messages = policy::parse_body(SNAPSHOT_PROBE).expect("the probe body parses");
+    for key in API_KEYS.iter() {
+        if let Ok(identity) = policy.verify_api_key(key, NOW) {
+            check_identity(&policy, &identity);
+            for server in 0..policy.servers.len() {
+                if let Err(deny) = policy.authorize_messages(&identity, server, &messages) {
+                    check_deny(&policy, &deny);
+                }
+            }
+        }
+    }
+}
+
 /// `snapshot`: arbitrary bytes as a policy snapshot; what compiles answers a few questions.
 pub fn snapshot(data: &[u8]) {
     let Ok(policy) = Policy::from_json(data) else {

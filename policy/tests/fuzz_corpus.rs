@@ -55,6 +55,11 @@ fn snapshot_corpus() {
 }
 
 #[test]
+fn delta_corpus() {
+    replay("delta", harness::delta);
+}
+
+#[test]
 fn request_corpus() {
     replay("request", harness::request);
 }
