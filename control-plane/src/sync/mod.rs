@@ -428,13 +428,14 @@ async fn rebuild(
             if changes.is_empty() {
                 return Ok(None);
             }
-            let delta = model.refresh(sources, changes).await?;
+            let rows = Model::read_changes(sources, changes).await?;
             timings.read = lap();
-            Some(delta)
+            Some(model.apply(sources, rows))
         }
         (previous, _) => {
-            let mut model = Model::read(sources).await?;
+            let (contents, keys) = Model::read_all(sources).await?;
             timings.read = lap();
+            let mut model = Model::compile_all(sources, contents, keys);
             let delta = match (previous, current) {
                 (Some(previous), Some(_)) => {
                     // The same servers keep their `Arc`: xDS follows a new one.
@@ -449,14 +450,16 @@ async fn rebuild(
             delta
         }
     };
-    timings.compile = lap();
     let Some(model) = slot.as_ref() else {
         return Err(PublishError::Compile(anyhow::anyhow!("no registry model")));
     };
     if delta.as_ref().is_some_and(SnapshotDelta::is_empty) {
         return Ok(None);
     }
-    let hash = model.spec.hash();
+    // What the published snapshot keeps (a copy of the key maps, not of the entries).
+    let spec = model.spec.clone();
+    timings.compile = lap();
+    let hash = spec.hash();
     timings.serialize_hash = lap();
     let version = sources.db.version_for_hash(&hash).await?;
     timings.version = lap();
@@ -490,7 +493,7 @@ async fn rebuild(
                 version,
                 hash,
                 etag,
-                spec: model.spec.clone(),
+                spec,
                 body: tokio::sync::OnceCell::new(),
                 deltas: deltas.into(),
                 servers: model.server_list.clone(),
@@ -502,9 +505,7 @@ async fn rebuild(
         _ => {
             // The first snapshot: written whole and validated as every filter reads it.
             let body = Bytes::from(
-                model
-                    .spec
-                    .to_json(version)
+                spec.to_json(version)
                     .map_err(|e| PublishError::Compile(e.into()))?,
             );
             timings.serialize_hash += lap();
@@ -514,7 +515,7 @@ async fn rebuild(
                 version,
                 hash,
                 etag,
-                spec: model.spec.clone(),
+                spec,
                 body: tokio::sync::OnceCell::new_with(Some(body)),
                 deltas: Arc::from([]),
                 servers: model.server_list.clone(),

@@ -35,18 +35,35 @@ pub struct Model {
     pub idp_jwks: Option<Jwks>,
 }
 
+/// The rows a change names, as storage holds them now (`None`: deleted), and the keys when the
+/// issuers changed.
+pub struct ChangedRows<'c> {
+    servers: Vec<(&'c String, Option<Server>)>,
+    scopes: Vec<(&'c String, Option<Scope>)>,
+    mappings: Vec<(&'c String, Option<GroupMapping>)>,
+    api_keys: Option<Vec<ApiKey>>,
+    keys: Option<SnapshotKeys>,
+}
+
 fn storage(e: sqlx::Error) -> PublishError {
     PublishError::Compile(e.into())
 }
 
 impl Model {
-    /// Everything read from storage and compiled.
-    pub async fn read(sources: &Sources) -> Result<Model, PublishError> {
+    /// Everything, read from storage.
+    pub async fn read_all(
+        sources: &Sources,
+    ) -> Result<(RegistryContents, SnapshotKeys), PublishError> {
         let contents = RegistryContents::read(&sources.db).await.map_err(storage)?;
         let keys = read_keys(sources).await?;
+        Ok((contents, keys))
+    }
+
+    /// The model of everything [`Model::read_all`] read, compiled.
+    pub fn compile_all(sources: &Sources, contents: RegistryContents, keys: SnapshotKeys) -> Model {
         let idp_jwks = keys.idp.clone();
         let snapshot = registry::compile_snapshot(&contents, &sources.settings, keys, 0);
-        let model = Model {
+        Model {
             servers: contents
                 .servers
                 .iter()
@@ -71,17 +88,14 @@ impl Model {
             spec: SpecState::of(&snapshot),
             server_list: contents.servers,
             idp_jwks,
-        };
-        Ok(model)
+        }
     }
 
-    /// Re-reads what `changes` names and updates the rows and the snapshot; returns what changed
-    /// in the snapshot. On an error nothing was changed.
-    pub async fn refresh(
-        &mut self,
+    /// Re-reads what `changes` names (for [`Model::apply`]).
+    pub async fn read_changes<'c>(
         sources: &Sources,
-        changes: &ChangeSet,
-    ) -> Result<SnapshotDelta, PublishError> {
+        changes: &'c ChangeSet,
+    ) -> Result<ChangedRows<'c>, PublishError> {
         let db = &sources.db;
         // Every read first: a failed one leaves the model as it was.
         let mut servers = Vec::with_capacity(changes.servers.len());
@@ -104,19 +118,25 @@ impl Model {
             true => Some(read_keys(sources).await?),
             false => None,
         };
-        Ok(self.apply(sources, servers, scopes, mappings, api_keys, keys))
+        Ok(ChangedRows {
+            servers,
+            scopes,
+            mappings,
+            api_keys,
+            keys,
+        })
     }
 
-    #[allow(clippy::type_complexity)]
-    fn apply(
-        &mut self,
-        sources: &Sources,
-        servers: Vec<(&String, Option<Server>)>,
-        scopes: Vec<(&String, Option<Scope>)>,
-        mappings: Vec<(&String, Option<GroupMapping>)>,
-        api_keys: Option<Vec<ApiKey>>,
-        keys: Option<SnapshotKeys>,
-    ) -> SnapshotDelta {
+    /// Updates the rows and the snapshot with what was re-read; returns what changed in the
+    /// snapshot.
+    pub fn apply(&mut self, sources: &Sources, rows: ChangedRows<'_>) -> SnapshotDelta {
+        let ChangedRows {
+            servers,
+            scopes,
+            mappings,
+            api_keys,
+            keys,
+        } = rows;
         let settings = &sources.settings;
         let mut delta = SnapshotDelta {
             format: 1,

@@ -15,6 +15,7 @@ both_backends!(
     sync_endpoints_need_the_sync_token,
     versions_follow_content_and_long_polls_wake_on_change,
     deltas_carry_what_changed_and_apply_to_the_last_snapshot,
+    every_rebuild_from_recorded_changes_matches_a_full_read,
     audit_batches_are_stored_and_searchable,
     bad_audit_batches_change_nothing,
     audit_retention_keeps_the_newest,
@@ -274,6 +275,111 @@ async fn deltas_carry_what_changed_and_apply_to_the_last_snapshot(b: Backend) {
     t.call("GET", "/v1/policy?deltas=2", Some(SYNC_TOKEN), None)
         .await
         .error(422);
+}
+
+/// After every kind of change, the snapshot rebuilt from what the writes recorded (and the
+/// policy the delta gave) is the one a full read of storage compiles to.
+async fn every_rebuild_from_recorded_changes_matches_a_full_read(b: Backend) {
+    let t = app(&b).await;
+    let publisher = &t.state.publisher;
+    let mut last = publisher.rebuild().await.unwrap();
+    let grants = |server: &str| {
+        json!({"grants": [{"server": server, "methods": ["tools/call"], "tools": ["*"]},
+                          {"server": "*", "methods": ["tools/list"]}]})
+    };
+    let steps: Vec<(&str, Vec<(&str, String, Option<Value>)>)> = vec![
+        (
+            "a scope on a server not registered yet",
+            vec![
+                ("PUT", "/api/scopes/gh".into(), Some(grants("GitHub"))),
+                (
+                    "PUT",
+                    "/api/group-mappings/eng".into(),
+                    Some(json!({"scopes": ["gh"]})),
+                ),
+            ],
+        ),
+        (
+            "a scope on a second server",
+            vec![
+                ("PUT", "/api/scopes/docs".into(), Some(grants("Docs"))),
+                (
+                    "PUT",
+                    "/api/group-mappings/ops".into(),
+                    Some(json!({"scopes": ["gh", "docs"]})),
+                ),
+                (
+                    "POST",
+                    "/api/keys".into(),
+                    Some(json!({"name": "ci", "scopes": ["docs"], "groups": ["eng"]})),
+                ),
+            ],
+        ),
+        (
+            "the server renamed",
+            vec![(
+                "PUT",
+                "/api/servers/github".into(),
+                Some(
+                    json!({"name": "GitHub2", "path": "/github", "proxy_pass_url": "http://127.0.0.1:9/"}),
+                ),
+            )],
+        ),
+        (
+            "a mapping deleted",
+            vec![("DELETE", "/api/group-mappings/eng".into(), None)],
+        ),
+        (
+            "a scope deleted while mapped and keyed",
+            vec![("DELETE", "/api/scopes/docs".into(), None)],
+        ),
+        (
+            "the server deleted",
+            vec![("DELETE", "/api/servers/github".into(), None)],
+        ),
+        (
+            "the key deleted",
+            vec![("DELETE", "/api/keys/ci".into(), None)],
+        ),
+    ];
+    t.register("GitHub", "/github", &[]).await;
+    t.register("Docs", "/docs", &[]).await;
+    for (what, calls) in steps {
+        for (method, path, body) in calls {
+            let a = t.admin(method, &path, body).await;
+            assert!(a.status.is_success(), "{what}: {method} {path}: {}", a.text);
+        }
+        let published = publisher.rebuild().await.unwrap();
+        assert_ne!(published.etag, last.etag, "{what}: a new version");
+        assert!(!published
+            .deltas_since(last.etag.trim_matches('"'))
+            .unwrap()
+            .is_empty());
+        let mut fresh = portcullis::sync::compile_snapshot(publisher.sources(), published.version)
+            .await
+            .unwrap();
+        fresh.servers.sort_by(|a, b| a.name.cmp(&b.name));
+        let served: policy::snapshot::Snapshot =
+            serde_json::from_slice(&published.body().await.unwrap()).unwrap();
+        assert_eq!(served, fresh, "{what}");
+        // The policy the delta gave decides as the full snapshot's does.
+        let whole = policy::Policy::compile(fresh).unwrap();
+        let followed = &published.policy;
+        assert_eq!(followed.server_count(), whole.server_count(), "{what}");
+        for groups in [&["eng"][..], &["ops"], &["eng", "ops"], &[]] {
+            let names = |p: &policy::Policy| {
+                let mut n: Vec<String> = p
+                    .scopes_for_groups(groups)
+                    .iter()
+                    .map(|i| p.scope_names[i].to_string())
+                    .collect();
+                n.sort();
+                n
+            };
+            assert_eq!(names(followed), names(&whole), "{what}: {groups:?}");
+        }
+        last = published;
+    }
 }
 
 /// The `time_ms` of test event 0: an hour ago, whole seconds (events older than the retention
