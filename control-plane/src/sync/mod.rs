@@ -158,6 +158,25 @@ pub struct Sources {
     pub listen_url: Option<String>,
 }
 
+/// A whole read of storage made beside the rebuild loop, so that reading 10,000 servers does not
+/// hold back the changes recorded meanwhile. The loop keeps applying those and notes them here;
+/// the read, done, is caught up with them and compared with the loop's model.
+#[derive(Default)]
+struct Background {
+    running: bool,
+    /// Another whole read was asked for while one ran (it may have started too early).
+    again: bool,
+    /// Change sets the loop applied since the read started, oldest first.
+    applied: Vec<ChangeSet>,
+    /// More were applied than are kept: the read is thrown away and made again.
+    overflowed: bool,
+    /// The finished read, compiled.
+    done: Option<Model>,
+}
+
+/// Change sets kept for a background read to catch up with.
+const MAX_APPLIED_DURING_READ: usize = 4096;
+
 /// Called with every newly published snapshot, before long-polls see it.
 pub type OnPublish = Box<dyn Fn(&Published) + Send + Sync>;
 
@@ -172,6 +191,8 @@ struct Inner {
     /// The registry as the current snapshot was compiled from it; `None` before the first
     /// rebuild and after a delta failed to validate (the next rebuild reads everything).
     model: tokio::sync::Mutex<Option<Model>>,
+    /// The whole read that runs beside the rebuild loop (see [`Publisher::read_in_background`]).
+    background: std::sync::Mutex<Background>,
     on_publish: OnPublish,
     tx: watch::Sender<Option<Arc<Published>>>,
     wake: Notify,
@@ -185,6 +206,7 @@ impl Publisher {
             inner: Arc::new(Inner {
                 sources,
                 model: tokio::sync::Mutex::new(None),
+                background: std::sync::Mutex::new(Background::default()),
                 on_publish,
                 tx: watch::Sender::new(None),
                 wake: Notify::new(),
@@ -253,13 +275,37 @@ impl Publisher {
     }
 
     /// Compiles, versions, validates and publishes what changed now. Publishing the same
-    /// content again changes nothing.
+    /// content again changes nothing. A change nothing recorded precisely reads everything
+    /// before this returns.
     pub async fn rebuild(&self) -> Result<Arc<Published>, PublishError> {
+        self.rebuild_with(false).await
+    }
+
+    /// [`Publisher::rebuild`]; with `beside` (the rebuild loop), a whole read of storage runs
+    /// in a task of its own once there is a model, and is merged by a later call.
+    async fn rebuild_with(&self, beside: bool) -> Result<Arc<Published>, PublishError> {
         let mut model = self.inner.model.lock().await;
         let sources = &self.inner.sources;
-        let changes = sources.db.take_changes();
+        let mut changes = sources.db.take_changes();
         let current = self.current();
-        match rebuild(sources, &mut model, current.as_deref(), &changes).await {
+        let mut fresh = None;
+        if beside && model.is_some() && current.is_some() {
+            if changes.everything {
+                changes.everything = false;
+                self.read_in_background();
+            }
+            fresh = self.finished_background_read();
+        }
+        let applied = changes.clone();
+        let merging = fresh.is_some();
+        let outcome = match fresh {
+            Some(fresh) => merge(sources, &mut model, current.as_deref(), fresh, &changes).await,
+            None => rebuild(sources, &mut model, current.as_deref(), &changes).await,
+        };
+        if outcome.is_ok() {
+            self.note_applied(applied);
+        }
+        match outcome {
             Ok(None) => Ok(current
                 .ok_or_else(|| PublishError::Compile(anyhow::anyhow!("nothing published yet")))?),
             Ok(Some(published)) => {
@@ -285,7 +331,84 @@ impl Publisher {
             Err(e) => {
                 // Read again next time: what failed was not applied.
                 sources.db.restore_changes(changes);
+                if merging {
+                    sources.db.record_unknown_change();
+                }
                 Err(e)
+            }
+        }
+    }
+
+    fn background(&self) -> std::sync::MutexGuard<'_, Background> {
+        self.inner
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a whole read of storage in a task of its own (or asks for another one after the
+    /// one running). Called with the model locked, so the changes applied after it starts are
+    /// exactly those [`Publisher::note_applied`] keeps for it.
+    fn read_in_background(&self) {
+        let mut background = self.background();
+        if background.running {
+            background.again = true;
+            return;
+        }
+        *background = Background {
+            running: true,
+            ..Background::default()
+        };
+        drop(background);
+        let publisher = self.clone();
+        tokio::spawn(async move {
+            let sources = publisher.inner.sources.clone();
+            let read = async {
+                let (contents, keys) = Model::read_all(&sources).await?;
+                tokio::task::spawn_blocking(move || Model::compile_all(&sources, contents, keys))
+                    .await
+                    .map_err(|e| PublishError::Compile(e.into()))
+            }
+            .await;
+            let mut background = publisher.background();
+            background.running = false;
+            match read {
+                Ok(model) => background.done = Some(model),
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the whole registry; tried again at the next change or check");
+                    background.applied.clear();
+                }
+            }
+            if std::mem::take(&mut background.again) {
+                publisher.inner.sources.db.record_unknown_change();
+            }
+            drop(background);
+            publisher.wake();
+        });
+    }
+
+    /// The finished background read with the change sets applied since it started, unless
+    /// too many were to keep (then it is made again).
+    fn finished_background_read(&self) -> Option<(Model, Vec<ChangeSet>)> {
+        let mut background = self.background();
+        let model = background.done.take()?;
+        let applied = std::mem::take(&mut background.applied);
+        if std::mem::take(&mut background.overflowed) {
+            drop(background);
+            self.read_in_background();
+            return None;
+        }
+        Some((model, applied))
+    }
+
+    /// Keeps a change set the loop applied, for a background read running or done.
+    fn note_applied(&self, changes: ChangeSet) {
+        let mut background = self.background();
+        if (background.running || background.done.is_some()) && !changes.is_empty() {
+            if background.applied.len() >= MAX_APPLIED_DURING_READ {
+                background.overflowed = true;
+            } else {
+                background.applied.push(changes);
             }
         }
     }
@@ -301,7 +424,7 @@ impl Publisher {
             let mut safety_net = tokio::time::interval(SAFETY_NET);
             let mut retry = Duration::from_millis(200);
             loop {
-                match publisher.rebuild().await {
+                match publisher.rebuild_with(true).await {
                     Ok(_) => retry = Duration::from_millis(200),
                     Err(e) => {
                         tracing::error!(error = %e, "policy snapshot not published; the previous one stays");
@@ -407,6 +530,33 @@ async fn read_keys(sources: &Sources) -> Result<SnapshotKeys, PublishError> {
     })
 }
 
+/// The next snapshot from a whole read made beside the loop: the read is brought up to date with
+/// the change sets applied since it started and with `changes` (their rows read again now),
+/// then compared with the model entry by entry.
+async fn merge(
+    sources: &Sources,
+    slot: &mut Option<Model>,
+    current: Option<&Published>,
+    (mut fresh, applied): (Model, Vec<ChangeSet>),
+    changes: &ChangeSet,
+) -> Result<Option<Published>, PublishError> {
+    let mut since = ChangeSet::default();
+    for set in applied {
+        since.merge(set);
+    }
+    since.merge(changes.clone());
+    let rows = Model::read_changes(sources, &since).await?;
+    fresh.apply(sources, rows);
+    rebuild_from(
+        sources,
+        slot,
+        current,
+        Some(fresh),
+        &ChangeSet::everything(),
+    )
+    .await
+}
+
 /// The next snapshot after `changes`, or `None` when the content is the same as `current`'s.
 /// Recorded changes are re-read alone and published as a delta on `current`; anything else
 /// (the first rebuild, an unknown change, a model dropped after a refused delta) reads
@@ -415,6 +565,17 @@ async fn rebuild(
     sources: &Sources,
     slot: &mut Option<Model>,
     current: Option<&Published>,
+    changes: &ChangeSet,
+) -> Result<Option<Published>, PublishError> {
+    rebuild_from(sources, slot, current, None, changes).await
+}
+
+/// [`rebuild`], with the whole read already made (`fresh`) when it was made beside the loop.
+async fn rebuild_from(
+    sources: &Sources,
+    slot: &mut Option<Model>,
+    current: Option<&Published>,
+    fresh: Option<Model>,
     changes: &ChangeSet,
 ) -> Result<Option<Published>, PublishError> {
     let mut timings = CompileTimings::default();
@@ -433,9 +594,14 @@ async fn rebuild(
             Some(model.apply(sources, rows))
         }
         (previous, _) => {
-            let (contents, keys) = Model::read_all(sources).await?;
-            timings.read = lap();
-            let mut model = Model::compile_all(sources, contents, keys);
+            let mut model = match fresh {
+                Some(fresh) => fresh,
+                None => {
+                    let (contents, keys) = Model::read_all(sources).await?;
+                    timings.read = lap();
+                    Model::compile_all(sources, contents, keys)
+                }
+            };
             let delta = match (previous, current) {
                 (Some(previous), Some(_)) => {
                     // The same servers keep their `Arc`: xDS follows a new one.

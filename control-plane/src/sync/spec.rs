@@ -116,6 +116,29 @@ fn put<T: Serialize + Clone>(
     }
 }
 
+/// Notes what [`put`] changed in a delta's list of entries set and list of keys removed (an
+/// entry set, then removed in the same delta, is only removed; and the other way round).
+fn record<T>(
+    change: Option<Result<T, String>>,
+    key: &str,
+    set: &mut Vec<T>,
+    removed: &mut Vec<String>,
+    key_of: impl Fn(&T) -> &String,
+) {
+    match change {
+        Some(Ok(spec)) => {
+            removed.retain(|k| k != key);
+            set.retain(|s| key_of(s) != key);
+            set.push(spec);
+        }
+        Some(Err(key)) => {
+            set.retain(|s| *key_of(s) != key);
+            removed.push(key);
+        }
+        None => {}
+    }
+}
+
 impl SpecState {
     /// The content of `snapshot` (its version is not content). Several mappings of one group
     /// become one, as a delta keys them.
@@ -196,39 +219,21 @@ impl SpecState {
     /// Each `set_*` replaces (or removes) one entry and, when that changed the content, adds
     /// the change to `delta`.
     pub fn set_server(&mut self, name: &str, spec: Option<ServerSpec>, delta: &mut SnapshotDelta) {
-        match put(
+        let change = put(
             &mut self.servers,
             &mut self.sum,
             Section::Server,
             name,
             spec,
-        ) {
-            Some(Ok(spec)) => {
-                delta.removed_servers.retain(|n| n != name);
-                delta.servers.retain(|s| s.name != name);
-                delta.servers.push(spec);
-            }
-            Some(Err(name)) => {
-                delta.servers.retain(|s| s.name != name);
-                delta.removed_servers.push(name);
-            }
-            None => {}
-        }
+        );
+        let (set, removed) = (&mut delta.servers, &mut delta.removed_servers);
+        record(change, name, set, removed, |s| &s.name);
     }
 
     pub fn set_scope(&mut self, name: &str, spec: Option<ScopeSpec>, delta: &mut SnapshotDelta) {
-        match put(&mut self.scopes, &mut self.sum, Section::Scope, name, spec) {
-            Some(Ok(spec)) => {
-                delta.removed_scopes.retain(|n| n != name);
-                delta.scopes.retain(|s| s.name != name);
-                delta.scopes.push(spec);
-            }
-            Some(Err(name)) => {
-                delta.scopes.retain(|s| s.name != name);
-                delta.removed_scopes.push(name);
-            }
-            None => {}
-        }
+        let change = put(&mut self.scopes, &mut self.sum, Section::Scope, name, spec);
+        let (set, removed) = (&mut delta.scopes, &mut delta.removed_scopes);
+        record(change, name, set, removed, |s| &s.name);
     }
 
     pub fn set_group_mapping(
@@ -238,24 +243,15 @@ impl SpecState {
         delta: &mut SnapshotDelta,
     ) {
         let section = Section::GroupMapping;
-        match put(
+        let change = put(
             &mut self.group_mappings,
             &mut self.sum,
             section,
             group,
             spec,
-        ) {
-            Some(Ok(spec)) => {
-                delta.removed_group_mappings.retain(|g| g != group);
-                delta.group_mappings.retain(|m| m.group != group);
-                delta.group_mappings.push(spec);
-            }
-            Some(Err(group)) => {
-                delta.group_mappings.retain(|m| m.group != group);
-                delta.removed_group_mappings.push(group);
-            }
-            None => {}
-        }
+        );
+        let (set, removed) = (&mut delta.group_mappings, &mut delta.removed_group_mappings);
+        record(change, group, set, removed, |m| &m.group);
     }
 
     pub fn set_issuers(&mut self, issuers: Vec<IssuerSpec>, delta: &mut SnapshotDelta) {

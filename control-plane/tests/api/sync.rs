@@ -16,6 +16,7 @@ both_backends!(
     versions_follow_content_and_long_polls_wake_on_change,
     deltas_carry_what_changed_and_apply_to_the_last_snapshot,
     every_rebuild_from_recorded_changes_matches_a_full_read,
+    a_whole_read_beside_the_loop_misses_nothing_written_meanwhile,
     audit_batches_are_stored_and_searchable,
     bad_audit_batches_change_nothing,
     audit_retention_keeps_the_newest,
@@ -287,7 +288,8 @@ async fn every_rebuild_from_recorded_changes_matches_a_full_read(b: Backend) {
         json!({"grants": [{"server": server, "methods": ["tools/call"], "tools": ["*"]},
                           {"server": "*", "methods": ["tools/list"]}]})
     };
-    let steps: Vec<(&str, Vec<(&str, String, Option<Value>)>)> = vec![
+    type Call<'a> = (&'a str, String, Option<Value>);
+    let steps: Vec<(&str, Vec<Call>)> = vec![
         (
             "a scope on a server not registered yet",
             vec![
@@ -380,6 +382,60 @@ async fn every_rebuild_from_recorded_changes_matches_a_full_read(b: Backend) {
         }
         last = published;
     }
+}
+
+/// A change nothing recorded (another process's write) makes the loop read everything in a
+/// task of its own; the precise changes made meanwhile are published as usual, and the
+/// result of the whole read, caught up with them, loses neither.
+async fn a_whole_read_beside_the_loop_misses_nothing_written_meanwhile(b: Backend) {
+    let t = sync_app(&b).await;
+    t.first_snapshot().await.ok(200);
+    for i in 0..100 {
+        t.register(&format!("s{i}"), &format!("/s{i}"), &[]).await;
+    }
+    let url = match &t.config.database_url {
+        Some(url) => url.clone(),
+        None => format!(
+            "sqlite://{}",
+            t.config.data_dir.join("portcullis.db").display()
+        ),
+    };
+    let other = portcullis::storage::Db::connect_url(&url).await.unwrap();
+    other.put_group_mapping("quiet", &[]).await.unwrap();
+    t.state.publisher.changed(&t.state.db).await;
+    let grants = json!({"grants": [{"server": "s1", "methods": ["*"], "tools": ["*"]}]});
+    t.admin("PUT", "/api/scopes/loud", Some(grants))
+        .await
+        .ok(201);
+    t.admin(
+        "PUT",
+        "/api/group-mappings/loud",
+        Some(json!({"scopes": ["loud"]})),
+    )
+    .await
+    .ok(201);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let served = loop {
+        let whole = t.poll(None, 0).await.json();
+        let groups: Vec<&str> = whole["group_mappings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["group"].as_str())
+            .collect();
+        if groups.contains(&"quiet") && groups.contains(&"loud") {
+            break whole;
+        }
+        assert!(Instant::now() < deadline, "not both published: {groups:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let version = served["version"].as_u64().unwrap();
+    let mut fresh = portcullis::sync::compile_snapshot(t.state.publisher.sources(), version)
+        .await
+        .unwrap();
+    fresh.servers.sort_by(|a, b| a.name.cmp(&b.name));
+    let served: policy::snapshot::Snapshot = serde_json::from_value(served).unwrap();
+    assert_eq!(served, fresh);
 }
 
 /// The `time_ms` of test event 0: an hour ago, whole seconds (events older than the retention
