@@ -161,7 +161,7 @@ pub fn delta(data: &[u8]) {
     }
     let _ = policy.scopes_for_groups(&["eng", "admins", "readers"]);
     let messages = policy::parse_body(SNAPSHOT_PROBE).expect("the probe body parses");
-    for key in API_KEYS.iter() {
+    for key in &API_KEYS {
         if let Ok(identity) = policy.verify_api_key(key, NOW) {
             check_identity(&policy, &identity);
             for server in 0..policy.servers.len() {
