@@ -8,6 +8,8 @@
 //! Storage owns the connection and the migrations; each domain keeps its own SQL beside it
 //! (`registry` its servers, scopes, mappings and keys; `sync` the snapshot versions; `audit`
 //! the trail; `idp::keys` the IdP's keys), as `impl Db` blocks or functions over [`Db::pool`].
+//! A write to a snapshot input records what it changed on the handle ([`ChangeSet`]), which
+//! `sync` reads to rebuild only that.
 
 mod changes;
 
