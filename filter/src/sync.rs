@@ -175,6 +175,10 @@ struct PollState {
     log_deltas: usize,
     /// Fetch the whole snapshot on the next poll (the log is full, or a delta did not fit).
     want_whole: bool,
+    /// Whether the poll in flight asked for deltas.
+    asked_deltas: bool,
+    /// The control plane refused `deltas=1` (one from before deltas): whole snapshots only.
+    deltas_refused: bool,
     backoff: Backoff,
     failures: FailureLog,
 }
@@ -225,6 +229,8 @@ impl SyncService {
                 log: Vec::new(),
                 log_deltas: 0,
                 want_whole: false,
+                asked_deltas: false,
+                deltas_refused: false,
                 backoff: Backoff::failover(FAILOVER_RETRIES, MAX_RETRY_MS),
                 failures: FailureLog::default(),
             },
@@ -296,6 +302,7 @@ impl SyncService {
         // Deltas apply to the policy held here: asked for only while that is what the last
         // answer was (not after a refused snapshot).
         let deltas = !poll.want_whole
+            && !poll.deltas_refused
             && poll
                 .policy
                 .as_ref()
@@ -316,7 +323,10 @@ impl SyncService {
         }
         let timeout = Duration::from_secs(config.poll_seconds + POLL_GRACE_SECONDS);
         match hostcalls::dispatch_http_call(&config.cluster, headers, None, vec![], timeout) {
-            Ok(token) => self.poll.in_flight = Some((token, now_ms)),
+            Ok(token) => {
+                self.poll.in_flight = Some((token, now_ms));
+                self.poll.asked_deltas = deltas;
+            }
             Err(status) => {
                 let what = format!("cannot call cluster {:?} ({status:?})", config.cluster);
                 self.poll_failed(now_ms, entropy, &what, u64::MAX);
@@ -357,6 +367,16 @@ impl SyncService {
             Some(304) => {
                 self.poll_succeeded();
                 self.poll_again_spaced(now_ms, entropy, started_ms);
+            }
+            Some(400) if self.poll.asked_deltas => {
+                // A control plane from before deltas refuses the parameter it does not know:
+                // it still serves whole snapshots.
+                log::warn!(
+                    "portcullis: policy sync: the control plane does not take deltas=1 (an older version); asking for whole snapshots"
+                );
+                self.poll.deltas_refused = true;
+                self.poll_succeeded();
+                self.start_poll(now_ms, entropy);
             }
             Some(503) => {
                 self.poll_failed(now_ms, entropy, &describe_failure(status), NOT_READY_CAP_MS);

@@ -60,6 +60,8 @@ struct State {
     refused_batches: usize,
     policy_requests: Vec<PolicyRequest>,
     connections: Vec<TcpStream>,
+    /// Answer 400 to `deltas=…`, as a control plane from before deltas did.
+    refuse_deltas: bool,
 }
 
 struct Inner {
@@ -124,6 +126,13 @@ impl StandInControlPlane {
                 })
                 .expect("spawn stand-in accept loop"),
         );
+    }
+
+    /// Makes `GET /v1/policy` refuse the `deltas` parameter with 400, as a control plane from
+    /// before deltas did (it refuses unknown parameters); it ignores it otherwise and always
+    /// answers whole snapshots.
+    pub fn refuse_deltas(&self, refuse: bool) {
+        self.inner.lock().refuse_deltas = refuse;
     }
 
     pub fn port(&self) -> u16 {
@@ -308,7 +317,12 @@ fn serve(conn: TcpStream, inner: &Inner, generation: u64) {
                     at: Instant::now(),
                     answered_at: None,
                 };
-                let ok = if authorized {
+                let refused = inner.lock().refuse_deltas
+                    && query.split('&').any(|kv| kv.starts_with("deltas="));
+                let ok = if authorized && refused {
+                    request.status = 400;
+                    json_error(&mut writer, 400, "deltas: unknown parameter")
+                } else if authorized {
                     policy(&mut writer, inner, generation, query, &mut request)
                 } else {
                     request.status = 401;

@@ -151,6 +151,35 @@ fn propagation(gate: &SyncedGate, status: u16) -> (Duration, Duration) {
 
 /// No snapshot → 503 with a clear body; the first snapshot is enforced within a second of
 /// being served; every later change (v2, v3, …) is enforced within a second by both workers.
+/// A control plane from before deltas refuses the `deltas` parameter (400, unknown
+/// parameter): the singleton asks for it once, then takes whole snapshots, and every version
+/// still reaches the workers.
+#[test]
+fn a_control_plane_that_refuses_deltas_still_delivers_every_version() {
+    let gate = SyncedGate::start("sync_no_deltas", |_| {});
+    gate.cp.refuse_deltas(true);
+    gate.cp.publish(&snapshot(1, false));
+    gate.wait_for_get_sum(403, PROPAGATION_BOUND, "v1 (devs: echo only)");
+    gate.cp.publish(&snapshot(2, true));
+    gate.wait_for_get_sum(200, PROPAGATION_BOUND, "v2 (devs: everything)");
+    gate.cp.publish(&snapshot(3, false));
+    gate.wait_for_get_sum(403, PROPAGATION_BOUND, "v3 (devs: echo only)");
+    let requests = gate.cp.policy_requests();
+    let refused: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.status == 400)
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(refused, ["/v1/policy?wait=30&deltas=1"], "{requests:#?}");
+    assert!(
+        gate.envoy
+            .log()
+            .contains("the control plane does not take deltas=1"),
+        "{}",
+        gate.envoy.interesting_log_lines(30)
+    );
+}
+
 #[test]
 fn policy_versions_flow_from_the_control_plane() {
     let gate = SyncedGate::start("sync_flow", |_| {});
