@@ -66,6 +66,9 @@ struct TypedResources {
 struct Built {
     clusters: TypedResources,
     routes: TypedResources,
+    /// The route configuration as built: compared as a value, since its packed bytes are not
+    /// canonical (the route tree is a protobuf map, written in hash-map order).
+    route_configuration: RouteConfiguration,
 }
 
 impl Built {
@@ -89,13 +92,20 @@ impl Built {
             .iter()
             .map(|c| (c.name.clone(), to_any(c)))
             .collect();
-        let routes = vec![(
-            built.route_configuration.name.clone(),
-            to_any(&built.route_configuration),
-        )];
+        let routes = match previous {
+            Some(p) if p.route_configuration == built.route_configuration => p.routes.clone(),
+            _ => TypedResources {
+                version: version.clone(),
+                resources: vec![(
+                    built.route_configuration.name.clone(),
+                    to_any(&built.route_configuration),
+                )],
+            },
+        };
         Built {
             clusters: typed(clusters, previous.map(|p| &p.clusters)),
-            routes: typed(routes, previous.map(|p| &p.routes)),
+            routes,
+            route_configuration: built.route_configuration,
         }
     }
 

@@ -9,7 +9,8 @@ use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::envoy::config::core::v3::{address, data_source, socket_address, Node};
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint;
 use envoy_types::pb::envoy::config::route::v3::{
-    header_matcher, route, route_action, RouteConfiguration,
+    header_matcher, route, route_action, route_match, Route, RouteConfiguration, RouteList,
+    VirtualHost,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     common_tls_context, subject_alt_name_matcher, UpstreamTlsContext,
@@ -75,6 +76,198 @@ fn route_with(routes: &[PlannedRoute], method: &str, path: &str) -> Option<(Stri
             cluster, rewrite, ..
         } => (cluster.clone(), format!("{rewrite}{}", &path[matched..])),
     })
+}
+
+/// Every route of a virtual host's matcher tree, each once (a route is in the list of its owner
+/// and of every owner its owner is a prefix of).
+fn tree_routes(vh: &VirtualHost) -> Vec<Route> {
+    let mut seen = std::collections::BTreeMap::new();
+    for list in tree_lists(vh).into_values() {
+        for r in list.routes {
+            seen.entry((r.name.clone(), format!("{:?}", r.r#match)))
+                .or_insert(r);
+        }
+    }
+    seen.into_values().collect()
+}
+
+/// The route lists of a virtual host's matcher tree, by prefix key.
+fn tree_lists(vh: &VirtualHost) -> std::collections::BTreeMap<String, RouteList> {
+    use envoy_types::pb::xds::r#type::matcher::v3::matcher;
+    use prost::Message as _;
+    let tree = vh.matcher.as_ref().expect("a matcher tree");
+    let Some(matcher::MatcherType::MatcherTree(tree)) = &tree.matcher_type else {
+        panic!("a matcher tree")
+    };
+    let input = tree.input.as_ref().expect("input");
+    let header = envoy_types::pb::envoy::r#type::matcher::v3::HttpRequestHeaderMatchInput::decode(
+        input
+            .typed_config
+            .as_ref()
+            .expect("typed input")
+            .value
+            .as_slice(),
+    )
+    .expect("a header input");
+    assert_eq!(header.header_name, ":path");
+    let Some(matcher::matcher_tree::TreeType::PrefixMatchMap(map)) = &tree.tree_type else {
+        panic!("a prefix map")
+    };
+    map.map
+        .iter()
+        .map(|(key, on_match)| {
+            let Some(matcher::on_match::OnMatch::Action(action)) = &on_match.on_match else {
+                panic!("an action")
+            };
+            let any = action.typed_config.as_ref().expect("typed action");
+            assert_eq!(
+                any.type_url,
+                "type.googleapis.com/envoy.config.route.v3.RouteList"
+            );
+            let list = RouteList::decode(any.value.as_slice()).expect("a route list");
+            (key.clone(), list)
+        })
+        .collect()
+}
+
+/// Where Envoy sends `method` `path` through the matcher tree: the list under the longest key
+/// that prefixes the `:path` (query included), then its first matching route.
+fn route_via_tree(vh: &VirtualHost, method: &str, path: &str) -> Option<(String, String)> {
+    let lists = tree_lists(vh);
+    let (_, list) = lists
+        .iter()
+        .filter(|(key, _)| path.starts_with(key.as_str()))
+        .max_by_key(|(key, _)| key.len())?;
+    let bare = path.split('?').next().unwrap_or(path);
+    let route = list.routes.iter().find(|r| {
+        let m = r.r#match.as_ref().expect("match");
+        let methods_ok = m.headers.iter().all(|h| {
+            let Some(header_matcher::HeaderMatchSpecifier::StringMatch(sm)) =
+                &h.header_match_specifier
+            else {
+                panic!("string match")
+            };
+            let Some(string_matcher::MatchPattern::SafeRegex(re)) = &sm.match_pattern else {
+                panic!("regex")
+            };
+            re.regex.split('|').any(|m| m == method)
+        });
+        methods_ok
+            && match &m.path_specifier {
+                Some(route_match::PathSpecifier::Path(p)) => bare == p,
+                Some(route_match::PathSpecifier::Prefix(p)) => path.starts_with(p.as_str()),
+                other => panic!("unexpected path specifier {other:?}"),
+            }
+    })?;
+    let Some(route::Action::Route(a)) = &route.action else {
+        panic!("route action")
+    };
+    let matched = match &route.r#match.as_ref().expect("match").path_specifier {
+        Some(route_match::PathSpecifier::Path(p) | route_match::PathSpecifier::Prefix(p)) => {
+            p.len()
+        }
+        _ => unreachable!(),
+    };
+    Some(match a.cluster_specifier.as_ref().expect("cluster") {
+        route_action::ClusterSpecifier::Cluster(c) if c == "control-plane-cluster" => {
+            ("control-plane".into(), path.into())
+        }
+        route_action::ClusterSpecifier::Cluster(c) => (
+            c.clone(),
+            format!("{}{}", a.prefix_rewrite, &path[matched..]),
+        ),
+        other => panic!("unexpected cluster specifier {other:?}"),
+    })
+}
+
+/// The matcher tree sends every request where the plan's list, checked in order, would: nested
+/// server paths, servers whose paths are string prefixes of each other, discovery documents,
+/// `/oauth`, queries, every method.
+#[test]
+fn the_route_tree_routes_as_the_ordered_list_does() {
+    let servers = [
+        server("t", "/t", "http://127.0.0.1:3001"),
+        server("tea", "/tea", "http://127.0.0.1:3002/mcp"),
+        server("team", "/team", "http://127.0.0.1:3003"),
+        server("team-github", "/team/github", "http://127.0.0.1:3004/mcp"),
+        server(
+            "team-github-mcp",
+            "/team/github/mcp",
+            "http://127.0.0.1:3005",
+        ),
+        with_append(
+            server("aws", "/aws", "https://knowledge.example.com"),
+            Some(false),
+        ),
+        server("oauth2", "/oauth2", "http://127.0.0.1:3006"),
+    ];
+    let config = XdsConfig {
+        control_plane_cluster: "control-plane-cluster".into(),
+        ..XdsConfig::default()
+    };
+    let list = plan(&servers).routes;
+    let built = XdsResources::build(&servers, &config);
+    let vh = &built.route_configuration.virtual_hosts[0];
+    let mut paths = vec![
+        "/".to_string(),
+        "/nothing".into(),
+        "/oauth".into(),
+        "/oauth/token".into(),
+        "/oauth2".into(),
+        "/oauth2/mcp".into(),
+        "/oauthx".into(),
+        "/aws".into(),
+        "/aws?x=1".into(),
+        "/aws/".into(),
+        "/awsx".into(),
+    ];
+    for prefix in [
+        "/t",
+        "/tea",
+        "/team",
+        "/team/github",
+        "/team/github/mcp",
+        "/teamx",
+    ] {
+        for rest in [
+            "",
+            "/",
+            "/mcp",
+            "/mcp?session=1",
+            "/mcpx",
+            "x",
+            "x/mcp",
+            "/github",
+            "/githubx/mcp",
+            "?q=/mcp",
+        ] {
+            paths.push(format!("{prefix}{rest}"));
+        }
+        for doc in DISCOVERY_DOCUMENTS {
+            paths.push(format!("{prefix}/.well-known/{doc}"));
+            paths.push(format!("{prefix}/mcp/.well-known/{doc}"));
+            paths.push(format!("{prefix}/mcp/.well-known/{doc}?x=1"));
+            paths.push(format!("{prefix}/x/.well-known/{doc}"));
+        }
+    }
+    for doc in DISCOVERY_DOCUMENTS {
+        paths.push(format!("/.well-known/{doc}"));
+        paths.push(format!("/.well-known/{doc}/team/github/mcp"));
+        paths.push(format!("/.well-known/{doc}x"));
+    }
+    for path in &paths {
+        for method in ["GET", "HEAD", "OPTIONS", "POST", "DELETE"] {
+            let expected = route_with(&list, method, path);
+            assert_eq!(
+                route_via_tree(vh, method, path),
+                expected,
+                "{method} {path}"
+            );
+        }
+    }
+    // Each route is in its owner's list (and in the lists of longer owners it prefixes), so
+    // the tree holds as many distinct routes as the list.
+    assert_eq!(tree_routes(vh).len(), list.len());
 }
 
 fn goes(cluster: &str, path: &str) -> Option<(String, String)> {
@@ -653,8 +846,12 @@ fn route_configuration_in_envoy_form() {
     assert_eq!(rc.name, "my_routes");
     assert_eq!(rc.virtual_hosts.len(), 1);
     assert_eq!(rc.virtual_hosts[0].domains, ["*"]);
-    let actions: Vec<(String, route_action::ClusterSpecifier, String)> = rc.virtual_hosts[0]
-        .routes
+    let routes = tree_routes(&rc.virtual_hosts[0]);
+    assert!(
+        rc.virtual_hosts[0].routes.is_empty(),
+        "routes come by the matcher tree"
+    );
+    let actions: Vec<(String, route_action::ClusterSpecifier, String)> = routes
         .iter()
         .map(|r| {
             let Some(route::Action::Route(a)) = &r.action else {
@@ -671,7 +868,7 @@ fn route_configuration_in_envoy_form() {
     use route_action::ClusterSpecifier::Cluster as C;
     assert!(actions.contains(&("discovery".into(), C("cp".into()), String::new())));
     // Discovery routes carry one `:method` matcher (GET, HEAD, OPTIONS); server routes none.
-    for r in &rc.virtual_hosts[0].routes {
+    for r in &routes {
         let Some(route::Action::Route(a)) = &r.action else {
             unreachable!()
         };
@@ -701,7 +898,7 @@ fn route_configuration_in_envoy_form() {
         C("mcp_everything".into()),
         "/".into()
     )));
-    for r in &rc.virtual_hosts[0].routes {
+    for r in &routes {
         let Some(route::Action::Route(a)) = &r.action else {
             unreachable!()
         };
@@ -982,7 +1179,7 @@ async fn ads_ack_flow_push_on_change_and_removal() {
     assert_eq!(cds2.version_info, "2");
     let rds2 = envoy.next().await;
     assert_eq!(rds2.version_info, "2");
-    let routes = &route_configs(&rds2)[0].virtual_hosts[0].routes;
+    let routes = tree_routes(&route_configs(&rds2)[0].virtual_hosts[0]);
     assert!(routes.iter().any(|r| r.name == "server:two"));
     envoy.ack(&cds2, &[]).await;
     envoy.ack(&rds2, &[DEFAULT_ROUTE_CONFIG]).await;
@@ -999,8 +1196,7 @@ async fn ads_ack_flow_push_on_change_and_removal() {
     assert_eq!(cds4.version_info, "4");
     let rds4 = envoy.next().await;
     assert_eq!(rds4.version_info, "4");
-    assert!(!route_configs(&rds4)[0].virtual_hosts[0]
-        .routes
+    assert!(!tree_routes(&route_configs(&rds4)[0].virtual_hosts[0])
         .iter()
         .any(|r| r.name == "server:two"));
 
