@@ -4,8 +4,9 @@
 //! the workers. Once it holds a policy it asks for deltas (`deltas=1`): a change then travels
 //! as what changed, is validated by applying it to the singleton's own policy, and is appended
 //! to the shared delta log that workers apply; after [`MAX_LOG_DELTAS`] deltas or
-//! [`MAX_LOG_BYTES`] it asks for the whole snapshot once more and starts a new log; drains the audit queue into a bounded buffer and ships it in batches
-//! (`POST /v1/audit`). Both calls retry with exponential back-off and jitter; the last good
+//! [`MAX_LOG_BYTES`] it asks for the whole snapshot once more and starts a new log. It also
+//! drains the audit queue into a bounded buffer and ships it in batches (`POST /v1/audit`).
+//! Both calls retry with exponential back-off and jitter; the last good
 //! policy stays in shared data whatever happens to the control plane.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
