@@ -241,9 +241,13 @@ fn apply_servers(
         next.servers[id] = Arc::new(server);
     }
     if authorization_server_turned_on {
-        if let Some(server) = next.servers.iter().find(|s| {
-            !s.is_vacant() && crate::decision::is_authorization_server_path(&s.path_prefix)
-        }) {
+        // The servers there are after this change (removed ones are out of the prefix index).
+        if let Some(server) = next
+            .server_by_prefix
+            .values()
+            .map(|&id| &next.servers[id])
+            .find(|s| crate::decision::is_authorization_server_path(&s.path_prefix))
+        {
             return Err(invalid(
                 "settings.authorization_server",
                 format!(

@@ -374,3 +374,42 @@ fn a_delta_round_trips_through_json_and_refuses_unknown_fields() {
         "{error}"
     );
 }
+
+#[test]
+fn turning_the_authorization_server_on_refuses_a_server_left_under_oauth() {
+    let mut snapshot = base();
+    snapshot.servers.push(server("legacy", "/oauth"));
+    let policy = Policy::compile(snapshot).unwrap();
+    let on = || crate::snapshot::SettingsSpec {
+        authorization_server: true,
+        ..Default::default()
+    };
+    let error = policy
+        .apply(&SnapshotDelta {
+            format: 1,
+            version: 2,
+            settings: Some(on()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("settings.authorization_server:"),
+        "{error}"
+    );
+    // Removed in the same delta: nothing is left under /oauth.
+    let next = policy
+        .apply(&SnapshotDelta {
+            format: 1,
+            version: 2,
+            settings: Some(on()),
+            removed_servers: vec!["legacy".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(matches!(
+        next.route("/oauth/token"),
+        Ok(crate::Route::AuthorizationServer)
+    ));
+}
