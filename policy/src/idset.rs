@@ -1,4 +1,7 @@
-//! Small fixed-size bit sets over the indices of a snapshot's scopes and servers.
+//! Small bit sets over the indices of a snapshot's scopes and servers.
+
+#[cfg(test)]
+mod tests;
 
 /// A set of indices below the capacity it was made with.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -296,14 +296,13 @@ impl Publisher {
             }
             fresh = self.finished_background_read();
         }
-        let applied = changes.clone();
         let merging = fresh.is_some();
         let outcome = match fresh {
             Some(fresh) => merge(sources, &mut model, current.as_deref(), fresh, &changes).await,
-            None => rebuild(sources, &mut model, current.as_deref(), &changes).await,
+            None => rebuild_from(sources, &mut model, current.as_deref(), None, &changes).await,
         };
         if outcome.is_ok() {
-            self.note_applied(applied);
+            self.note_applied(&changes);
         }
         match outcome {
             Ok(None) => Ok(current
@@ -402,13 +401,13 @@ impl Publisher {
     }
 
     /// Keeps a change set the loop applied, for a background read running or done.
-    fn note_applied(&self, changes: ChangeSet) {
+    fn note_applied(&self, changes: &ChangeSet) {
         let mut background = self.background();
         if (background.running || background.done.is_some()) && !changes.is_empty() {
             if background.applied.len() >= MAX_APPLIED_DURING_READ {
                 background.overflowed = true;
             } else {
-                background.applied.push(changes);
+                background.applied.push(changes.clone());
             }
         }
     }
@@ -485,10 +484,7 @@ pub async fn compile_snapshot(
     sources: &Sources,
     version: u64,
 ) -> Result<policy::snapshot::Snapshot, PublishError> {
-    let contents = crate::registry::RegistryContents::read(&sources.db)
-        .await
-        .map_err(|e| PublishError::Compile(e.into()))?;
-    let keys = read_keys(sources).await?;
+    let (contents, keys) = Model::read_all(sources).await?;
     Ok(crate::registry::compile_snapshot(
         &contents,
         &sources.settings,
@@ -561,16 +557,7 @@ async fn merge(
 /// Recorded changes are re-read alone and published as a delta on `current`; anything else
 /// (the first rebuild, an unknown change, a model dropped after a refused delta) reads
 /// everything, and is still published as a delta when there is a model to compare with.
-async fn rebuild(
-    sources: &Sources,
-    slot: &mut Option<Model>,
-    current: Option<&Published>,
-    changes: &ChangeSet,
-) -> Result<Option<Published>, PublishError> {
-    rebuild_from(sources, slot, current, None, changes).await
-}
-
-/// [`rebuild`], with the whole read already made (`fresh`) when it was made beside the loop.
+/// `fresh`: the whole read, when it was made beside the loop.
 async fn rebuild_from(
     sources: &Sources,
     slot: &mut Option<Model>,

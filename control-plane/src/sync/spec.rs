@@ -116,6 +116,24 @@ fn put<T: Serialize + Clone>(
     }
 }
 
+/// Replaces a section kept whole; `Some` with what the delta must carry when that changed it.
+fn replace<T: Serialize + Clone>(
+    current: &mut Entry<T>,
+    sum: &mut [u64; 4],
+    section: Section,
+    value: T,
+) -> Option<T> {
+    let new = entry(section, value);
+    if new.hash == current.hash {
+        return None;
+    }
+    subtract(sum, &current.hash);
+    add(sum, &new.hash);
+    let changed = (*new.spec).clone();
+    *current = new;
+    Some(changed)
+}
+
 /// Notes what [`put`] changed in a delta's list of entries set and list of keys removed (an
 /// entry set, then removed in the same delta, is only removed; and the other way round).
 fn record<T>(
@@ -255,22 +273,15 @@ impl SpecState {
     }
 
     pub fn set_issuers(&mut self, issuers: Vec<IssuerSpec>, delta: &mut SnapshotDelta) {
-        let new = entry(Section::Issuers, issuers);
-        if new.hash != self.issuers.hash {
-            subtract(&mut self.sum, &self.issuers.hash);
-            add(&mut self.sum, &new.hash);
-            delta.issuers = Some((*new.spec).clone());
-            self.issuers = new;
+        let section = Section::Issuers;
+        if let Some(issuers) = replace(&mut self.issuers, &mut self.sum, section, issuers) {
+            delta.issuers = Some(issuers);
         }
     }
 
     pub fn set_api_keys(&mut self, keys: Vec<ApiKeySpec>, delta: &mut SnapshotDelta) {
-        let new = entry(Section::ApiKeys, keys);
-        if new.hash != self.api_keys.hash {
-            subtract(&mut self.sum, &self.api_keys.hash);
-            add(&mut self.sum, &new.hash);
-            delta.api_keys = Some((*new.spec).clone());
-            self.api_keys = new;
+        if let Some(keys) = replace(&mut self.api_keys, &mut self.sum, Section::ApiKeys, keys) {
+            delta.api_keys = Some(keys);
         }
     }
 

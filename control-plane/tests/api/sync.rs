@@ -66,6 +66,29 @@ impl TestApp {
         }
     }
 
+    /// The whole snapshot served once it maps every group in `groups` (10 s at most).
+    pub async fn snapshot_mapping(&self, groups: &[&str]) -> Answer {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let whole = self.poll(None, 0).await;
+            let json = whole.json();
+            let mapped: Vec<&str> = json["group_mappings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["group"].as_str())
+                .collect();
+            if groups.iter().all(|g| mapped.contains(g)) {
+                return whole;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{groups:?} not all published: {mapped:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn post_audit(&self, body: Value) -> Answer {
         self.call("POST", "/v1/audit", Some(SYNC_TOKEN), Some(body))
             .await
@@ -222,18 +245,7 @@ async fn deltas_carry_what_changed_and_apply_to_the_last_snapshot(b: Backend) {
     .await
     .ok(201);
     // Wait until the last change is published, then ask for what changed since e1.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let latest = loop {
-        let whole = t.poll(None, 0).await;
-        if whole.json()["group_mappings"]
-            .as_array()
-            .is_some_and(|m| !m.is_empty())
-        {
-            break whole;
-        }
-        assert!(Instant::now() < deadline, "the mapping was not published");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let latest = t.snapshot_mapping(&["eng"]).await;
     let answer = t.poll_deltas(&e1, 0).await;
     assert_eq!(answer.status.as_u16(), 200);
     assert_eq!(
@@ -414,21 +426,7 @@ async fn a_whole_read_beside_the_loop_misses_nothing_written_meanwhile(b: Backen
     )
     .await
     .ok(201);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let served = loop {
-        let whole = t.poll(None, 0).await.json();
-        let groups: Vec<&str> = whole["group_mappings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|m| m["group"].as_str())
-            .collect();
-        if groups.contains(&"quiet") && groups.contains(&"loud") {
-            break whole;
-        }
-        assert!(Instant::now() < deadline, "not both published: {groups:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let served = t.snapshot_mapping(&["quiet", "loud"]).await.json();
     let version = served["version"].as_u64().unwrap();
     let mut fresh = portcullis::sync::compile_snapshot(t.state.publisher.sources(), version)
         .await

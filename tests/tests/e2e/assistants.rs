@@ -60,6 +60,18 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The authorization server's RFC 8414 metadata through Envoy, without credentials
+    /// (asserted 200), with its issuer checked to be this stack's public URL.
+    pub fn authorization_server_metadata(&self) -> Value {
+        let meta = self
+            .gateway
+            .send(Request::get("/.well-known/oauth-authorization-server"));
+        assert_eq!(meta.status, 200, "{}", meta.describe());
+        let meta = meta.json();
+        assert_eq!(meta["issuer"], self.public_url.as_str(), "{meta:#}");
+        meta
+    }
+
     /// Alice's clients (everything else left out), run from this stack's connect config;
     /// `label` names them in messages, `tag` in log lines.
     pub fn clients<'a>(

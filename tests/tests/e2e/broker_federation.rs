@@ -113,13 +113,7 @@ impl Federated {
     /// Discovery offline with the default `PORTCULLIS_CIMD=auto`: no CIMD advertised, and the
     /// connect config sends every assistant the broker's way (the URL, no client id, DCR).
     fn check_discovery(&self) {
-        let meta = self
-            .stack
-            .gateway
-            .send(Request::get("/.well-known/oauth-authorization-server"));
-        assert_eq!(meta.status, 200, "{}", meta.describe());
-        let meta = meta.json();
-        assert_eq!(meta["issuer"], self.stack.public_url.as_str(), "{meta:#}");
+        let meta = self.stack.authorization_server_metadata();
         assert_eq!(
             meta["client_id_metadata_document_supported"], false,
             "{}: {meta:#}",

@@ -166,13 +166,7 @@ impl Broker {
     /// Discovery through Envoy: the metadata (CIMD advertised or not), the JWKS, all without
     /// credentials.
     fn check_metadata(&self) {
-        let meta = self
-            .stack
-            .gateway
-            .send(Request::get("/.well-known/oauth-authorization-server"));
-        assert_eq!(meta.status, 200, "{}", meta.describe());
-        let meta = meta.json();
-        assert_eq!(meta["issuer"], self.stack.public_url.as_str());
+        let meta = self.stack.authorization_server_metadata();
         assert_eq!(
             meta["token_endpoint"],
             format!("{}/oauth/token", self.stack.public_url)
